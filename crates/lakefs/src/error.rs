@@ -1,0 +1,87 @@
+//! Typed errors of the lake library. Every variant names the thing that is wrong and,
+//! where there is one, what to do about it.
+
+use std::path::PathBuf;
+
+use crate::id::ObjectId;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a lake (no superblock file {superblock}); create one with `lakectl init {path}` or `mkfs.lakefs`")]
+    NotALake { path: PathBuf, superblock: &'static str },
+    #[error("{path}: bad lake superblock: {why}")]
+    BadSuperblock { path: PathBuf, why: String },
+    #[error("{path}: lake format version {found} is not supported (this lakefs reads versions up to {supported}); upgrade lakefs")]
+    UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
+    #[error("{path}: lake uses incompatible features {flags:#x} that this lakefs does not know; upgrade lakefs to open it")]
+    UnknownIncompat { path: PathBuf, flags: u64 },
+    #[error("{path}: lake uses read-only-compatible features {flags:#x} unknown to this lakefs; it can only be opened read-only")]
+    UnknownRoCompat { path: PathBuf, flags: u64 },
+    #[error("{path} already holds a lake; refusing to overwrite it")]
+    AlreadyALake { path: PathBuf },
+    #[error("the lake at {path} is full (no space left on device) while {during}; nothing was committed. Free space or run `lakectl gc`, then retry")]
+    DiskFull { path: PathBuf, during: String },
+    #[error("metadata database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("object {0} is missing from the lake; run `lakectl verify` to see which paths it affects")]
+    MissingObject(ObjectId),
+    #[error("object {id} is corrupt: {why}; run `lakectl verify` to see which paths it affects")]
+    CorruptObject { id: ObjectId, why: String },
+    #[error("pack {path} is damaged: {why}")]
+    CorruptPack { path: PathBuf, why: String },
+    #[error("cannot decode {what}: {why}")]
+    Decode { what: &'static str, why: String },
+    #[error("unknown revision '{0}': not a ref, a commit id, nor a time (try `lakectl log` for ids, or e.g. 'yesterday', '2h ago', 'tuesday', '2025-06-01T10:00:00Z', 'before:2025-06-01')")]
+    UnknownRevision(String),
+    #[error("revision '{rev}' is ambiguous: {why}")]
+    AmbiguousRevision { rev: String, why: String },
+    #[error("no commit on '{reference}' at or before {when}")]
+    NothingAtTime { reference: String, when: String },
+    #[error("path '{path}' does not exist in commit {commit}")]
+    NoSuchPath { path: String, commit: ObjectId },
+    #[error("invalid ref name '{0}': use letters, digits and - _ . / (not starting with '-' or '/', no '..')")]
+    BadRefName(String),
+    #[error("ref '{name}' moved to {actual} while this command ran (expected {expected}); retry")]
+    RefRace { name: String, expected: String, actual: String },
+    #[error("{path}: unsupported file type")]
+    UnsupportedFileType { path: PathBuf },
+    #[error("checkout target {path} is not empty; choose an empty or new directory")]
+    TargetNotEmpty { path: PathBuf },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns, turning ENOSPC into [`Error::DiskFull`]
+    /// so the user learns the lake is full rather than a bare errno.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            return Error::DiskFull { path, during: "writing".into() };
+        }
+        Error::Io { path, source }
+    }
+}
+
+/// Adds a path to `std::io::Result`s.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

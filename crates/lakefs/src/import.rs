@@ -1,0 +1,390 @@
+//! Importing a directory tree into the lake as trees and content objects.
+//!
+//! A full import walks the whole source in sorted order (so hard-link "first
+//! names" are deterministic), then stores file contents in parallel. An
+//! incremental import takes a parent tree and a list of changed paths (what an
+//! overlay upper layer holds): only those paths are scanned and only the trees on
+//! their way to the root are rewritten, so the cost follows the change.
+//!
+//! Limitation of incremental imports: hard links are recorded among the scanned
+//! paths only; a new link between a changed and an unchanged path is stored as a
+//! separate file. A full import records every hard link.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::chunklist::ChunkList;
+use crate::error::{Error, IoContext, Result};
+use crate::fsmeta;
+use crate::id::ObjectId;
+use crate::pack::Kind;
+use crate::progress::Progress;
+use crate::tree::{Content, Entry, Meta, Node, Tree};
+use crate::writer::WriteSession;
+
+/// Files up to this size are read whole; larger ones are streamed.
+const READ_WHOLE_MAX: u64 = 64 << 20;
+
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Store file contents as loose, hard-linkable objects (POSIX zone) instead of packs.
+    pub loose: bool,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ImportStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    /// Bytes appended to packs (compressed) by this import.
+    pub packed_bytes: u64,
+}
+
+enum Scan {
+    Dir { meta: Meta, children: Vec<(Vec<u8>, Scan)> },
+    File { meta: Meta, size: u64, path: PathBuf, content: Option<(Content, u64)> },
+    Other(Node),
+}
+
+struct Scanner<'a> {
+    src: &'a Path,
+    links: HashMap<(u64, u64), Vec<u8>>,
+    stats: ImportStats,
+}
+
+fn rel_bytes(rel: &Path) -> Vec<u8> {
+    rel.as_os_str().as_bytes().to_vec()
+}
+
+impl Scanner<'_> {
+    /// Scans `rel` (relative to the source root); `md` is its lstat.
+    fn scan(&mut self, rel: &Path, md: &std::fs::Metadata) -> Result<Scan> {
+        let path = self.src.join(rel);
+        let ft = md.file_type();
+        if !ft.is_dir() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(first) = self.links.get(&key) {
+                self.stats.others += 1;
+                return Ok(Scan::Other(Node::Hardlink { target: first.clone() }));
+            }
+            self.links.insert(key, rel_bytes(rel));
+        }
+        let meta = fsmeta::meta_from(md, fsmeta::read_xattrs(&path)?);
+        if ft.is_dir() {
+            self.stats.dirs += 1;
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .at(&path)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .at(&path)?;
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut children = Vec::with_capacity(names.len());
+            for name in names {
+                let crel = rel.join(&name);
+                let cpath = self.src.join(&crel);
+                let cmd = std::fs::symlink_metadata(&cpath).at(&cpath)?;
+                children.push((name.as_bytes().to_vec(), self.scan(&crel, &cmd)?));
+            }
+            return Ok(Scan::Dir { meta, children });
+        }
+        if ft.is_file() {
+            self.stats.files += 1;
+            self.stats.bytes += md.len();
+            return Ok(Scan::File { meta, size: md.len(), path, content: None });
+        }
+        self.stats.others += 1;
+        let node = if ft.is_symlink() {
+            let t = std::fs::read_link(&path).at(&path)?;
+            Node::Symlink { meta, target: t.as_os_str().as_bytes().to_vec() }
+        } else if ft.is_char_device() {
+            Node::CharDev { meta, rdev: md.rdev() }
+        } else if ft.is_block_device() {
+            Node::BlockDev { meta, rdev: md.rdev() }
+        } else if ft.is_fifo() {
+            Node::Fifo { meta }
+        } else if ft.is_socket() {
+            Node::Socket { meta }
+        } else {
+            return Err(Error::UnsupportedFileType { path });
+        };
+        Ok(Scan::Other(node))
+    }
+}
+
+fn collect_files<'s>(s: &'s mut Scan, out: &mut Vec<&'s mut Scan>) {
+    match s {
+        Scan::Dir { children, .. } => children.iter_mut().for_each(|(_, c)| collect_files(c, out)),
+        Scan::File { .. } => out.push(s),
+        Scan::Other(_) => {}
+    }
+}
+
+/// Reads `path` and stores its content; returns the content reference and the
+/// number of bytes actually read (the file may have changed since it was stat'ed).
+pub fn store_file(w: &WriteSession, path: &Path, size: u64, meta: &Meta, opts: &ImportOptions) -> Result<(Content, u64)> {
+    let params = w.lake().superblock().chunker;
+    if opts.loose {
+        return store_loose(w, path, size, meta);
+    }
+    let mut f = std::fs::File::open(path).at(path)?;
+    if size <= u64::from(params.max) {
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf).at(path)?;
+        if buf.len() <= params.max as usize {
+            let id = ObjectId::hash(&buf);
+            w.put_with_id(id, Kind::Data, &buf)?;
+            return Ok((Content::Whole(id), buf.len() as u64));
+        }
+        // Grew while we looked: chunk what we have plus the rest.
+        let rest = f;
+        return store_chunked(w, path, std::io::Cursor::new(buf).chain(rest));
+    }
+    store_chunked(w, path, f)
+}
+
+fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Content, u64)> {
+    let p = w.lake().superblock().chunker;
+    let mut list = ChunkList { chunks: Vec::new() };
+    let cdc = fastcdc::v2020::StreamCDC::new(reader, p.min as usize, p.avg as usize, p.max as usize);
+    for chunk in cdc {
+        let chunk = chunk.map_err(|e| match e {
+            fastcdc::v2020::Error::IoError(io) => Error::io(path, io),
+            other => Error::Invalid(format!("{}: chunking failed: {other}", path.display())),
+        })?;
+        let id = ObjectId::hash(&chunk.data);
+        w.put_with_id(id, Kind::Data, &chunk.data)?;
+        list.chunks.push((id, chunk.length as u32));
+    }
+    let n = list.size();
+    let id = w.put(Kind::ChunkList, &list.encode())?;
+    Ok((Content::Chunked(id), n))
+}
+
+fn store_loose(w: &WriteSession, path: &Path, size: u64, meta: &Meta) -> Result<(Content, u64)> {
+    if size <= READ_WHOLE_MAX {
+        let buf = std::fs::read(path).at(path)?;
+        let id = ObjectId::hash(&buf);
+        let key = crate::loose::key(&id, meta);
+        if !w.has_loose(&key) {
+            crate::loose::write(w.lake().root(), &key, meta, |f| std::io::Write::write_all(f, &buf).at(path))?;
+            w.note_loose(key, id, buf.len() as u64);
+        }
+        return Ok((Content::Whole(id), buf.len() as u64));
+    }
+    // Large: hash while streaming, then copy (contents must match the hash we record).
+    let mut h = blake3::Hasher::new();
+    let mut f = std::fs::File::open(path).at(path)?;
+    let n = std::io::copy(&mut f, &mut h).at(path)?;
+    let id = ObjectId::from_slice(h.finalize().as_bytes()).ok_or_else(|| Error::Invalid("hash length".into()))?;
+    w.put_loose_file(id, n, meta, path)?;
+    Ok((Content::Whole(id), n))
+}
+
+fn store_all(w: &WriteSession, scans: &mut [&mut Scan], opts: &ImportOptions, progress: &dyn Progress) -> Result<()> {
+    let mut files: Vec<&mut Scan> = Vec::new();
+    for s in scans.iter_mut() {
+        collect_files(s, &mut files);
+    }
+    // Large files first, so a big one does not start last and run alone.
+    files.sort_by_key(|s| match s {
+        Scan::File { size, .. } => std::cmp::Reverse(*size),
+        _ => std::cmp::Reverse(0),
+    });
+    files.par_iter_mut().try_for_each(|s| {
+        if let Scan::File { meta, size, path, content } = &mut **s {
+            let r = store_file(w, path, *size, meta, opts)?;
+            progress.advance(1, r.1);
+            *content = Some(r);
+        }
+        Ok(())
+    })
+}
+
+fn node_of(w: &WriteSession, s: Scan) -> Result<Node> {
+    Ok(match s {
+        Scan::Dir { meta, children } => {
+            let mut tree = Tree { entries: Vec::with_capacity(children.len()) };
+            for (name, c) in children {
+                tree.entries.push(Entry { name, node: node_of(w, c)? });
+            }
+            tree.sort();
+            Node::Dir { meta, tree: w.put_tree(&tree)? }
+        }
+        Scan::File { meta, size, content, path } => {
+            let (content, n) = content.ok_or_else(|| Error::Invalid(format!("{}: not stored", path.display())))?;
+            let _ = size;
+            Node::File { meta, size: n, content }
+        }
+        Scan::Other(n) => n,
+    })
+}
+
+/// Imports the whole tree at `src`. Returns the root tree id and the root's metadata.
+pub fn import_full(w: &WriteSession, src: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<(ObjectId, Meta, ImportStats)> {
+    let md = std::fs::symlink_metadata(src).at(src)?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!("{} is not a directory", src.display())));
+    }
+    let mut sc = Scanner { src, links: HashMap::new(), stats: ImportStats::default() };
+    progress.phase("scanning", 0, 0);
+    let mut root = sc.scan(Path::new(""), &md)?;
+    let mut stats = sc.stats;
+    progress.phase("storing", stats.files, stats.bytes);
+    store_all(w, &mut [&mut root], opts, progress)?;
+    let Node::Dir { meta, tree } = node_of(w, root)? else {
+        return Err(Error::Invalid(format!("{} is not a directory", src.display())));
+    };
+    stats.packed_bytes = w.written_bytes();
+    progress.finish();
+    Ok((tree, meta, stats))
+}
+
+/// A directory of the parent tree being edited: only the directories on the way
+/// to changed paths are loaded; the rest stay as ids.
+struct Edit {
+    meta: Meta,
+    children: BTreeMap<Vec<u8>, Slot>,
+}
+
+enum Slot {
+    Kept(Node),
+    Opened(Edit),
+    Scanned(Scan),
+}
+
+impl Edit {
+    fn open(w: &WriteSession, meta: Meta, tree: &ObjectId) -> Result<Edit> {
+        let t = w.lake().read_tree(tree)?;
+        Ok(Edit { meta, children: t.entries.into_iter().map(|e| (e.name, Slot::Kept(e.node))).collect() })
+    }
+
+    fn write(self, w: &WriteSession) -> Result<Node> {
+        let mut tree = Tree { entries: Vec::with_capacity(self.children.len()) };
+        for (name, slot) in self.children {
+            let node = match slot {
+                Slot::Kept(n) => n,
+                Slot::Opened(e) => e.write(w)?,
+                Slot::Scanned(s) => node_of(w, s)?,
+            };
+            tree.entries.push(Entry { name, node });
+        }
+        tree.sort();
+        Ok(Node::Dir { meta: self.meta, tree: w.put_tree(&tree)? })
+    }
+
+    fn scans<'s>(&'s mut self, out: &mut Vec<&'s mut Scan>) {
+        for slot in self.children.values_mut() {
+            match slot {
+                Slot::Opened(e) => e.scans(out),
+                Slot::Scanned(s) => out.push(s),
+                Slot::Kept(_) => {}
+            }
+        }
+    }
+}
+
+/// Normalises change-list paths: relative, no `.`/`..`, no duplicates, and none
+/// below another listed path (scanning the ancestor covers it).
+fn normalise(changed: &[String]) -> Result<Vec<Vec<Vec<u8>>>> {
+    let mut paths: Vec<Vec<Vec<u8>>> = Vec::new();
+    for p in changed {
+        let comps: Vec<Vec<u8>> = p.split('/').filter(|c| !c.is_empty() && *c != ".").map(|c| c.as_bytes().to_vec()).collect();
+        if comps.iter().any(|c| c == b"..") {
+            return Err(Error::Invalid(format!("changed path '{p}' contains '..'")));
+        }
+        paths.push(comps);
+    }
+    paths.sort();
+    paths.dedup();
+    let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
+    for p in paths {
+        if out.last().is_some_and(|prev| p.starts_with(prev)) {
+            continue;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Imports only `changed` paths of `src` on top of `parent` (a root tree id).
+pub fn import_changes(
+    w: &WriteSession,
+    src: &Path,
+    parent: &ObjectId,
+    changed: &[String],
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<(ObjectId, Meta, ImportStats)> {
+    let root_md = std::fs::symlink_metadata(src).at(src)?;
+    let paths = normalise(changed)?;
+    if paths.iter().any(|p| p.is_empty()) {
+        return import_full(w, src, opts, progress);
+    }
+    let mut sc = Scanner { src, links: HashMap::new(), stats: ImportStats::default() };
+    let mut root = Edit::open(w, fsmeta::meta_from(&root_md, fsmeta::read_xattrs(src)?), parent)?;
+    progress.phase("scanning changes", 0, 0);
+    for comps in &paths {
+        let mut dir = &mut root;
+        let mut rel = PathBuf::new();
+        for (i, c) in comps.iter().enumerate() {
+            rel.push(std::ffi::OsStr::from_bytes(c));
+            let abs = src.join(&rel);
+            let md = match std::fs::symlink_metadata(&abs) {
+                Ok(md) => Some(md),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(&abs, e)),
+            };
+            let last = i + 1 == comps.len();
+            let Some(md) = md else {
+                dir.children.remove(c);
+                break;
+            };
+            if !last && md.is_dir() {
+                // An ancestor: refresh its own metadata, descend into it.
+                let meta = fsmeta::meta_from(&md, fsmeta::read_xattrs(&abs)?);
+                let slot = dir.children.remove(c);
+                let edit = match slot {
+                    Some(Slot::Kept(Node::Dir { tree, .. })) => Edit::open(w, meta, &tree)?,
+                    Some(Slot::Opened(mut e)) => {
+                        e.meta = meta;
+                        e
+                    }
+                    Some(Slot::Scanned(s)) => {
+                        dir.children.insert(c.clone(), Slot::Scanned(s));
+                        break;
+                    }
+                    // New or no longer a directory in the parent: scan it whole.
+                    _ => {
+                        dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
+                        break;
+                    }
+                };
+                dir.children.insert(c.clone(), Slot::Opened(edit));
+                let Some(Slot::Opened(next)) = dir.children.get_mut(c) else { unreachable!("just inserted") };
+                dir = next;
+            } else if !last {
+                // The path runs through something that is not a directory now.
+                dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
+                break;
+            } else {
+                dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
+            }
+        }
+    }
+    let mut stats = std::mem::take(&mut sc.stats);
+    progress.phase("storing", stats.files, stats.bytes);
+    let mut scans = Vec::new();
+    root.scans(&mut scans);
+    store_all(w, &mut scans, opts, progress)?;
+    let meta = root.meta.clone();
+    let Node::Dir { tree, .. } = root.write(w)? else { unreachable!("an Edit writes a directory") };
+    stats.packed_bytes = w.written_bytes();
+    progress.finish();
+    Ok((tree, meta, stats))
+}

@@ -1,0 +1,299 @@
+//! A lake on disk: opening and creating one, and reading its objects.
+//!
+//! Layout of a lake directory (the root of the ext4 substrate):
+//! `superblock`, `meta.db` (SQLite, WAL), `packs/` (pack files), `objects/`
+//! (loose objects), `tmp/` (scratch, emptied by writers), `lock` (writer lock).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::chunklist::ChunkList;
+use crate::commit::Commit;
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::meta::Db;
+use crate::pack::{self, Kind, Location};
+use crate::superblock::{ChunkerParams, Superblock};
+use crate::tree::{Content, Tree};
+
+pub const PACK_DIR: &str = "packs";
+pub const TMP_DIR: &str = "tmp";
+const LOCK_FILE: &str = "lock";
+
+pub struct Lake {
+    root: PathBuf,
+    sb: Superblock,
+    db: Mutex<Db>,
+    pack_files: Mutex<HashMap<String, Arc<File>>>,
+}
+
+/// Held while a command writes; one writer at a time per lake.
+pub struct WriteLock {
+    _file: File,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    pub chunker: ChunkerParams,
+}
+
+impl Lake {
+    /// Creates a lake in `root` (created if missing; must be empty apart from
+    /// `lost+found`). The superblock is written last, so an interrupted create
+    /// never looks like a lake.
+    pub fn create(root: &Path, opts: &CreateOptions) -> Result<Lake> {
+        if root.join(crate::superblock::FILE_NAME).exists() {
+            return Err(Error::AlreadyALake { path: root.to_owned() });
+        }
+        std::fs::create_dir_all(root).at(root)?;
+        for e in std::fs::read_dir(root).at(root)? {
+            let e = e.at(root)?;
+            if e.file_name() != "lost+found" {
+                return Err(Error::Invalid(format!(
+                    "{} is not empty (found {:?}); a lake is created in an empty directory",
+                    root.display(),
+                    e.file_name()
+                )));
+            }
+        }
+        for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
+            std::fs::create_dir(root.join(d)).at(root.join(d))?;
+        }
+        drop(Db::open(root, true)?);
+        let (now, _) = crate::util::now();
+        let sb = Superblock::new(crate::util::random_bytes(), opts.chunker, now);
+        crate::util::write_atomic(&root.join(crate::superblock::FILE_NAME), &sb.encode())?;
+        Lake::open(root)
+    }
+
+    pub fn open(root: &Path) -> Result<Lake> {
+        let sb = Superblock::read(root)?;
+        for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
+            if !root.join(d).is_dir() {
+                return Err(Error::Invalid(format!(
+                    "{}: lake directory {d}/ is missing; the lake is damaged",
+                    root.display()
+                )));
+            }
+        }
+        let db = Db::open(root, false)?;
+        Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        // A panic while holding the lock leaves the connection usable; take it back.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the writer lock (waiting for another writer to finish), then removes
+    /// what an interrupted writer may have left: packs no index refers to, scratch files.
+    pub fn lock_for_write(&self) -> Result<WriteLock> {
+        self.sb.writable(&self.root)?;
+        let path = self.root.join(LOCK_FILE);
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+        // SAFETY: valid descriptor owned by `f`.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            eprintln!("lakefs: waiting for another writer to finish with {}", self.root.display());
+            // SAFETY: as above.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::io(&path, std::io::Error::last_os_error()));
+            }
+        }
+        self.clean_orphans()?;
+        Ok(WriteLock { _file: f })
+    }
+
+    fn clean_orphans(&self) -> Result<()> {
+        let known: std::collections::HashSet<String> = self.db().pack_names()?.into_iter().map(|p| p.0).collect();
+        let dir = self.root.join(PACK_DIR);
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                std::fs::remove_file(e.path()).at(e.path())?;
+            }
+        }
+        let tmp = self.root.join(TMP_DIR);
+        for e in std::fs::read_dir(&tmp).at(&tmp)? {
+            let p = e.at(&tmp)?.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+        Ok(())
+    }
+
+    /// Makes everything written to the lake's file system durable (one call for
+    /// all loose objects of an import instead of an fsync per file).
+    pub fn syncfs(&self) -> Result<()> {
+        let f = File::open(&self.root).at(&self.root)?;
+        // SAFETY: valid descriptor.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    pub fn pack_path(&self, name: &str) -> PathBuf {
+        self.root.join(PACK_DIR).join(name)
+    }
+
+    fn pack_file(&self, name: &str) -> Result<Arc<File>> {
+        let mut files = self.pack_files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(name) {
+            return Ok(f.clone());
+        }
+        let path = self.pack_path(name);
+        let f = Arc::new(File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::CorruptPack { path: path.clone(), why: "the index refers to it but the file is missing".into() }
+            } else {
+                Error::io(&path, e)
+            }
+        })?);
+        files.insert(name.to_owned(), f.clone());
+        Ok(f)
+    }
+
+    /// Forgets cached pack handles (after gc replaced packs).
+    pub fn drop_pack_handles(&self) {
+        self.pack_files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn read_at(&self, id: &ObjectId, loc: &Location) -> Result<Vec<u8>> {
+        let f = self.pack_file(&loc.pack)?;
+        pack::read_record(&f, &self.pack_path(&loc.pack), id, loc)
+    }
+
+    /// Reads and verifies a packed object.
+    pub fn read_object(&self, id: &ObjectId) -> Result<(Kind, Vec<u8>)> {
+        let loc = self.db().location(id)?.ok_or(Error::MissingObject(*id))?;
+        Ok((loc.kind, self.read_at(id, &loc)?))
+    }
+
+    pub fn read_tree(&self, id: &ObjectId) -> Result<Tree> {
+        let (_, b) = self.read_object(id)?;
+        crate::tree::decode_checked(id, &b)
+    }
+
+    pub fn read_commit(&self, id: &ObjectId) -> Result<Commit> {
+        let (_, b) = self.read_object(id)?;
+        Commit::decode(&b).map_err(|e| Error::CorruptObject { id: *id, why: e.to_string() })
+    }
+
+    pub fn read_chunklist(&self, id: &ObjectId) -> Result<ChunkList> {
+        let (_, b) = self.read_object(id)?;
+        ChunkList::decode(&b).map_err(|e| Error::CorruptObject { id: *id, why: e.to_string() })
+    }
+
+    /// A verified loose copy of whole content `id`, if the lake has one.
+    pub fn loose_path_of(&self, id: &ObjectId) -> Result<Option<PathBuf>> {
+        for key in self.db().loose_keys_of(id)? {
+            let p = crate::loose::path(&self.root, &key);
+            if p.exists() {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Streams a file's content into `out`, verifying every piece against its id.
+    pub fn write_content(&self, content: &Content, out: &mut dyn Write) -> Result<u64> {
+        match content {
+            Content::Whole(id) => {
+                if let Some(loc) = self.db().location(id)? {
+                    let b = self.read_at(id, &loc)?;
+                    out.write_all(&b).map_err(|e| Error::io("<output>", e))?;
+                    return Ok(b.len() as u64);
+                }
+                let p = self.loose_path_of(id)?.ok_or(Error::MissingObject(*id))?;
+                let mut f = File::open(&p).at(&p)?;
+                let mut h = blake3::Hasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut n = 0u64;
+                loop {
+                    let k = std::io::Read::read(&mut f, &mut buf).at(&p)?;
+                    if k == 0 {
+                        break;
+                    }
+                    h.update(&buf[..k]);
+                    out.write_all(&buf[..k]).map_err(|e| Error::io("<output>", e))?;
+                    n += k as u64;
+                }
+                if h.finalize().as_bytes() != id.as_bytes() {
+                    return Err(Error::CorruptObject { id: *id, why: format!("loose object {} does not match its id", p.display()) });
+                }
+                Ok(n)
+            }
+            Content::Chunked(list) => {
+                let list = self.read_chunklist(list)?;
+                let mut n = 0;
+                for (cid, len) in &list.chunks {
+                    let b = self.read_object(cid)?.1;
+                    if b.len() != *len as usize {
+                        return Err(Error::CorruptObject { id: *cid, why: "chunk length differs from its list".into() });
+                    }
+                    out.write_all(&b).map_err(|e| Error::io("<output>", e))?;
+                    n += b.len() as u64;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    pub fn read_content(&self, content: &Content) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.write_content(content, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>> {
+        self.db().get_ref(name)
+    }
+
+    pub fn refs(&self) -> Result<Vec<(String, ObjectId)>> {
+        self.db().refs()
+    }
+
+    /// Follows `path` (components separated by '/') from a root tree.
+    pub fn lookup(&self, root: &ObjectId, path: &str) -> Result<Option<crate::tree::Node>> {
+        let mut tree = *root;
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        if comps.is_empty() {
+            return Ok(Some(crate::tree::Node::Dir { meta: Default::default(), tree: *root }));
+        }
+        for (i, c) in comps.iter().enumerate() {
+            let t = self.read_tree(&tree)?;
+            let Some(e) = t.get(c.as_bytes()) else { return Ok(None) };
+            if i + 1 == comps.len() {
+                return Ok(Some(e.node.clone()));
+            }
+            match &e.node {
+                crate::tree::Node::Dir { tree: sub, .. } => tree = *sub,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+pub fn is_ref_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '/'])
+        && !name.ends_with('/')
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.starts_with("b3:")
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
+}

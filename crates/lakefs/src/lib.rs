@@ -1,0 +1,39 @@
+//! lakefs: the lake, a content-addressed, versioned file store.
+//!
+//! Where things are:
+//! - [`superblock`]: the file that marks and versions a lake;
+//! - [`id`]: BLAKE3 object ids; [`encoding`]: canonical byte encodings;
+//! - [`tree`], [`commit`], [`chunklist`]: the object encodings (docs/format.md);
+//! - [`pack`]: the pack writer and reader; [`loose`]: hard-linkable loose objects;
+//! - [`meta`]: the SQLite index; [`lake`]: opening a lake and reading objects;
+//! - [`writer`]: write sessions (crash-safe ordering); [`import`]: the tree importer
+//!   and chunker driver; [`checkout`], [`diff`], [`verify`], [`gc`], [`rev`]
+//!   (revisions and times); [`ops`]: whole operations such as committing a directory.
+
+pub mod checkout;
+pub mod chunklist;
+pub mod commit;
+pub mod diff;
+pub mod encoding;
+pub mod error;
+pub mod fsmeta;
+pub mod gc;
+pub mod id;
+pub mod import;
+pub mod lake;
+pub mod loose;
+pub mod meta;
+pub mod ops;
+pub mod pack;
+pub mod progress;
+pub mod reach;
+pub mod rev;
+pub mod superblock;
+pub mod tree;
+pub mod util;
+pub mod verify;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use id::ObjectId;
+pub use lake::Lake;
