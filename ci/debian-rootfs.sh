@@ -10,7 +10,8 @@
 #
 # Modes:
 #   (default)          Build the tarball, or reuse it if it already exists and
-#                      is newer than this script ("reusing ..."). Prints the
+#                      is newer than this script, or TARBALL.stamp records
+#                      this script's sha256 ("reusing ..."). Prints the
 #                      path and the number of archive entries at the end.
 #   --json             Print one JSON line instead:
 #                      {"tarball":"...","files":N,"bytes":N}
@@ -364,7 +365,7 @@ build_tarball() {
     local mirror
     mirror=$(detect_mirror)
     trap cleanup EXIT
-    trap 'exit 130' INT TERM
+    trap 'log "interrupted; cleaning up"; exit 130' INT TERM
     WORK_DIR=$(mktemp -d "$out_dir/.debian-rootfs.XXXXXX") \
         || die "cannot create a work directory in $out_dir"
     local root="$WORK_DIR/root"
@@ -391,27 +392,49 @@ build_tarball() {
         rm -f "$tmp"
         die "tar failed creating $tmp from $root"
     fi
+    rm -f "$out.stamp"
     mv -f "$tmp" "$out" || { rm -f "$tmp"; die "cannot rename $tmp to $out"; }
+    if ! { printf 'script-sha256 %s\n' "$(script_hash)" >"$out.stamp.tmp.$$" \
+        && mv -f "$out.stamp.tmp.$$" "$out.stamp"; }; then
+        rm -f "$out.stamp.tmp.$$"
+        log "warning: could not write $out.stamp (cache reuse then relies on mtime only)"
+    fi
     log "built $out in $((SECONDS - t0)) s total"
 }
 
+script_hash() { sha256sum "$SCRIPT_PATH" | cut -d' ' -f1; }
+
+# Reuse OUT if it is newer than this script, or if OUT.stamp records the
+# sha256 of this very script (a fresh git clone gives the script a new mtime,
+# so mtime alone would rebuild the cache on every CI run).
 ensure_tarball() {  # OUT FORCE
     local out=$1 force=$2
-    if ((!force)) && [[ -f "$out" && "$out" -nt "$SCRIPT_PATH" ]]; then
-        log "reusing $out (newer than $SCRIPT_PATH)"
-        return
+    if ((!force)) && [[ -f "$out" ]]; then
+        if [[ "$out" -nt "$SCRIPT_PATH" ]]; then
+            log "reusing $out (newer than $SCRIPT_PATH)"
+            return
+        fi
+        if [[ -f "$out.stamp" && "$(cat "$out.stamp")" == "script-sha256 $(script_hash)" ]]; then
+            log "reusing $out (built by this same script version, see $out.stamp)"
+            return
+        fi
     fi
     [[ -e "$out" && ! -f "$out" ]] && die "output path exists and is not a regular file: $out"
     build_tarball "$out"
 }
 
-extract_tarball() {  # TARBALL DEST
-    local tarball=$1 dest=$2
+check_extract_dest() {  # DEST — must not exist, or be an empty directory
+    local dest=$1
     need_root "--extract"
     if [[ -e "$dest" || -L "$dest" ]]; then
         [[ -d "$dest" && ! -L "$dest" ]] || die "extract destination exists and is not a directory: $dest"
         [[ -z "$(ls -A "$dest")" ]] || die "extract destination is not empty: $dest"
     fi
+}
+
+extract_tarball() {  # TARBALL DEST
+    local tarball=$1 dest=$2
+    check_extract_dest "$dest"
     mkdir -p "$dest" || die "cannot create extract destination $dest"
     log "extracting $tarball -> $dest"
     tar "${TAR_META[@]}" --same-owner -xpf "$tarball" -C "$dest" \
@@ -445,6 +468,7 @@ main() {
         add-special) add_special "$target"; return ;;
         check) check_special "$target"; return ;;
         extract)
+            check_extract_dest "$target"
             ensure_tarball "$out" "$force"
             extract_tarball "$out" "$target"
             if ((!no_special)); then

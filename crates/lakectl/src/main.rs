@@ -1,1 +1,338 @@
-fn main() {}
+//! lakectl: the user's command line over a lake. Thin: every operation is a
+//! lakefs library call; this file parses arguments and prints results.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use lakefs::diff::ChangeKind;
+use lakefs::tree::Node;
+use lakefs::{Lake, ObjectId};
+
+mod show;
+
+#[derive(Parser)]
+#[command(
+    name = "lakectl",
+    version,
+    about = "Work with a lake: a content-addressed, versioned store of file trees",
+    long_about = "Work with a lake: a content-addressed, versioned store of file trees.\n\n\
+        Quick start:\n  lakectl --lake /tmp/lake init\n  lakectl --lake /tmp/lake commit /etc -m 'first'\n  \
+        lakectl --lake /tmp/lake log\n  lakectl --lake /tmp/lake diff main~1 main\n  lakectl --lake /tmp/lake verify\n\n\
+        REVISIONS name commits: a ref (main), a commit id or prefix (b3:1f2e.. or 1f2e), REV~N, or a time \
+        meaning the newest commit at or before it on --ref: yesterday, '2h ago', tuesday, 2025-06-01, \
+        2025-06-01T10:00:00Z, before:<time>, or REF@{<time>}. Paths inside a commit are written PATH@REV."
+)]
+struct Cli {
+    /// The lake directory (the mounted lake partition). Default: $LAKE, else /lake.
+    #[arg(long, global = true, env = "LAKE", default_value = "/lake")]
+    lake: PathBuf,
+    /// Ref that times and bare paths refer to.
+    #[arg(long = "ref", global = true, default_value = "main")]
+    reference: String,
+    /// Print machine-readable JSON instead of text (read commands, commit, verify, gc, stats).
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new, empty lake in a directory (which must be empty or absent).
+    Init {
+        /// Where to create it (default: --lake).
+        dir: Option<PathBuf>,
+    },
+    /// Import a directory tree as a new commit on --ref.
+    #[command(alias = "import")]
+    Commit {
+        /// The directory to import.
+        src: PathBuf,
+        #[arg(short, long, default_value = "")]
+        message: String,
+        /// What the commit covers, e.g. zone:posix or path:/home/ann.
+        #[arg(long, default_value = "path:/")]
+        scope: String,
+        /// What made the commit (manual, apt, timer, ...).
+        #[arg(long, default_value = "manual")]
+        trigger: String,
+        /// File listing the paths (relative to SRC, one per line) that changed since
+        /// the ref's commit; only they are scanned ('-' reads standard input).
+        #[arg(long, value_name = "FILE")]
+        changed: Option<PathBuf>,
+        /// Store file contents as loose, hard-linkable objects (for POSIX-zone checkouts).
+        #[arg(long)]
+        loose: bool,
+        /// Make a commit even if nothing changed.
+        #[arg(long)]
+        allow_empty: bool,
+    },
+    /// Show commit history, newest first.
+    Log {
+        /// Where to start (default: --ref).
+        rev: Option<String>,
+        /// At most this many commits.
+        #[arg(short = 'n', long)]
+        max: Option<usize>,
+    },
+    /// Show one commit: its metadata and what it changed.
+    Show { rev: String },
+    /// List a directory in a commit: PATH@REV (default: / at --ref).
+    Ls {
+        target: Option<String>,
+        /// Long listing: kind, mode, owner, size, mtime, id.
+        #[arg(short, long)]
+        long: bool,
+        /// Recurse into subdirectories.
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
+    /// Write a file's content from a commit to standard output: PATH@REV.
+    Cat { target: String },
+    /// Show what changed between two commits (A D M m = added, deleted, modified, metadata only).
+    Diff {
+        from: String,
+        /// Default: --ref.
+        to: Option<String>,
+    },
+    /// Write a commit's tree into an empty or new directory, exactly.
+    Checkout {
+        rev: String,
+        dest: PathBuf,
+        /// Hard-link files to loose objects in the lake (dest must be on the lake's file system).
+        #[arg(long)]
+        hardlink: bool,
+    },
+    /// Re-hash every object; name each damaged or missing one and the paths that use it.
+    Verify,
+    /// Delete what no ref reaches and repack.
+    Gc {
+        /// Only report what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Sizes and counts: objects, packs, dedup, commits, refs.
+    Stats,
+    /// List refs.
+    Refs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("lakectl: error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn open(cli: &Cli) -> Result<Lake> {
+    Lake::open(&cli.lake).with_context(|| format!("opening the lake at {}", cli.lake.display()))
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Splits `PATH@REV` at the right-most '@' whose right side resolves; otherwise the
+/// whole string is a path at --ref (paths may contain '@', as systemd units do).
+fn path_at(lake: &Lake, target: &str, default_ref: &str) -> Result<(String, ObjectId)> {
+    for (i, _) in target.rmatch_indices('@') {
+        let rev = &target[i + 1..];
+        if rev.is_empty() {
+            continue;
+        }
+        match lakefs::rev::resolve(lake, rev, default_ref) {
+            Ok(id) => return Ok((target[..i].to_owned(), id)),
+            Err(lakefs::Error::UnknownRevision(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((target.to_owned(), lakefs::rev::resolve(lake, "", default_ref)?))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match &cli.cmd {
+        Cmd::Init { dir } => {
+            let dir = dir.as_ref().unwrap_or(&cli.lake);
+            let lake = Lake::create(dir, &Default::default()).with_context(|| format!("creating a lake in {}", dir.display()))?;
+            if cli.json {
+                print_json(lake.superblock())?;
+            } else {
+                println!("created lake {} in {}", lake.superblock().uuid_string(), dir.display());
+            }
+        }
+        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty } => {
+            let lake = open(&cli)?;
+            let changed_list = match changed {
+                None => None,
+                Some(f) => Some(read_list(f)?),
+            };
+            let bar = lakefs::progress::Bar::new(cli.quiet);
+            let req = lakefs::ops::CommitRequest {
+                src,
+                reference: &cli.reference,
+                message,
+                scope,
+                trigger,
+                changed: changed_list.as_deref(),
+                options: lakefs::import::ImportOptions { loose: *loose },
+                extra: vec![],
+                allow_empty: *allow_empty,
+            };
+            let t = std::time::Instant::now();
+            let out = lakefs::ops::commit_dir(&lake, &req, &bar)
+                .with_context(|| format!("committing {} to '{}' in {}", src.display(), cli.reference, cli.lake.display()))?;
+            let secs = t.elapsed().as_secs_f64();
+            if cli.json {
+                let mut v = serde_json::to_value(&out)?;
+                v["seconds"] = secs.into();
+                print_json(&v)?;
+            } else {
+                let s = &out.stats;
+                eprintln!(
+                    "{} files, {} dirs, {} other, {} in {:.2}s ({:.0} MB/s); {} new in packs{}",
+                    s.files,
+                    s.dirs,
+                    s.others,
+                    show::bytes(s.bytes),
+                    secs,
+                    s.bytes as f64 / 1e6 / secs.max(1e-9),
+                    show::bytes(s.packed_bytes),
+                    if out.unchanged { "; nothing changed, no new commit" } else { "" }
+                );
+                println!("{}", out.commit);
+            }
+        }
+        Cmd::Log { rev, max } => {
+            let lake = open(&cli)?;
+            let start = lakefs::rev::resolve(&lake, rev.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
+            show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json)?;
+        }
+        Cmd::Show { rev } => {
+            let lake = open(&cli)?;
+            let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
+            show::commit(&lake, id, cli.json)?;
+        }
+        Cmd::Ls { target, long, recursive } => {
+            let lake = open(&cli)?;
+            let (path, id) = path_at(&lake, target.as_deref().unwrap_or("/"), &cli.reference)?;
+            let c = lake.read_commit(&id)?;
+            let node = lake.lookup(&c.tree, &path)?.ok_or_else(|| lakefs::Error::NoSuchPath { path: path.clone(), commit: id })?;
+            show::ls(&lake, &path, &node, *long, *recursive, cli.json)?;
+        }
+        Cmd::Cat { target } => {
+            let lake = open(&cli)?;
+            let (path, id) = path_at(&lake, target, &cli.reference)?;
+            let c = lake.read_commit(&id)?;
+            match lake.lookup(&c.tree, &path)? {
+                Some(Node::File { content, .. }) => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    lake.write_content(&content, &mut out)?;
+                    out.flush()?;
+                }
+                Some(Node::Hardlink { target }) => {
+                    bail!("{path} is a hard link to /{}; cat that path", String::from_utf8_lossy(&target))
+                }
+                Some(n) => bail!("{path} is a {}, not a file", n.kind_name()),
+                None => bail!(lakefs::Error::NoSuchPath { path, commit: id }),
+            }
+        }
+        Cmd::Diff { from, to } => {
+            let lake = open(&cli)?;
+            let a = lakefs::rev::resolve(&lake, from, &cli.reference)?;
+            let b = lakefs::rev::resolve(&lake, to.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
+            let (ca, cb) = (lake.read_commit(&a)?, lake.read_commit(&b)?);
+            let mut changes = Vec::new();
+            if ca.root != cb.root {
+                changes.push(lakefs::diff::Change { kind: ChangeKind::Metadata, path: "/".into(), entry: "dir" });
+            }
+            changes.extend(lakefs::diff::diff(&lake, &ca.tree, &cb.tree)?);
+            if cli.json {
+                print_json(&serde_json::json!({"from": a, "to": b, "changes": changes}))?;
+            } else {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                for c in &changes {
+                    writeln!(out, "{} {}", c.kind.letter(), c.path)?;
+                }
+            }
+        }
+        Cmd::Checkout { rev, dest, hardlink } => {
+            let lake = open(&cli)?;
+            let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
+            let c = lake.read_commit(&id)?;
+            let bar = lakefs::progress::Bar::new(cli.quiet);
+            let opts = lakefs::checkout::CheckoutOptions { hardlink: *hardlink };
+            let st = lakefs::checkout::checkout(&lake, &c.tree, &c.root, dest, opts, &bar)
+                .with_context(|| format!("checking out {id} into {}", dest.display()))?;
+            if cli.json {
+                print_json(&serde_json::json!({"commit": id, "dest": dest, "stats": st}))?;
+            } else {
+                eprintln!("{} files, {} dirs, {} other, {} written to {}", st.files, st.dirs, st.others, show::bytes(st.bytes), dest.display());
+            }
+        }
+        Cmd::Verify => {
+            let lake = open(&cli)?;
+            let bar = lakefs::progress::Bar::new(cli.quiet);
+            let report = lakefs::verify::verify(&lake, &bar)?;
+            show::verify(&report, cli.json)?;
+            if !report.clean() {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Gc { dry_run } => {
+            let lake = open(&cli)?;
+            let bar = lakefs::progress::Bar::new(cli.quiet);
+            let r = lakefs::gc::gc(&lake, *dry_run, &bar)?;
+            if cli.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{}dropped {} objects, {} loose objects, {} commits; kept {} objects; packs {} -> {}, {} -> {}",
+                    if r.dry_run { "(dry run) would have " } else { "" },
+                    r.objects_dropped,
+                    r.loose_dropped,
+                    r.commits_dropped,
+                    r.objects_kept,
+                    r.packs_before,
+                    r.packs_after,
+                    show::bytes(r.bytes_before),
+                    show::bytes(r.bytes_after)
+                );
+            }
+        }
+        Cmd::Stats => {
+            let lake = open(&cli)?;
+            show::stats(&lake, cli.json)?;
+        }
+        Cmd::Refs => {
+            let lake = open(&cli)?;
+            let refs = lake.refs()?;
+            if cli.json {
+                let v: Vec<_> = refs.iter().map(|(n, id)| serde_json::json!({"name": n, "commit": id})).collect();
+                print_json(&v)?;
+            } else {
+                for (n, id) in refs {
+                    println!("{id} {n}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_list(f: &Path) -> Result<Vec<String>> {
+    let text = if f == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading the change list from standard input")?
+    } else {
+        std::fs::read_to_string(f).with_context(|| format!("reading the change list {}", f.display()))?
+    };
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+}
