@@ -29,6 +29,7 @@ pub struct Lake {
     sb: Superblock,
     db: Mutex<Db>,
     pack_files: Mutex<HashMap<String, Arc<File>>>,
+    read_only: bool,
 }
 
 /// Held while a command writes; one writer at a time per lake.
@@ -80,8 +81,11 @@ impl Lake {
                 )));
             }
         }
-        let db = Db::open(root, false)?;
-        Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()) })
+        let read_only = nix::sys::statvfs::statvfs(root)
+            .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+            .unwrap_or(false);
+        let db = if read_only { Db::open_read_only(root)? } else { Db::open(root, false)? };
+        Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()), read_only })
     }
 
     pub fn root(&self) -> &Path {
@@ -101,6 +105,9 @@ impl Lake {
     /// what an interrupted writer may have left: packs no index refers to, scratch files.
     pub fn lock_for_write(&self) -> Result<WriteLock> {
         self.sb.writable(&self.root)?;
+        if self.read_only {
+            return Err(Error::Invalid(format!("{} is on a read-only file system; remount it read-write to change the lake", self.root.display())));
+        }
         let path = self.root.join(LOCK_FILE);
         let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
         // SAFETY: valid descriptor owned by `f`.

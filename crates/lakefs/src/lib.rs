@@ -28,6 +28,7 @@ pub mod pack;
 pub mod progress;
 pub mod reach;
 pub mod rev;
+pub mod substrate;
 pub mod superblock;
 pub mod tree;
 pub mod util;

@@ -55,6 +55,16 @@ fn blob_id(b: Vec<u8>) -> rusqlite::Result<ObjectId> {
 
 impl Db {
     pub fn open(lake_root: &Path, create: bool) -> Result<Db> {
+        Self::open_mode(lake_root, create, false)
+    }
+
+    /// Opens read-only without touching the file system (for lakes on read-only
+    /// mounts, where SQLite could not create its WAL index).
+    pub fn open_read_only(lake_root: &Path) -> Result<Db> {
+        Self::open_mode(lake_root, false, true)
+    }
+
+    fn open_mode(lake_root: &Path, create: bool, read_only: bool) -> Result<Db> {
         let path = lake_root.join(FILE_NAME);
         if !create && !path.exists() {
             return Err(Error::Invalid(format!(
@@ -62,11 +72,20 @@ impl Db {
                 path.display()
             )));
         }
-        let conn = Connection::open(&path).map_err(|e| Error::Db { path: path.clone(), source: e })?;
+        let conn = if read_only {
+            use rusqlite::OpenFlags;
+            let uri = format!("file:{}?immutable=1", path.display());
+            Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
+        } else {
+            Connection::open(&path)
+        }
+        .map_err(|e| Error::Db { path: path.clone(), source: e })?;
         let db = Db { conn, path };
-        db.conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=OFF;")
-            .map_err(|e| db.err(e))?;
+        if !read_only {
+            db.conn
+                .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;")
+                .map_err(|e| db.err(e))?;
+        }
         if create {
             db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;
             db.conn
