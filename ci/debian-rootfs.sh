@@ -16,6 +16,8 @@
 #   --json             Print one JSON line instead:
 #                      {"tarball":"...","files":N,"bytes":N}
 #   --force            Rebuild even if a fresh tarball exists.
+#                      Concurrent runs share one build: the others wait on
+#                      the lock DIR/.debian-rootfs.lock, then reuse it.
 #   --extract DEST     Build/reuse the tarball, extract it into DEST exactly
 #                      (tar -xpf --xattrs --xattrs-include='*' --numeric-owner
 #                      --same-owner), then run --add-special on DEST so the
@@ -359,7 +361,6 @@ build_tarball() {
     need_cmd debootstrap tar python3 setfattr mknod
     local out_dir
     out_dir=$(dirname "$out")
-    mkdir -p "$out_dir" || die "cannot create output directory $out_dir"
     [[ -w "$out_dir" ]] || die "output directory not writable: $out_dir"
 
     local mirror
@@ -373,9 +374,10 @@ build_tarball() {
     log "debootstrap --variant=minbase $SUITE from $mirror into $root (log: $WORK_DIR/debootstrap.log)"
     if ! debootstrap --variant=minbase --include="$ROOTFS_INCLUDE" \
         "$SUITE" "$root" "$mirror" >"$WORK_DIR/debootstrap.log" 2>&1; then
+        local keep="$out.debootstrap.log"
+        cat "$WORK_DIR/debootstrap.log" "$root/debootstrap/debootstrap.log" >"$keep" 2>/dev/null || true
         tail -n 30 "$WORK_DIR/debootstrap.log" >&2 || true
-        [[ -f "$root/debootstrap/debootstrap.log" ]] && tail -n 30 "$root/debootstrap/debootstrap.log" >&2
-        die "debootstrap failed (suite $SUITE, mirror $mirror, target $root)"
+        die "debootstrap failed (suite $SUITE, mirror $mirror); full log kept in $keep"
     fi
     log "debootstrap done in $((SECONDS - t0)) s"
     rm -f "$root"/var/cache/apt/archives/*.deb
@@ -392,9 +394,9 @@ build_tarball() {
         rm -f "$tmp"
         die "tar failed creating $tmp from $root"
     fi
-    rm -f "$out.stamp"
+    rm -f "$out.stamp" "$out.debootstrap.log"
     mv -f "$tmp" "$out" || { rm -f "$tmp"; die "cannot rename $tmp to $out"; }
-    if ! { printf 'script-sha256 %s\n' "$(script_hash)" >"$out.stamp.tmp.$$" \
+    if ! { printf 'script-sha256 %s\n' "$SCRIPT_HASH" >"$out.stamp.tmp.$$" \
         && mv -f "$out.stamp.tmp.$$" "$out.stamp"; }; then
         rm -f "$out.stamp.tmp.$$"
         log "warning: could not write $out.stamp (cache reuse then relies on mtime only)"
@@ -403,24 +405,67 @@ build_tarball() {
 }
 
 script_hash() { sha256sum "$SCRIPT_PATH" | cut -d' ' -f1; }
+# Hash of this script as it was when it started (the stamp must describe the
+# code that built the tarball even if the file is replaced mid-build).
+SCRIPT_HASH=$(script_hash)
+readonly SCRIPT_HASH
 
-# Reuse OUT if it is newer than this script, or if OUT.stamp records the
-# sha256 of this very script (a fresh git clone gives the script a new mtime,
-# so mtime alone would rebuild the cache on every CI run).
+# Is OUT reusable? Yes if it is newer than this script, or if OUT.stamp
+# records the sha256 of this very script (a fresh git clone gives the script
+# a new mtime, so mtime alone would rebuild the cache on every CI run).
+tarball_is_fresh() {  # OUT
+    local out=$1
+    [[ -f "$out" ]] || return 1
+    if [[ "$out" -nt "$SCRIPT_PATH" ]]; then
+        log "reusing $out (newer than $SCRIPT_PATH)"
+        return 0
+    fi
+    if [[ -f "$out.stamp" && "$(cat "$out.stamp")" == "script-sha256 $SCRIPT_HASH" ]]; then
+        log "reusing $out (built by this same script version, see $out.stamp)"
+        return 0
+    fi
+    return 1
+}
+
+# Remove work dirs of builds that were killed (SIGKILL, CI timeout) in DIR.
+# Only called with the build lock held; the age limit also spares a build
+# by a script version that did not take the lock yet.
+remove_stale_work_dirs() {  # DIR
+    local dir=$1 w m
+    while IFS= read -r -d '' w; do
+        log "removing stale work directory $w"
+        while read -r m; do
+            umount -l "$m" 2>/dev/null || true
+        done < <(awk -v w="$w/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r)
+        rm -rf --one-file-system "$w" || log "warning: could not remove $w"
+    done < <(find "$dir" -mindepth 1 -maxdepth 1 -type d -name '.debian-rootfs.??????' -mmin +60 -print0)
+}
+
+# Build OUT unless it is fresh. Concurrent callers (parallel tests) share one
+# build: they wait on a lock in OUT's directory and then reuse the result.
 ensure_tarball() {  # OUT FORCE
     local out=$1 force=$2
-    if ((!force)) && [[ -f "$out" ]]; then
-        if [[ "$out" -nt "$SCRIPT_PATH" ]]; then
-            log "reusing $out (newer than $SCRIPT_PATH)"
-            return
-        fi
-        if [[ -f "$out.stamp" && "$(cat "$out.stamp")" == "script-sha256 $(script_hash)" ]]; then
-            log "reusing $out (built by this same script version, see $out.stamp)"
+    if ((!force)) && tarball_is_fresh "$out"; then
+        return
+    fi
+    [[ -e "$out" && ! -f "$out" ]] && die "output path exists and is not a regular file: $out"
+    need_cmd flock
+    local out_dir lock lock_fd
+    out_dir=$(dirname "$out")
+    mkdir -p "$out_dir" || die "cannot create output directory $out_dir"
+    lock="$out_dir/.debian-rootfs.lock"
+    exec {lock_fd}>>"$lock" || die "cannot open lock file $lock"
+    if ! flock -n "$lock_fd"; then
+        log "another build is running in $out_dir; waiting for lock $lock"
+        flock "$lock_fd" || die "cannot lock $lock"
+        if ((!force)) && tarball_is_fresh "$out"; then
+            exec {lock_fd}>&-
             return
         fi
     fi
-    [[ -e "$out" && ! -f "$out" ]] && die "output path exists and is not a regular file: $out"
+    remove_stale_work_dirs "$out_dir"
     build_tarball "$out"
+    exec {lock_fd}>&-
 }
 
 check_extract_dest() {  # DEST — must not exist, or be an empty directory

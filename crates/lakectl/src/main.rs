@@ -118,8 +118,12 @@ enum Cmd {
     },
     /// Sizes and counts: objects, packs, dedup, commits, refs.
     Stats,
-    /// List refs.
-    Refs,
+    /// List refs, or delete one.
+    Refs {
+        /// Delete this ref (its commits go at the next gc unless something else reaches them).
+        #[arg(long, value_name = "NAME")]
+        delete: Option<String>,
+    },
 }
 
 fn main() {
@@ -312,7 +316,12 @@ fn run(cli: Cli) -> Result<()> {
             let lake = open(&cli)?;
             show::stats(&lake, cli.json)?;
         }
-        Cmd::Refs => {
+        Cmd::Refs { delete: Some(name) } => {
+            let lake = open(&cli)?;
+            let old = lake.delete_ref(name).with_context(|| format!("deleting ref '{name}'"))?;
+            eprintln!("deleted ref '{name}' (was {old})");
+        }
+        Cmd::Refs { delete: None } => {
             let lake = open(&cli)?;
             let refs = lake.refs()?;
             if cli.json {

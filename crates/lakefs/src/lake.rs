@@ -272,6 +272,25 @@ impl Lake {
         self.db().refs()
     }
 
+    /// Deletes a ref (its commits stay until `gc` finds nothing else reaches them).
+    pub fn delete_ref(&self, name: &str) -> Result<ObjectId> {
+        let _lock = self.lock_for_write()?;
+        let mut db = self.db();
+        let old = db.get_ref(name)?.ok_or_else(|| Error::UnknownRevision(name.to_owned()))?;
+        let dbpath = db.path().to_owned();
+        let err = |e| crate::meta::db_error(&dbpath, e);
+        let tx = db.conn.transaction().map_err(err)?;
+        let (now, _) = crate::util::now();
+        tx.execute("DELETE FROM refs WHERE name=?1", rusqlite::params![name]).map_err(err)?;
+        tx.execute(
+            "INSERT INTO reflog(name, old, new, time, reason) VALUES(?1, ?2, x'', ?3, 'deleted')",
+            rusqlite::params![name, old.as_bytes(), now],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(old)
+    }
+
     /// Follows `path` (components separated by '/') from a root tree.
     pub fn lookup(&self, root: &ObjectId, path: &str) -> Result<Option<crate::tree::Node>> {
         let mut tree = *root;
