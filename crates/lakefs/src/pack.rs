@@ -177,7 +177,8 @@ pub fn read_record(file: &File, path: &Path, id: &ObjectId, loc: &Location) -> R
     })?;
     let raw_len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
     let stored_len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if &h[12..44] != id.as_bytes() || h[0] != loc.kind as u8 || raw_len != loc.raw_len || stored_len != loc.stored_len {
+    let flags_ok = h[1] & !FLAG_ZSTD == 0 && (h[1] & FLAG_ZSTD != 0) == loc.compressed && h[2] == 0 && h[3] == 0;
+    if &h[12..44] != id.as_bytes() || h[0] != loc.kind as u8 || raw_len != loc.raw_len || stored_len != loc.stored_len || !flags_ok {
         return Err(corrupt("record header does not match the index".into()));
     }
     let mut stored = vec![0u8; stored_len as usize];
