@@ -130,6 +130,12 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("lakectl: error: {e:#}");
+        let damaged = e.chain().any(|c| {
+            matches!(c.downcast_ref::<lakefs::Error>(), Some(lakefs::Error::CorruptObject { .. } | lakefs::Error::MissingObject(_)))
+        });
+        if damaged {
+            eprintln!("hint: run `lakectl verify` to list every damaged object and the paths it affects");
+        }
         std::process::exit(2);
     }
 }

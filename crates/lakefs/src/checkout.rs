@@ -119,7 +119,7 @@ fn write_link(w: &WriteSession, job: &FileJob) -> Result<()> {
     };
     let key = crate::loose::key(&id, &job.meta);
     let obj = crate::loose::path(lake.root(), &key);
-    if !obj.exists() {
+    if !w.has_loose(&key) {
         crate::loose::write(lake.root(), &key, &job.meta, |f| {
             let mut bw = std::io::BufWriter::new(f);
             lake.write_content(&job.content, &mut bw)?;

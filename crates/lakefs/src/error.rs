@@ -35,9 +35,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("object {0} is missing from the lake; run `lakectl verify` to see which paths it affects")]
+    #[error("object {0} is missing from the lake")]
     MissingObject(ObjectId),
-    #[error("object {id} is corrupt: {why}; run `lakectl verify` to see which paths it affects")]
+    #[error("object {id} is corrupt: {why}")]
     CorruptObject { id: ObjectId, why: String },
     #[error("pack {path} is damaged: {why}")]
     CorruptPack { path: PathBuf, why: String },

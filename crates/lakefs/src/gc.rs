@@ -30,7 +30,7 @@ pub struct GcReport {
 }
 
 pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcReport> {
-    let _lock = lake.lock_for_write()?;
+    let _lock = lake.lock_for_cleanup()?;
     progress.phase("marking", 0, 0);
     let roots = crate::reach::roots(lake, false)?;
     let mut unreadable = std::collections::HashMap::new();
@@ -74,7 +74,7 @@ pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcRepor
                 let stored = read_stored(lake, loc)?;
                 // Verify while copying: gc must never propagate damage silently.
                 lake.read_at(id, loc)?;
-                let rec = Prepared { id: *id, kind: loc.kind, raw_len: loc.raw_len, compressed: loc.compressed, bytes: stored };
+                let rec = Prepared { id: *id, kind: loc.kind, raw_len: loc.raw_len, compressed: loc.compressed, bytes: stored.into() };
                 moved.push((*id, pw.append(&rec)?));
                 progress.advance(1, u64::from(loc.stored_len));
             }

@@ -149,18 +149,20 @@ pub fn store_file(w: &WriteSession, path: &Path, size: u64, meta: &Meta, opts: &
 }
 
 fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Content, u64)> {
-    let p = w.lake().superblock().chunker;
     let mut list = ChunkList { chunks: Vec::new() };
-    let cdc = fastcdc::v2020::StreamCDC::new(reader, p.min as usize, p.avg as usize, p.max as usize);
-    for chunk in cdc {
-        let chunk = chunk.map_err(|e| match e {
-            fastcdc::v2020::Error::IoError(io) => Error::io(path, io),
-            other => Error::Invalid(format!("{}: chunking failed: {other}", path.display())),
-        })?;
-        let id = ObjectId::hash(&chunk.data);
-        w.put_with_id(id, Kind::Data, &chunk.data)?;
-        list.chunks.push((id, chunk.length as u32));
-    }
+    let io_err = |e| Error::io(path, e);
+    crate::chunker::for_each_window(reader, w.lake().superblock().chunker, io_err, |chunks| -> Result<()> {
+        // Hash and compress the window's chunks on all cores; keep their order.
+        let ids: Vec<ObjectId> = chunks
+            .par_iter()
+            .map(|c| {
+                let id = ObjectId::hash(c);
+                w.put_with_id(id, Kind::Data, c).map(|_| id)
+            })
+            .collect::<Result<_>>()?;
+        list.chunks.extend(ids.into_iter().zip(chunks.iter().map(|c| c.len() as u32)));
+        Ok(())
+    })?;
     let n = list.size();
     let id = w.put(Kind::ChunkList, &list.encode())?;
     Ok((Content::Chunked(id), n))

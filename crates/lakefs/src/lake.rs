@@ -23,6 +23,11 @@ use crate::tree::{Content, Tree};
 pub const PACK_DIR: &str = "packs";
 pub const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
+/// A file of allocated space kept in every lake. When the disk fills up, SQLite
+/// cannot even create its WAL index to open the database, so opening a full lake
+/// releases this reserve first (and says so); writers put it back when there is room.
+pub const RESERVE_FILE: &str = "reserve";
+const RESERVE_SIZE: usize = 1 << 20;
 
 pub struct Lake {
     root: PathBuf,
@@ -65,6 +70,7 @@ impl Lake {
             std::fs::create_dir(root.join(d)).at(root.join(d))?;
         }
         drop(Db::open(root, true)?);
+        ensure_reserve(root)?;
         let (now, _) = crate::util::now();
         let sb = Superblock::new(crate::util::random_bytes(), opts.chunker, now);
         crate::util::write_atomic(&root.join(crate::superblock::FILE_NAME), &sb.encode())?;
@@ -84,7 +90,21 @@ impl Lake {
         let read_only = nix::sys::statvfs::statvfs(root)
             .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
             .unwrap_or(false);
-        let db = if read_only { Db::open_read_only(root)? } else { Db::open(root, false)? };
+        let db = if read_only {
+            Db::open_read_only(root)?
+        } else {
+            match Db::open(root, false) {
+                Err(e) if is_space_error(&e) && root.join(RESERVE_FILE).exists() => {
+                    std::fs::remove_file(root.join(RESERVE_FILE)).at(root.join(RESERVE_FILE))?;
+                    eprintln!(
+                        "lakefs: {} is full; released its 1 MiB reserve so it can open. Free space or run `lakectl gc`.",
+                        root.display()
+                    );
+                    Db::open(root, false)?
+                }
+                other => other?,
+            }
+        };
         Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()), read_only })
     }
 
@@ -103,7 +123,18 @@ impl Lake {
 
     /// Takes the writer lock (waiting for another writer to finish), then removes
     /// what an interrupted writer may have left: packs no index refers to, scratch files.
+    /// Writers that add data need the space reserve in place (so the lake can
+    /// still be opened once they fill the disk); gc and ref deletion, which free
+    /// space, do not.
     pub fn lock_for_write(&self) -> Result<WriteLock> {
+        self.lock_inner(true)
+    }
+
+    pub fn lock_for_cleanup(&self) -> Result<WriteLock> {
+        self.lock_inner(false)
+    }
+
+    fn lock_inner(&self, need_reserve: bool) -> Result<WriteLock> {
         self.sb.writable(&self.root)?;
         if self.read_only {
             return Err(Error::Invalid(format!("{} is on a read-only file system; remount it read-write to change the lake", self.root.display())));
@@ -119,10 +150,19 @@ impl Lake {
             }
         }
         self.clean_orphans()?;
+        match ensure_reserve(&self.root) {
+            Err(Error::DiskFull { path, .. }) if need_reserve => {
+                return Err(Error::DiskFull { path, during: "restoring the lake's 1 MiB space reserve".into() })
+            }
+            Err(e) if need_reserve => return Err(e),
+            _ => {}
+        }
         Ok(WriteLock { _file: f })
     }
 
-    fn clean_orphans(&self) -> Result<()> {
+    /// Deletes packs that no index entry names and scratch files. Only with the
+    /// writer lock held: a running writer's packs are unindexed until it finishes.
+    pub(crate) fn clean_orphans(&self) -> Result<()> {
         let known: std::collections::HashSet<String> = self.db().pack_names()?.into_iter().map(|p| p.0).collect();
         let dir = self.root.join(PACK_DIR);
         for e in std::fs::read_dir(&dir).at(&dir)? {
@@ -274,7 +314,7 @@ impl Lake {
 
     /// Deletes a ref (its commits stay until `gc` finds nothing else reaches them).
     pub fn delete_ref(&self, name: &str) -> Result<ObjectId> {
-        let _lock = self.lock_for_write()?;
+        let _lock = self.lock_for_cleanup()?;
         let mut db = self.db();
         let old = db.get_ref(name)?.ok_or_else(|| Error::UnknownRevision(name.to_owned()))?;
         let dbpath = db.path().to_owned();
@@ -322,4 +362,30 @@ pub fn is_ref_name(name: &str) -> bool {
         && !name.contains("//")
         && !name.starts_with("b3:")
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
+}
+
+/// True for the errors a full disk produces, including SQLite failing to map its WAL index.
+fn is_space_error(e: &Error) -> bool {
+    match e {
+        Error::DiskFull { .. } => true,
+        Error::Db { source: rusqlite::Error::SqliteFailure(f, _), .. } => {
+            matches!(f.code, rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        }
+        _ => false,
+    }
+}
+
+fn ensure_reserve(root: &Path) -> Result<()> {
+    let path = root.join(RESERVE_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = root.join(TMP_DIR).join("reserve");
+    let r = std::fs::write(&tmp, vec![0u8; RESERVE_SIZE])
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.at(&path)
 }

@@ -11,6 +11,7 @@
 //!   (revisions and times); [`ops`]: whole operations such as committing a directory.
 
 pub mod checkout;
+pub mod chunker;
 pub mod chunklist;
 pub mod commit;
 pub mod diff;

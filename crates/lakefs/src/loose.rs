@@ -44,11 +44,12 @@ pub fn path(root: &Path, key: &ObjectId) -> PathBuf {
 /// Writes a loose object with `fill` providing the content, applies `meta`, and
 /// renames it into place. Durability comes from the caller's `syncfs` before the
 /// index transaction (one sync for a whole import instead of one per file).
+///
+/// An existing file at the destination is replaced, never trusted: only the index
+/// says an object is complete (a power cut can leave an unsynced, empty file).
+/// Callers skip objects the index already has.
 pub fn write(root: &Path, key: &ObjectId, meta: &Meta, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<PathBuf> {
     let dest = path(root, key);
-    if dest.exists() {
-        return Ok(dest);
-    }
     let dir = dest.parent().unwrap_or(root);
     std::fs::create_dir_all(dir).at(dir)?;
     let tmp = root.join("tmp").join(format!("loose-{}", crate::util::random_hex(8)));

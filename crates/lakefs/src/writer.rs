@@ -145,6 +145,9 @@ impl<'a> WriteSession<'a> {
         self.done = true;
         if r.is_err() {
             self.packs.lock().unwrap_or_else(|p| p.into_inner()).0.abandon();
+            // The transaction did not commit, so packs it would have indexed are
+            // orphans: give their space back now (we still hold the writer lock).
+            let _ = self.lake.clean_orphans();
         }
         r
     }
