@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# ci/test.sh — the project's test command: set up, build, run every test.
+#
+# Usage: ci/test.sh [-h|--help] [CARGO TEST ARGS...]
+#
+# Installs missing Debian packages (ci/setup.sh), builds the workspace in
+# release mode, and runs `cargo test --release --workspace`. Tests need root
+# (device nodes, chown, loop devices, tmpfs mounts) and build or reuse a cached
+# Debian bookworm rootfs (ci/debian-rootfs.sh, about 2 minutes the first time).
+# Extra arguments go to `cargo test` (e.g. `ci/test.sh -- crash`).
+set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; exit 0 ;; esac
+cd "$(dirname "$0")/.."
+[[ $EUID -eq 0 ]] || { echo "ci/test.sh: run as root (the tests create device nodes and mount file systems)" >&2; exit 1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+bash ci/setup.sh
+cargo build --release --workspace
+cargo test --release --workspace "$@"
