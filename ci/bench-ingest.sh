@@ -312,6 +312,11 @@ mutate() {
 
 # ---- run ---------------------------------------------------------------------------
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOAD_START%% *}" 'BEGIN{exit !(l > 0.5)}'; then
+  log "warning: load average is $LOAD_START before the run; other processes may skew the numbers"
+  NOTES+=("load average before the run was $LOAD_START: other processes were running, numbers may be skewed")
+fi
 for tree in rootfs large; do
   want_tree "$tree" || continue
   "prepare_$tree"
@@ -362,6 +367,7 @@ META="$WORK/meta.json"
   printf '"cache": "warm page cache", '
   printf '"single_core_target_mb_s": 1500, '
   printf '"total_run_s": %s, ' "$((END - START))"
+  printf '"loadavg_start": "%s", "loadavg_end": "%s", ' "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf '"tool_versions": {'
   sep=""
   for t in "${TOOLS[@]}"; do
