@@ -102,15 +102,7 @@ pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcRepor
                 tx.execute("DELETE FROM objects", [])?;
                 tx.execute("DELETE FROM packs", [])?;
                 let (now, _) = crate::util::now();
-                for (name, size) in &new_packs {
-                    tx.execute("INSERT INTO packs(name, size, created) VALUES(?1,?2,?3)", params![name, *size as i64, now])?;
-                }
-                let mut s = tx.prepare(
-                    "INSERT INTO objects(id, kind, pack, offset, stored_len, raw_len, compressed) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-                )?;
-                for (id, l) in &moved {
-                    s.execute(params![id.as_bytes(), l.kind as u8, l.pack, l.offset as i64, l.stored_len, l.raw_len, l.compressed])?;
-                }
+                crate::meta::Db::insert_packs_and_objects(&tx, &new_packs, &moved, now)?;
             }
             Ok(())
         })()

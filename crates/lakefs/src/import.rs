@@ -157,7 +157,7 @@ fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Co
             .par_iter()
             .map(|c| {
                 let id = ObjectId::hash(c);
-                w.put_with_id(id, Kind::Data, c).map(|_| id)
+                w.put_chunk(id, c).map(|_| id)
             })
             .collect::<Result<_>>()?;
         list.chunks.extend(ids.into_iter().zip(chunks.iter().map(|c| c.len() as u32)));

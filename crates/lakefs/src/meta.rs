@@ -15,12 +15,11 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS packs(name TEXT PRIMARY KEY, size INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS packs(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS objects(
-    id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pack TEXT NOT NULL, offset INTEGER NOT NULL,
+    id BLOB PRIMARY KEY, kind INTEGER NOT NULL, pack INTEGER NOT NULL, offset INTEGER NOT NULL,
     stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, compressed INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS objects_pack ON objects(pack, offset);
 CREATE TABLE IF NOT EXISTS loose(key BLOB PRIMARY KEY, blob BLOB NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS loose_blob ON loose(blob);
 CREATE TABLE IF NOT EXISTS commits(
@@ -121,7 +120,7 @@ impl Db {
 
     pub fn location(&self, id: &ObjectId) -> Result<Option<Location>> {
         self.conn
-            .prepare_cached("SELECT kind, pack, offset, stored_len, raw_len, compressed FROM objects WHERE id=?1")
+            .prepare_cached("SELECT o.kind, p.name, o.offset, o.stored_len, o.raw_len, o.compressed FROM objects o JOIN packs p ON p.id = o.pack WHERE o.id=?1")
             .and_then(|mut s| {
                 s.query_row(params![id.as_bytes()], |r| {
                     Ok(Location {
@@ -211,7 +210,10 @@ impl Db {
     pub fn all_locations(&self) -> Result<Vec<(ObjectId, Location)>> {
         let mut s = self
             .conn
-            .prepare("SELECT id, kind, pack, offset, stored_len, raw_len, compressed FROM objects ORDER BY pack, offset")
+            .prepare(
+                "SELECT o.id, o.kind, p.name, o.offset, o.stored_len, o.raw_len, o.compressed \
+                 FROM objects o JOIN packs p ON p.id = o.pack ORDER BY o.pack, o.offset",
+            )
             .map_err(|e| self.err(e))?;
         let rows = s
             .query_map([], |r| {
@@ -243,6 +245,29 @@ impl Db {
             .query_map([], |r| Ok((blob_id(r.get(0)?)?, blob_id(r.get(1)?)?, r.get::<_, i64>(2)? as u64)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    /// Registers packs and indexes records in them, inside the caller's transaction.
+    pub fn insert_packs_and_objects(
+        tx: &rusqlite::Transaction,
+        packs: &[(String, u64)],
+        objects: &[(ObjectId, Location)],
+        now: i64,
+    ) -> rusqlite::Result<()> {
+        let mut ids = std::collections::HashMap::new();
+        let mut s = tx.prepare_cached("INSERT INTO packs(name, size, created) VALUES(?1, ?2, ?3)")?;
+        for (name, size) in packs {
+            s.execute(params![name, *size as i64, now])?;
+            ids.insert(name.as_str(), tx.last_insert_rowid());
+        }
+        let mut s = tx.prepare_cached(
+            "INSERT OR IGNORE INTO objects(id, kind, pack, offset, stored_len, raw_len, compressed) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        for (id, l) in objects {
+            let pack = ids.get(l.pack.as_str()).copied().ok_or(rusqlite::Error::InvalidQuery)?;
+            s.execute(params![id.as_bytes(), l.kind as u8, pack, l.offset as i64, l.stored_len, l.raw_len, l.compressed])?;
+        }
+        Ok(())
     }
 
     pub fn count(&self, sql: &str) -> Result<i64> {

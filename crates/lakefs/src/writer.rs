@@ -15,8 +15,14 @@ use crate::lake::{Lake, WriteLock};
 use crate::pack::{self, Kind, Location, PackWriter};
 use crate::tree::{Meta, Tree};
 
-/// zstd level for packs: level 3 is zstd's (and restic's) default balance.
-pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level for whole small files, trees and commits: they are where a
+/// system tree's bytes are (thousands of small files compress alone, so the
+/// level matters more than for big chunks), and where time per file is
+/// dominated by the walk, not by compression.
+pub const ZSTD_LEVEL_SMALL: i32 = 6;
+/// zstd level for chunks of large files: the throughput path; 3 is zstd's (and
+/// restic's) default balance.
+pub const ZSTD_LEVEL_CHUNK: i32 = 3;
 
 pub struct WriteSession<'a> {
     lake: &'a Lake,
@@ -82,10 +88,19 @@ impl<'a> WriteSession<'a> {
     /// Stores `raw` under its known id unless the lake already has it. Safe to
     /// call from many threads: compression runs outside the pack lock.
     pub fn put_with_id(&self, id: ObjectId, kind: Kind, raw: &[u8]) -> Result<bool> {
+        self.put_at_level(id, kind, raw, ZSTD_LEVEL_SMALL)
+    }
+
+    /// Stores one chunk of a large file (see [`ZSTD_LEVEL_CHUNK`]).
+    pub fn put_chunk(&self, id: ObjectId, raw: &[u8]) -> Result<bool> {
+        self.put_at_level(id, Kind::Data, raw, ZSTD_LEVEL_CHUNK)
+    }
+
+    fn put_at_level(&self, id: ObjectId, kind: Kind, raw: &[u8], level: i32) -> Result<bool> {
         if !self.claim(&id) {
             return Ok(false);
         }
-        let rec = pack::prepare(id, kind, raw, ZSTD_LEVEL);
+        let rec = pack::prepare(id, kind, raw, level);
         let mut g = self.packs.lock().unwrap_or_else(|p| p.into_inner());
         let loc = g.0.append(&rec)?;
         self.written_bytes.fetch_add((pack::RECORD_HEADER + rec.bytes.len()) as u64, std::sync::atomic::Ordering::Relaxed);
@@ -169,16 +184,7 @@ impl<'a> WriteSession<'a> {
         let tx = db.conn.transaction().map_err(dberr)?;
         let res = (|| -> rusqlite::Result<Option<Error>> {
             {
-                let mut s = tx.prepare_cached("INSERT INTO packs(name, size, created) VALUES(?1, ?2, ?3)")?;
-                for (name, size) in &packs {
-                    s.execute(params![name, *size as i64, now])?;
-                }
-                let mut s = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO objects(id, kind, pack, offset, stored_len, raw_len, compressed) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-                )?;
-                for (id, l) in &objects {
-                    s.execute(params![id.as_bytes(), l.kind as u8, l.pack, l.offset as i64, l.stored_len, l.raw_len, l.compressed])?;
-                }
+                crate::meta::Db::insert_packs_and_objects(&tx, &packs, &objects, now)?;
                 let mut s = tx.prepare_cached("INSERT OR IGNORE INTO loose(key, blob, size) VALUES(?1, ?2, ?3)")?;
                 for (k, b, size) in &loose {
                     s.execute(params![k.as_bytes(), b.as_bytes(), *size as i64])?;
