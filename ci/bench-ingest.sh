@@ -352,6 +352,16 @@ done
 END=$(date +%s)
 
 # ---- report ----------------------------------------------------------------------
+# The in-memory ceiling of one core (FastCDC + BLAKE3, zstd) on this machine,
+# so the single-core ingest rate can be read against what the CPU allows.
+CEILING_BIN="$(dirname "$LAKECTL")/examples/ingest_ceiling"
+CEILING=null
+if [[ ! -x $CEILING_BIN ]] && command -v cargo >/dev/null; then
+  (cd "$HERE/.." && cargo build --release --example ingest_ceiling >/dev/null 2>&1) || true
+fi
+if [[ -x $CEILING_BIN ]]; then
+  CEILING=$(taskset -c 0 "$CEILING_BIN" --json 2>/dev/null || echo null)
+fi
 META="$WORK/meta.json"
 {
   printf '{'
@@ -366,6 +376,7 @@ META="$WORK/meta.json"
   printf '"large_gb": %s, ' "$LARGE_GB"
   printf '"cache": "warm page cache", '
   printf '"single_core_target_mb_s": 1500, '
+  printf '"one_core_ceiling": %s, ' "$CEILING"
   printf '"total_run_s": %s, ' "$((END - START))"
   printf '"loadavg_start": "%s", "loadavg_end": "%s", ' "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf '"tool_versions": {'

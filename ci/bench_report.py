@@ -397,6 +397,20 @@ def cmd_report(a):
         out["single_core_large_%s_mb_per_s" % ver] = one["mb_per_s"]
         if ver == "v1":
             out["single_core_target_met"] = one["mb_per_s"] >= target
+            cpu = one.get("cpu_s") or 0
+            if cpu:
+                p("  per CPU second (user+sys): %.1f MB/s" % (one["mb_per_s"] * one["wall_s"] / cpu))
+                out["single_core_large_v1_mb_per_cpu_s"] = one["mb_per_s"] * one["wall_s"] / cpu
+    ceiling = meta.get("one_core_ceiling")
+    if ceiling:
+        p("one-core in-memory ceiling on this machine: FastCDC %(fastcdc_mbs)s MB/s, BLAKE3 %(blake3_mbs)s MB/s, "
+          "FastCDC+BLAKE3 %(fastcdc_blake3_mbs)s MB/s, zstd-3 random %(zstd3_random_mbs)s / text %(zstd3_text_mbs)s MB/s" % ceiling)
+        one = idx.get(("lake-1core", "large", "v1"))
+        if one and ceiling.get("fastcdc_blake3_mbs"):
+            r = one["mb_per_s"] / ceiling["fastcdc_blake3_mbs"]
+            p("lake single-core ingest / FastCDC+BLAKE3 ceiling: %.2f" % r)
+            out["single_core_vs_ceiling"] = r
+        out["one_core_ceiling"] = ceiling
     for n in meta.get("notes", []):
         p("note: " + n)
 

@@ -28,7 +28,10 @@ fn change_list_commit_equals_full_commit() {
     ok(&lake, &["--ref", "incr", "commit", path_str(&src), "-m", "base-copy"]);
     ok(&lake, &["refs", "--delete", "incr"]);
     // Incremental on main from the change list, full on a second ref: same tree.
-    ok(&lake, &["commit", path_str(&src), "--changed", path_str(&list), "-m", "incremental"]);
+    let inc: serde_json::Value =
+        serde_json::from_str(&ok(&lake, &["commit", path_str(&src), "--changed", path_str(&list), "--json", "-m", "incremental"])).unwrap();
+    // Only the listed paths were scanned: 3 files (file9, text.txt, newdir/inner/x), not the tree's 40+.
+    assert_eq!(inc["stats"]["files"], 3, "{inc}");
     ok(&lake, &["--ref", "full", "commit", path_str(&src), "-m", "full"]);
     assert_eq!(tree_of(&lake, "main"), tree_of(&lake, "full"), "incremental and full imports agree");
     let diff = ok(&lake, &["diff", "main~1", "main"]);

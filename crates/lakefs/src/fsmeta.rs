@@ -80,11 +80,14 @@ pub fn set_xattrs(path: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
     Ok(())
 }
 
+/// atime and mtime both set to the recorded mtime (atime is not recorded).
+fn times(meta: &Meta) -> [libc::timespec; 2] {
+    let t = libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long };
+    [t, t]
+}
+
 fn set_mtime(c: &CString, path: &Path, meta: &Meta) -> Result<()> {
-    let ts = [
-        libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long },
-        libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long },
-    ];
+    let ts = times(meta);
     // SAFETY: valid path and a two-element timespec array.
     check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }, path)
 }
@@ -103,10 +106,7 @@ pub fn apply_fd(f: &File, path: &Path, meta: &Meta) -> Result<()> {
     for (k, v) in &meta.xattrs {
         f.set_xattr(std::ffi::OsStr::from_bytes(k), v).at(path)?;
     }
-    let ts = [
-        libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long },
-        libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long },
-    ];
+    let ts = times(meta);
     // SAFETY: as above.
     check(unsafe { libc::futimens(fd, ts.as_ptr()) }, path)
 }

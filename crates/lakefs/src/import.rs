@@ -218,9 +218,9 @@ fn node_of(w: &WriteSession, s: Scan) -> Result<Node> {
             tree.sort();
             Node::Dir { meta, tree: w.put_tree(&tree)? }
         }
-        Scan::File { meta, size, content, path } => {
+        // The size recorded is what was read, even if the file changed after its stat.
+        Scan::File { meta, content, path, .. } => {
             let (content, n) = content.ok_or_else(|| Error::Invalid(format!("{}: not stored", path.display())))?;
-            let _ = size;
             Node::File { meta, size: n, content }
         }
         Scan::Other(n) => n,

@@ -23,16 +23,7 @@ const MAGIC: &[u8; 8] = b"LKLOOS01";
 pub fn key(content: &ObjectId, meta: &Meta) -> ObjectId {
     let mut w = Writer::with_magic(MAGIC);
     w.id(content);
-    w.uvar(u64::from(meta.mode));
-    w.uvar(u64::from(meta.uid));
-    w.uvar(u64::from(meta.gid));
-    w.svar(meta.mtime);
-    w.uvar(u64::from(meta.mtime_nsec));
-    w.uvar(meta.xattrs.len() as u64);
-    for (k, v) in &meta.xattrs {
-        w.bytes(k);
-        w.bytes(v);
-    }
+    crate::tree::put_meta(&mut w, meta);
     ObjectId::hash(&w.buf)
 }
 

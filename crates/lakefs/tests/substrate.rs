@@ -96,3 +96,45 @@ fn mkfs_refuses_to_overwrite_without_yes() {
     assert!(!o.status.success());
     assert!(text(&o).contains("--size") && text(&o).contains("small.img"), "{}", text(&o));
 }
+
+/// A loop device over a file, detached (and unmounted) on drop.
+struct Loop {
+    dev: String,
+    mnt: Option<std::path::PathBuf>,
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        if let Some(m) = &self.mnt {
+            let _ = Command::new("umount").arg(m).status();
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+#[test]
+fn mkfs_on_a_block_device_needs_yes_and_refuses_a_mounted_one() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("dev.img");
+    std::fs::File::create(&img).unwrap().set_len(64 << 20).unwrap();
+    let out = Command::new("losetup").args(["--find", "--show"]).arg(&img).output().unwrap();
+    assert!(out.status.success(), "losetup: {}", text(&out));
+    let mut lo = Loop { dev: String::from_utf8_lossy(&out.stdout).trim().to_owned(), mnt: None };
+    let o = mkfs(&[&lo.dev]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("block device") && text(&o).contains("--yes"), "{}", text(&o));
+    let o = mkfs(&["--yes", &lo.dev]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = fsck(&[&lo.dev]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Mounted: refused even with --yes, naming the mount point.
+    let mnt = t.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").arg(&lo.dev).arg(&mnt).status().unwrap().success());
+    lo.mnt = Some(mnt.clone());
+    let o = mkfs(&["--yes", &lo.dev]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is mounted at") && text(&o).contains(mnt.to_str().unwrap()), "{}", text(&o));
+    // The mounted lake is intact and usable as a directory.
+    assert!(mnt.join("superblock").exists());
+}
