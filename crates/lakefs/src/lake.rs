@@ -298,12 +298,6 @@ impl Lake {
         }
     }
 
-    pub fn read_content(&self, content: &Content) -> Result<Vec<u8>> {
-        let mut v = Vec::new();
-        self.write_content(content, &mut v)?;
-        Ok(v)
-    }
-
     pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>> {
         self.db().get_ref(name)
     }

@@ -147,14 +147,6 @@ impl Db {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
-    pub fn has_loose(&self, key: &ObjectId) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM loose WHERE key=?1")
-            .and_then(|mut s| s.query_row(params![key.as_bytes()], |_| Ok(())).optional())
-            .map(|o| o.is_some())
-            .map_err(|e| self.err(e))
-    }
-
     pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>> {
         self.conn
             .prepare_cached("SELECT commit_id FROM refs WHERE name=?1")

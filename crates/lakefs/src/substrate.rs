@@ -127,12 +127,6 @@ pub struct Mounted {
     loopdev: Option<String>,
 }
 
-impl Mounted {
-    pub fn device(&self) -> Option<&str> {
-        self.loopdev.as_deref()
-    }
-}
-
 /// Attaches `target` (at `offset`) to a loop device if it is a file; returns the block device.
 pub fn attach(target: &Path, offset: u64, size: Option<u64>, read_only: bool) -> Result<(PathBuf, Option<String>)> {
     if target_kind(target)? == TargetKind::BlockDevice && offset == 0 {

@@ -30,7 +30,6 @@ pub struct WriteSession<'a> {
     packs: Mutex<(PackWriter, Vec<(ObjectId, Location)>)>,
     known: Mutex<HashSet<ObjectId>>,
     loose: Mutex<(HashSet<ObjectId>, Vec<(ObjectId, ObjectId, u64)>)>,
-    pins: Mutex<Vec<(ObjectId, String)>>,
     written_bytes: std::sync::atomic::AtomicU64,
     done: bool,
 }
@@ -66,7 +65,6 @@ impl<'a> WriteSession<'a> {
             packs: Mutex::new((PackWriter::new(&lake.root().join(crate::lake::PACK_DIR)), Vec::new())),
             known: Mutex::new(known),
             loose: Mutex::new((loose, Vec::new())),
-            pins: Mutex::new(Vec::new()),
             written_bytes: Default::default(),
             done: false,
         })
@@ -144,10 +142,6 @@ impl<'a> WriteSession<'a> {
         Ok(())
     }
 
-    pub fn pin(&self, id: ObjectId, reason: &str) {
-        self.pins.lock().unwrap_or_else(|p| p.into_inner()).push((id, reason.to_owned()));
-    }
-
     /// Stores a commit object and returns its id (indexed at [`finish`](Self::finish)).
     pub fn put_commit(&self, c: &Commit) -> Result<ObjectId> {
         self.put(Kind::Commit, &c.encode())
@@ -195,10 +189,6 @@ impl<'a> WriteSession<'a> {
                 for (id, c) in commits {
                     let parent = c.parents.first().map(|p| p.as_bytes().to_vec());
                     s.execute(params![id.as_bytes(), c.tree.as_bytes(), parent, c.time, c.scope, c.trigger, c.message])?;
-                }
-                let mut s = tx.prepare_cached("INSERT OR REPLACE INTO pins(id, reason) VALUES(?1, ?2)")?;
-                for (id, why) in self.pins.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                    s.execute(params![id.as_bytes(), why])?;
                 }
             }
             for u in refs {
