@@ -19,6 +19,8 @@ pub mod encoding;
 pub mod error;
 pub mod fsmeta;
 pub mod gc;
+pub mod generation;
+pub mod hotcache;
 pub mod id;
 pub mod import;
 pub mod lake;

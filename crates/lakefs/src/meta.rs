@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS reflog(
     seq INTEGER PRIMARY KEY, name TEXT NOT NULL, old BLOB, new BLOB NOT NULL, time INTEGER NOT NULL, reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pins(id BLOB PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS generations(number INTEGER PRIMARY KEY, commit_id BLOB NOT NULL, created INTEGER NOT NULL, pinned INTEGER NOT NULL);
 ";
 
 /// Maps a SQLite error to ours; a full disk becomes [`Error::DiskFull`].

@@ -12,6 +12,9 @@ use std::process::Command;
 use crate::error::{Error, IoContext, Result};
 
 pub const LABEL: &str = "lake";
+/// GPT partition type GUID of a lake partition (Lake OS's own; the early-boot
+/// program and the installer find the lake by it, or by the label `lake`).
+pub const PARTITION_TYPE_GUID: &str = "f1f21de9-2996-4512-bf8a-b087ed8680fb";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetKind {
