@@ -118,6 +118,8 @@ enum Cmd {
     },
     /// Sizes and counts: objects, packs, dedup, commits, refs.
     Stats,
+    /// The lake's generations: which one is the default, which one is booted.
+    Status,
     /// List refs, or delete one.
     Refs {
         /// Delete this ref (its commits go at the next gc unless something else reaches them).
@@ -321,6 +323,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Stats => {
             let lake = open(&cli)?;
             show::stats(&lake, cli.json)?;
+        }
+        Cmd::Status => {
+            let lake = open(&cli)?;
+            show::status(&lake, cli.json)?;
         }
         Cmd::Refs { delete: Some(name) } => {
             let lake = open(&cli)?;

@@ -273,3 +273,45 @@ pub fn stats(lake: &Lake, json: bool) -> Result<()> {
     println!("history     {} commits, {} refs", v["commits"], v["refs"]);
     Ok(())
 }
+
+pub fn status(lake: &Lake, json: bool) -> Result<()> {
+    let gens = lakefs::generation::list(lake)?;
+    let default = lakefs::generation::default(lake)?;
+    let booted: Option<u32> = std::fs::read_to_string(lakefs::generation::BOOTED_FILE).ok().and_then(|s| s.trim().parse().ok());
+    if json {
+        let v = serde_json::json!({
+            "lake": lake.root(),
+            "uuid": lake.superblock().uuid_string(),
+            "generation": booted.or(default),
+            "booted_generation": booted,
+            "default_generation": default,
+            "generations": gens,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("lake {} ({})", lake.root().display(), lake.superblock().uuid_string());
+    match booted {
+        Some(b) => println!("booted generation {b}"),
+        None => println!("not booted from this lake"),
+    }
+    if gens.is_empty() {
+        println!("no generations (install one with lake-installer)");
+    }
+    for g in &gens {
+        println!(
+            "{} generation {:>3}  {}  {}{}",
+            if Some(g.number) == booted { "*" } else { " " },
+            g.number,
+            time(g.created),
+            g.commit.short(),
+            match (Some(g.number) == default, g.pinned) {
+                (true, true) => "  (default, pinned)",
+                (true, false) => "  (default)",
+                (false, true) => "  (pinned)",
+                _ => "",
+            }
+        );
+    }
+    Ok(())
+}

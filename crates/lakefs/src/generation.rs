@@ -15,6 +15,9 @@ use crate::lake::Lake;
 use crate::progress::Progress;
 
 pub const DEPLOY_DIR: &str = "deploy";
+/// Where the early-boot program records the generation it assembled the root
+/// from (`/run` is carried into the booted system).
+pub const BOOTED_FILE: &str = "/run/lakefs/booted-generation";
 /// The ref that holds the POSIX zone's history.
 pub const POSIX_REF: &str = "posix/main";
 
