@@ -17,6 +17,9 @@ pub struct Cmdline {
     pub device: Option<PathBuf>,
     /// `lake.timeout=SECONDS`: how long to wait for the partition (default 30).
     pub timeout: Option<u64>,
+    /// `root=` is given: systemd mounts that root itself and the lake is not used
+    /// (a plain image booted with the same initrd, e.g. for the boot benchmark).
+    pub plain_root: bool,
 }
 
 pub fn parse_cmdline(s: &str) -> Result<Cmdline, String> {
@@ -26,6 +29,8 @@ pub fn parse_cmdline(s: &str) -> Result<Cmdline, String> {
             c.generation = Some(v.parse().map_err(|_| format!("lake.gen={v}: not a generation number"))?);
         } else if let Some(v) = word.strip_prefix("lake.device=") {
             c.device = Some(PathBuf::from(v));
+        } else if word.starts_with("root=") {
+            c.plain_root = true;
         } else if let Some(v) = word.strip_prefix("lake.timeout=") {
             c.timeout = Some(v.parse().map_err(|_| format!("lake.timeout={v}: not a number of seconds"))?);
         }
@@ -83,7 +88,8 @@ mod tests {
     #[test]
     fn cmdline() {
         let c = parse_cmdline("BOOT_IMAGE=/x quiet lake.gen=3 console=ttyS0 lake.device=/dev/vda2 lake.timeout=5").unwrap();
-        assert_eq!(c, Cmdline { generation: Some(3), device: Some("/dev/vda2".into()), timeout: Some(5) });
+        assert_eq!(c, Cmdline { generation: Some(3), device: Some("/dev/vda2".into()), timeout: Some(5), plain_root: false });
+        assert!(parse_cmdline("root=PARTUUID=abc ro").unwrap().plain_root);
         assert_eq!(parse_cmdline("quiet").unwrap(), Cmdline::default());
         assert!(parse_cmdline("lake.gen=x").unwrap_err().contains("lake.gen=x"));
     }

@@ -22,6 +22,7 @@ fn main() {
              Finds the lake partition (GPT type {}, or label 'lake'), runs e2fsck -p on it, mounts it on\n\
              {LAKE_MOUNT}, and mounts overlay(lower = deploy/N/root, upper = deploy/N/upper) on {SYSROOT}.\n\n\
              Kernel command line: lake.gen=N (generation; default: the lake's default),\n\
+             root=... without lake.* options: do nothing (systemd mounts that root),\n\
              lake.device=/dev/XXX (skip the search), lake.timeout=SECONDS (wait for the disk, default 30).",
             lakefs::substrate::PARTITION_TYPE_GUID
         );
@@ -84,6 +85,9 @@ fn fsck(dev: &Path) -> Result<()> {
 fn run() -> Result<String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
     let opts = parse_cmdline(&cmdline).map_err(anyhow::Error::msg)?;
+    if opts.plain_root && opts.generation.is_none() && opts.device.is_none() {
+        return Ok("root= is on the kernel command line: systemd mounts that root; the lake is not used".into());
+    }
     let dev = find_device(opts.device.clone(), opts.timeout.unwrap_or(30))?;
     fsck(&dev)?;
     std::fs::create_dir_all(LAKE_MOUNT).with_context(|| format!("creating {LAKE_MOUNT}"))?;
