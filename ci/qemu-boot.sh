@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# ci/qemu-boot.sh — boot a disk image under QEMU/OVMF and judge the boot from
+# the serial console (the boot harness of CI and the benchmarks).
+#
+# Usage: ci/qemu-boot.sh [OPTIONS] IMAGE...
+#        ci/qemu-boot.sh [OPTIONS] --cdrom ISO|--usb IMG [IMAGE...]
+#
+# The first IMAGE is attached as a virtio disk (raw; *.qcow2 as qcow2) and
+# booted by OVMF (/usr/share/OVMF/OVMF_CODE_4M.fd, read-only pflash, plus a
+# fresh copy of OVMF_VARS_4M.fd per run) on `-machine q35,accel=tcg` (KVM is
+# not usable on the build hosts), with -nographic (serial console on stdio),
+# -no-reboot, a virtio NIC (user networking) and a virtio RNG. Further IMAGEs
+# are further virtio disks (serial numbers disk0, disk1, ...). Disk images are
+# written to unless --snapshot is given.
+#
+# The run passes ONLY when the guest prints a console line
+#   LAKE-BOOT-CHECK {"multi_user":"active","root_fstype":"overlay",
+#                    "lake_generation":1,"failed_units":[],"uptime_s":...}
+# (one line) with multi_user == "active", root_fstype == "overlay",
+# failed_units == [] and lake_generation == the expected generation
+# (a number, a numeric string, or an object with a "generation"/"default"
+# key). With --marker REGEX it passes on the first console line matching REGEX
+# instead. QEMU is killed as soon as the verdict is known; it fails at once
+# on a LAKE-BOOT-CHECK line that fails a check, a kernel panic, systemd
+# emergency mode, or QEMU exiting early, and after the timeout.
+#
+# On success it prints the time from QEMU start to the first console output,
+# to the kernel's "Linux version" line and to the LAKE-BOOT-CHECK line (the
+# multi-user marker), and the guest's own uptime_s; with --json one JSON line
+# instead (first_output_s, kernel_s, kernel_start_est_s, init_s, marker_s,
+# guest_uptime_s, total_s, check, failures, log, ...). On failure it prints
+# the last 120 console lines, the full log path and the failed checks
+# (stderr; with --json also a JSON line with "result":"fail" on stdout).
+#
+# Options:
+#   --timeout SECONDS      time limit from QEMU start to the verdict (default 600)
+#   --memory MiB           guest memory (default 2048)
+#   --cpus N               guest CPUs, -smp (default 2)
+#   --log FILE             console log (cleaned of escape sequences); default: a
+#                          new ${TMPDIR:-/tmp}/lake-qemu-boot.XXXXXX.log, kept
+#   --json                 print the result as one line of JSON on stdout
+#   --expect-generation N  generation the guest must report (default 1)
+#   --marker REGEX         pass on a console line matching REGEX (Python re,
+#                          searched in each cleaned line) instead of the check
+#   --append-check         ask the guest for the boot check and power-off from
+#                          the VMM side: SMBIOS type 11 strings with system
+#                          credentials lake.test.check=1 and
+#                          lake.test.poweroff=1 (systemd >= 252 imports them
+#                          into /run/credentials/@system) and the kernel command
+#                          line extra "lake.test.check lake.test.poweroff"
+#                          (honoured by systemd-stub >= 254 / systemd-boot
+#                          >= 256 only; bookworm's systemd-boot 252 ignores it)
+#   --cdrom ISO            attach ISO as a CD-ROM (q35 AHCI)
+#   --usb IMG              attach IMG as USB storage (qemu-xhci + usb-storage);
+#                          may be repeated
+#   --boot disk|cdrom|usb  what OVMF boots first (default: cdrom if --cdrom is
+#                          given, else usb if --usb is given, else the first
+#                          IMAGE); the other devices follow in the boot order
+#   --snapshot             do not write to the images (QEMU -snapshot)
+#   --no-net               no network card
+#   --wait-poweroff SECS   after a pass, let the guest power off by itself for
+#                          up to SECS before QEMU is killed (default 0)
+#   --qemu-arg ARG         extra QEMU argument (repeatable)
+#   -v, --verbose          echo the console to stderr as it arrives
+#   --dry-run              print the QEMU command line and exit
+#   -h, --help             show this help
+#
+# Environment: QEMU (default qemu-system-x86_64), OVMF_CODE, OVMF_VARS
+# (defaults /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd).
+# Needs: qemu-system-x86, ovmf, python3.
+#
+# Exit status: 0 pass; 1 check failed, timeout, or QEMU exited early;
+# 2 usage error or missing prerequisites; 128+N when killed by signal N.
+set -euo pipefail
+
+prog="qemu-boot"
+usage() { sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; }
+die_usage() { printf '%s: error: %s (see --help)\n' "$prog" "$*" >&2; exit 2; }
+die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 2; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+timeout=600
+memory=2048
+cpus=2
+log=
+json=0
+generation=1
+marker=
+append_check=0
+cdrom=
+usbs=()
+boot=
+snapshot=0
+net=1
+wait_poweroff=0
+verbose=0
+dry_run=0
+extra=()
+images=()
+
+need_arg() { (($# >= 2)) || die_usage "$1 needs a value"; }
+is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+is_int() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
+
+while (($#)); do
+    opt=$1
+    # Accept --opt=value as well as --opt value.
+    if [[ $opt == --*=* ]]; then
+        set -- "${opt%%=*}" "${opt#*=}" "${@:2}"
+        opt=$1
+    fi
+    case "$opt" in
+        -h|--help) usage; exit 0 ;;
+        --timeout) need_arg "$@"; timeout=$2; shift ;;
+        --memory) need_arg "$@"; memory=$2; shift ;;
+        --cpus) need_arg "$@"; cpus=$2; shift ;;
+        --log) need_arg "$@"; log=$2; shift ;;
+        --json) json=1 ;;
+        --expect-generation) need_arg "$@"; generation=$2; shift ;;
+        --marker) need_arg "$@"; marker=$2; shift ;;
+        --append-check) append_check=1 ;;
+        --cdrom) need_arg "$@"; cdrom=$2; shift ;;
+        --usb) need_arg "$@"; usbs+=("$2"); shift ;;
+        --boot) need_arg "$@"; boot=$2; shift ;;
+        --snapshot) snapshot=1 ;;
+        --no-net) net=0 ;;
+        --wait-poweroff) need_arg "$@"; wait_poweroff=$2; shift ;;
+        --qemu-arg) need_arg "$@"; extra+=("$2"); shift ;;
+        -v|--verbose) verbose=1 ;;
+        --dry-run) dry_run=1 ;;
+        --) shift; images+=("$@"); break ;;
+        -*) die_usage "unknown option: $opt" ;;
+        *) images+=("$opt") ;;
+    esac
+    shift
+done
+
+if ! is_num "$timeout" || [[ $timeout =~ ^0*([.]0*)?$ ]]; then
+    die_usage "--timeout must be a positive number of seconds"
+fi
+is_int "$memory" || die_usage "--memory must be a positive integer (MiB)"
+is_int "$cpus" || die_usage "--cpus must be a positive integer"
+is_num "$wait_poweroff" || die_usage "--wait-poweroff must be a number of seconds"
+[[ -n $generation ]] || die_usage "--expect-generation needs a value"
+if [[ -n $marker ]]; then
+    python3 -c 'import re,sys; re.compile(sys.argv[1])' "$marker" 2>/dev/null \
+        || die_usage "--marker is not a valid regular expression: $marker"
+fi
+((${#images[@]} || ${#usbs[@]})) || [[ -n $cdrom ]] || die_usage "no IMAGE given"
+if [[ -z $boot ]]; then
+    if [[ -n $cdrom ]]; then boot=cdrom
+    elif ((${#usbs[@]})); then boot=usb
+    else boot=disk
+    fi
+fi
+case "$boot" in
+    disk) ((${#images[@]})) || die_usage "--boot disk needs an IMAGE" ;;
+    cdrom) [[ -n $cdrom ]] || die_usage "--boot cdrom needs --cdrom" ;;
+    usb) ((${#usbs[@]})) || die_usage "--boot usb needs --usb" ;;
+    *) die_usage "--boot must be disk, cdrom or usb" ;;
+esac
+
+qemu=${QEMU:-qemu-system-x86_64}
+ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+command -v "$qemu" >/dev/null 2>&1 || die "$qemu not found (apt-get install qemu-system-x86)"
+command -v python3 >/dev/null 2>&1 || die "python3 not found"
+[[ -r $ovmf_code ]] || die "OVMF firmware $ovmf_code not found (apt-get install ovmf)"
+[[ -r $ovmf_vars ]] || die "OVMF variable store $ovmf_vars not found (apt-get install ovmf)"
+for f in "${images[@]}" "${usbs[@]}" ${cdrom:+"$cdrom"}; do
+    [[ -f $f || -b $f ]] || die "no such image: $f"
+    [[ -r $f ]] || die "image not readable: $f"
+done
+
+# QEMU option values: a comma inside a value is written as ",,".
+qv() { printf '%s' "${1//,/,,}"; }
+fmt_of() { case "$1" in *.qcow2) echo qcow2 ;; *) echo raw ;; esac; }
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/lake-qemu-boot.XXXXXX")
+trap 'rm -rf -- "$workdir"' EXIT
+cp -- "$ovmf_vars" "$workdir/OVMF_VARS.fd"
+
+# Boot order: the chosen boot device first, then disks, CD, USB.
+next_index=1
+idx=
+bootindex() { # sets idx; $1 = kind of device (disk, cdrom, usb), $2 = its number
+    if [[ $1 == "$boot" && $2 == 0 ]]; then idx=0
+    else idx=$next_index; next_index=$((next_index + 1))
+    fi
+}
+
+cmd=(
+    "$qemu"
+    -machine "q35,accel=tcg"
+    -m "$memory"
+    -smp "$cpus"
+    -nographic
+    -no-reboot
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$(qv "$ovmf_code")"
+    -drive "if=pflash,format=raw,unit=1,file=$(qv "$workdir/OVMF_VARS.fd")"
+    -device virtio-rng-pci
+)
+if ((net)); then
+    cmd+=(-nic "user,model=virtio-net-pci")
+else
+    cmd+=(-nic none)
+fi
+for i in "${!images[@]}"; do
+    img=${images[$i]}
+    cmd+=(-drive "if=none,id=disk$i,format=$(fmt_of "$img"),file=$(qv "$img")")
+    bootindex disk "$i"
+    cmd+=(-device "virtio-blk-pci,drive=disk$i,serial=disk$i,bootindex=$idx")
+done
+if [[ -n $cdrom ]]; then
+    cmd+=(-drive "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=$(qv "$cdrom")")
+    bootindex cdrom 0
+    cmd+=(-device "ide-cd,drive=cd0,bootindex=$idx")
+fi
+if ((${#usbs[@]})); then
+    cmd+=(-device "qemu-xhci,id=xhci")
+    for i in "${!usbs[@]}"; do
+        img=${usbs[$i]}
+        cmd+=(-drive "if=none,id=usb$i,format=$(fmt_of "$img"),file=$(qv "$img")")
+        bootindex usb "$i"
+        cmd+=(-device "usb-storage,bus=xhci.0,drive=usb$i,removable=on,bootindex=$idx")
+    done
+fi
+if ((append_check)); then
+    cmd+=(
+        -smbios "type=11,value=io.systemd.credential:lake.test.check=1"
+        -smbios "type=11,value=io.systemd.credential:lake.test.poweroff=1"
+        -smbios "type=11,value=io.systemd.stub.kernel-cmdline-extra=lake.test.check lake.test.poweroff"
+        -smbios "type=11,value=io.systemd.boot.kernel-cmdline-extra=lake.test.check lake.test.poweroff"
+    )
+fi
+((snapshot)) && cmd+=(-snapshot)
+cmd+=("${extra[@]}")
+
+if ((dry_run)); then
+    printf '%q ' "${cmd[@]}"; printf '\n'
+    exit 0
+fi
+
+if [[ -z $log ]]; then
+    log=$(mktemp "${TMPDIR:-/tmp}/lake-qemu-boot.XXXXXX.log")
+fi
+helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
+        --expect-generation "$generation" --wait-poweroff "$wait_poweroff"
+        --workdir "$workdir")
+((json)) && helper+=(--json)
+((verbose)) && helper+=(--verbose)
+[[ -n $marker ]] && helper+=(--marker "$marker")
+
+# The helper owns QEMU from here: it runs it in its own process group (with
+# a parent-death signal), kills it on every exit path, and removes $workdir.
+trap - EXIT
+exec "${helper[@]}" -- "${cmd[@]}"

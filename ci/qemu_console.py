@@ -1,0 +1,582 @@
+#!/usr/bin/env python3
+"""Console watcher for ci/qemu-boot.sh (Python 3 standard library only).
+
+Usage:
+  qemu_console.py [options] -- QEMU-COMMAND...
+
+Spawns QEMU (which must send the guest's serial console to stdout, e.g.
+-nographic), reads its output as it arrives, timestamps it, strips terminal
+escape sequences and carriage returns, tees the cleaned lines to a log file
+and decides pass/fail:
+
+  default   pass on the first line `LAKE-BOOT-CHECK {json}` whose JSON shows
+            multi_user == "active", root_fstype == "overlay", failed_units == []
+            and lake_generation == --expect-generation (number, numeric string,
+            or an object with a "generation" or "default" key); such a line
+            that fails any check is an immediate failure.
+  --marker  pass on the first console line matching the regular expression.
+
+It fails early on a kernel panic or systemd emergency mode, fails when QEMU
+exits before the verdict, and fails after --timeout seconds. Whatever the
+outcome, QEMU (run in its own process group, with PR_SET_PDEATHSIG so it dies
+with us even on SIGKILL) is killed before exit, and --workdir is removed.
+
+Options:
+  --timeout S            seconds from QEMU start to the verdict (default 600)
+  --log FILE             console log (required)
+  --json                 print one JSON line with the result on stdout
+  --expect-generation N  expected lake_generation (default 1)
+  --marker REGEX         pass on a console line matching REGEX instead
+  --wait-poweroff S      after a pass, give the guest up to S seconds to power
+                         off by itself before QEMU is killed (default 0)
+  --tail N               console lines shown on failure (default 120)
+  --verbose              also echo the cleaned console to stderr, live
+  --workdir DIR          directory to delete on exit (OVMF vars copy etc.)
+
+Exit status: 0 pass, 1 fail or timeout, 2 usage or QEMU could not start,
+128+N when interrupted by signal N.
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+PROG = "qemu-boot"
+CHECK_TAG = "LAKE-BOOT-CHECK"
+
+# Terminal escape sequences: CSI (colours, cursor moves), OSC (titles),
+# charset selection, and the remaining two-byte ESC sequences.
+ANSI_RE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"          # CSI ... final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL or ST
+    r"|\x1b[()*+][0-9A-Za-z@<=>]"        # G0..G3 charset designation
+    r"|\x1b[ -/]*[0-~]"                  # other ESC sequences (ESC c, ESC 7, ...)
+    r"|\x9b[0-?]*[ -/]*[@-~]"            # 8-bit CSI
+)
+# Control characters other than TAB (and CR, which is handled separately).
+CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+KERNEL_RE = re.compile(r"Linux version \d")
+INIT_RE = re.compile(r"Run \S+ as init process|systemd\[1\]: |Welcome to ")
+PRINTK_TS_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
+FATAL_PATTERNS = [
+    (re.compile(r"Kernel panic - not syncing"), "kernel panic"),
+    (re.compile(r"You are in emergency mode"), "systemd emergency mode"),
+    (re.compile(r"Cannot open access to console, the root account is locked"),
+     "systemd emergency mode (root account locked)"),
+    (re.compile(r"Entering emergency mode"), "systemd emergency mode"),
+]
+MAX_PARTIAL = 64 * 1024  # force a line break after this many bytes without one
+
+
+class Interrupted(Exception):
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def clean(text):
+    """Strip escape sequences and control characters; split on CR.
+
+    Returns the list of line fragments worth keeping (a CRLF line gives one
+    fragment; a line redrawn with bare CRs gives one fragment per redraw)."""
+    text = ANSI_RE.sub("", text)
+    text = CTRL_RE.sub("", text)
+    parts = [p.rstrip() for p in text.split("\r")]
+    parts = [p for p in parts if p.strip()]
+    return parts or [""]
+
+
+def norm_generation(value):
+    """Normalise a generation value for comparison; None if unusable."""
+    if isinstance(value, dict):
+        for key in ("generation", "default"):
+            if key in value:
+                return norm_generation(value[key])
+        return None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(value)
+    if isinstance(value, str):
+        s = value.strip()
+        if re.fullmatch(r"[+-]?\d+", s):
+            return str(int(s))
+        return s or None
+    return None
+
+
+def evaluate_check(check, expected_generation):
+    """Return the list of failed checks (empty when the boot check passes)."""
+    failures = []
+    if not isinstance(check, dict):
+        return ["LAKE-BOOT-CHECK payload is not a JSON object"]
+    mu = check.get("multi_user")
+    if mu != "active":
+        failures.append(f"multi_user is {json.dumps(mu)}, expected \"active\"")
+    fs = check.get("root_fstype")
+    if fs != "overlay":
+        failures.append(f"root_fstype is {json.dumps(fs)}, expected \"overlay\""
+                        f" (root_source {json.dumps(check.get('root_source'))})")
+    if "failed_units" not in check:
+        failures.append("failed_units missing")
+    else:
+        fu = check["failed_units"]
+        if not isinstance(fu, list):
+            failures.append(f"failed_units is not a list: {json.dumps(fu)}")
+        elif fu:
+            failures.append(f"failed_units not empty: {json.dumps(fu)}")
+    if "lake_generation" not in check:
+        failures.append("lake_generation missing")
+    else:
+        got = norm_generation(check["lake_generation"])
+        want = norm_generation(expected_generation)
+        if got is None or got != want:
+            msg = (f"lake_generation is {json.dumps(check['lake_generation'])},"
+                   f" expected {want}")
+            if check.get("lake_error") not in (None, "", check["lake_generation"]):
+                msg += f" (lake_error {json.dumps(check['lake_error'])})"
+            failures.append(msg)
+    return failures
+
+
+def parse_check(line):
+    """Parse the JSON after LAKE-BOOT-CHECK on a cleaned line.
+
+    Returns (found, obj, error): found is False when the line has no tag."""
+    idx = line.find(CHECK_TAG)
+    if idx < 0:
+        return False, None, None
+    rest = line[idx + len(CHECK_TAG):]
+    brace = rest.find("{")
+    if brace < 0 or rest[:brace].strip():
+        return False, None, None   # e.g. a unit name or log text, not the payload
+    try:
+        obj, _end = json.JSONDecoder().raw_decode(rest[brace:])
+    except ValueError as exc:
+        return True, None, f"{exc}: {rest[brace:brace + 200]!r}"
+    return True, obj, None
+
+
+def set_pdeathsig():
+    """In the child: die with SIGKILL when the parent (this script) dies."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # best effort; the process-group kill still applies
+        pass
+
+
+class Watcher:
+    def __init__(self, args, qemu_cmd):
+        self.args = args
+        self.qemu_cmd = qemu_cmd
+        self.proc = None
+        self.stdin_w = None
+        self.t0 = None
+        self.tail = collections.deque(maxlen=max(1, args.tail))
+        self.log = None
+        self.partial = b""
+        self.marker_re = re.compile(args.marker) if args.marker else None
+        # results
+        self.first_output = None
+        self.kernel = None
+        self.kernel_start_est = None
+        self.init = None
+        self.marker = None
+        self.marker_line = None
+        self.check = None
+        self.bad_check = None      # last unparseable LAKE-BOOT-CHECK payload
+        self.verdict = None        # "pass" | "fail"
+        self.failures = []
+        self.qemu_status = None
+        self.stderr_path = None
+        self.killed = False        # True once we signalled QEMU ourselves
+
+    # -- console ---------------------------------------------------------
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def emit(self, text, t):
+        self.log.write(text + "\n")
+        self.tail.append(text)
+        if self.args.verbose:
+            sys.stderr.write(f"[{t:8.3f}] {text}\n")
+
+    def feed(self, data, t):
+        if self.first_output is None and data:
+            self.first_output = t
+        buf = self.partial + data
+        lines = buf.split(b"\n")
+        self.partial = lines.pop()
+        if len(self.partial) > MAX_PARTIAL:
+            lines.append(self.partial)
+            self.partial = b""
+        for raw in lines:
+            for frag in clean(raw.decode("utf-8", "replace")):
+                self.emit(frag, t)
+                if self.verdict is None:
+                    self.inspect(frag, t)
+        self.log.flush()
+
+    def flush_partial(self, t):
+        if self.partial:
+            data, self.partial = self.partial, b""
+            for frag in clean(data.decode("utf-8", "replace")):
+                if frag:
+                    self.emit(frag, t)
+                    if self.verdict is None:
+                        self.inspect(frag, t)
+            self.log.flush()
+
+    def inspect(self, line, t):
+        if self.kernel is None and KERNEL_RE.search(line):
+            self.kernel = t
+        if self.init is None and INIT_RE.search(line):
+            self.init = t
+        m = PRINTK_TS_RE.match(line)
+        if m:
+            est = t - float(m.group(1))
+            if self.kernel_start_est is None or est < self.kernel_start_est:
+                self.kernel_start_est = est
+        found, obj, err = parse_check(line)
+        if found:
+            if err is not None:
+                self.bad_check = err
+            elif self.marker_re is None:
+                self.check = obj
+                self.marker = t
+                self.marker_line = line
+                self.failures = evaluate_check(obj, self.args.expect_generation)
+                self.verdict = "fail" if self.failures else "pass"
+                return
+            elif self.check is None:
+                self.check = obj   # informational in --marker mode
+        if self.marker_re is not None and self.marker_re.search(line):
+            self.marker = t
+            self.marker_line = line
+            self.verdict = "pass"
+            return
+        for rx, what in FATAL_PATTERNS:
+            if rx.search(line):
+                self.verdict = "fail"
+                self.failures = [f"{what} on the console: {line.strip()[:200]}"]
+                return
+
+    # -- QEMU process ----------------------------------------------------
+    def start(self):
+        stderr_dir = self.args.workdir or os.path.dirname(os.path.abspath(self.args.log))
+        self.stderr_path = os.path.join(stderr_dir, f".qemu-stderr.{os.getpid()}")
+        stderr_f = open(self.stderr_path, "wb")
+        stdin_r, self.stdin_w = os.pipe()   # held open, never written: no monitor input
+        self.t0 = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                self.qemu_cmd, stdin=stdin_r, stdout=subprocess.PIPE,
+                stderr=stderr_f, start_new_session=True,
+                preexec_fn=set_pdeathsig, bufsize=0)
+        finally:
+            os.close(stdin_r)
+            stderr_f.close()
+
+    def kill(self):
+        p = self.proc
+        if p is None:
+            return
+        if p.poll() is None:
+            self.killed = True
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left in the group (QEMU itself if SIGTERM did not do it).
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.qemu_status is None:
+            self.qemu_status = p.returncode
+        if self.stdin_w is not None:
+            try:
+                os.close(self.stdin_w)
+            except OSError:
+                pass
+            self.stdin_w = None
+
+    def qemu_stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+        # Drop QEMU's note about the SIGTERM we sent it ourselves.
+        lines = [l for l in text.splitlines()
+                 if not (self.killed and "terminating on signal" in l)]
+        return "\n".join(lines).strip()
+
+    def run(self):
+        self.start()
+        fd = self.proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        deadline = self.args.timeout
+        eof = False
+        while self.verdict is None:
+            remaining = deadline - self.now()
+            if remaining <= 0:
+                self.flush_partial(self.now())
+                if self.verdict is None:
+                    self.verdict = "fail"
+                    self.failures = [self.timeout_reason()]
+                break
+            if not sel.select(min(remaining, 1.0)):
+                continue
+            data = os.read(fd, 65536)
+            t = self.now()
+            if not data:
+                eof = True
+                self.flush_partial(t)
+                break
+            self.feed(data, t)
+        if eof and self.verdict is None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.qemu_status = self.proc.returncode
+            self.verdict = "fail"
+            self.failures = [self.exit_reason()]
+        self.total = self.now()
+        if self.verdict == "pass" and self.args.wait_poweroff > 0 and not eof:
+            # Let the guest shut down cleanly (disk state matters to a later
+            # boot), logging what it prints meanwhile.
+            end = self.now() + self.args.wait_poweroff
+            while self.now() < end:
+                if not sel.select(min(end - self.now(), 1.0)):
+                    continue
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                self.feed(data, self.now())
+            self.flush_partial(self.now())
+            try:
+                self.proc.wait(timeout=max(0.1, end - self.now()))
+            except subprocess.TimeoutExpired:
+                pass
+        sel.close()
+
+    def stage_summary(self):
+        seen = []
+        if self.first_output is not None:
+            seen.append(f"first console output at {self.first_output:.1f}s")
+        if self.kernel is not None:
+            seen.append(f"kernel at {self.kernel:.1f}s")
+        if self.init is not None:
+            seen.append(f"init at {self.init:.1f}s")
+        return ", ".join(seen) if seen else "no console output at all"
+
+    def what(self):
+        if self.marker_re is not None:
+            return f"a console line matching --marker {self.args.marker!r}"
+        return f"{CHECK_TAG} line"
+
+    def timeout_reason(self):
+        r = f"timeout: no {self.what()} within {self.args.timeout:g}s ({self.stage_summary()})"
+        if self.bad_check:
+            r += f"; a {CHECK_TAG} line was seen but its JSON did not parse: {self.bad_check}"
+        return r
+
+    def exit_reason(self):
+        st = self.qemu_status
+        how = "still running" if st is None else (
+            f"killed by signal {-st}" if st < 0 else f"exit status {st}")
+        r = (f"QEMU exited ({how}) after {self.now():.1f}s before {self.what()}"
+             f" ({self.stage_summary()})")
+        if self.bad_check:
+            r += f"; a {CHECK_TAG} line was seen but its JSON did not parse: {self.bad_check}"
+        return r
+
+    # -- reporting -------------------------------------------------------
+    def result(self):
+        r = lambda v: None if v is None else round(v, 3)
+        res = {
+            "result": self.verdict,
+            "mode": "marker" if self.marker_re is not None else "lake-boot-check",
+            "first_output_s": r(self.first_output),
+            "kernel_s": r(self.kernel),
+            "kernel_start_est_s": r(self.kernel_start_est),
+            "init_s": r(self.init),
+            "marker_s": r(self.marker),
+            "guest_uptime_s": None,
+            "total_s": r(getattr(self, "total", None)),
+            "timeout_s": self.args.timeout,
+            "expected_generation": (norm_generation(self.args.expect_generation)
+                                    if self.marker_re is None else None),
+            "marker": self.args.marker,
+            "marker_line": self.marker_line,
+            "check": self.check,
+            "failures": self.failures,
+            "log": os.path.abspath(self.args.log),
+        }
+        if isinstance(self.check, dict):
+            up = self.check.get("uptime_s")
+            if isinstance(up, (int, float)) and not isinstance(up, bool):
+                res["guest_uptime_s"] = up
+            elif isinstance(up, str):
+                try:
+                    res["guest_uptime_s"] = float(up)
+                except ValueError:
+                    pass
+        return res
+
+    def report(self):
+        res = self.result()
+        log = res["log"]
+        fmt = lambda v, unit="s": "n/a" if v is None else f"{v:.2f} {unit}"
+        if self.verdict == "pass":
+            if not self.args.json:
+                out = sys.stdout
+                if res["mode"] == "marker":
+                    out.write(f"{PROG}: PASS: marker {self.args.marker!r} matched: "
+                              f"{self.marker_line.strip()[:200]}\n")
+                else:
+                    c = self.check
+                    out.write(f"{PROG}: PASS: {CHECK_TAG} multi_user={c.get('multi_user')} "
+                              f"root_fstype={c.get('root_fstype')} "
+                              f"root_source={c.get('root_source')} "
+                              f"lake_generation={json.dumps(c.get('lake_generation'))} "
+                              f"failed_units={json.dumps(c.get('failed_units'))}\n")
+                rows = [("first console output", res["first_output_s"], ""),
+                        ("kernel (Linux version)", res["kernel_s"],
+                         "" if res["kernel_start_est_s"] is None else
+                         f"   (kernel start from printk times: {fmt(res['kernel_start_est_s'])})"),
+                        ("marker line" if res["mode"] == "marker" else "multi-user marker",
+                         res["marker_s"], "")]
+                for label, value, note in rows:
+                    out.write(f"  QEMU start -> {label:<22} {fmt(value)}{note}\n")
+                if res["mode"] != "marker":
+                    out.write(f"  {'guest uptime_s':<36} {fmt(res['guest_uptime_s'])}\n")
+                out.write(f"  console log: {log}\n")
+        else:
+            err = sys.stderr
+            n = len(self.tail)
+            err.write(f"{PROG}: ---- last {n} console lines (full log: {log}) ----\n")
+            for line in self.tail:
+                err.write(line + "\n")
+            err.write(f"{PROG}: ---- end of console ----\n")
+            qerr = self.qemu_stderr()
+            if qerr:
+                err.write(f"{PROG}: QEMU stderr:\n{qerr}\n")
+            for f in self.failures:
+                err.write(f"{PROG}: FAIL: {f}\n")
+            err.write(f"{PROG}: console log: {log}\n")
+        if self.args.json:
+            sys.stdout.write(json.dumps(res, sort_keys=False) + "\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(prog="qemu_console.py", add_help=True,
+                                 description="Run QEMU and judge its serial console.")
+    ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--expect-generation", default="1")
+    ap.add_argument("--marker")
+    ap.add_argument("--wait-poweroff", type=float, default=0.0)
+    ap.add_argument("--tail", type=int, default=120)
+    ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--workdir")
+    ap.add_argument("qemu", nargs=argparse.REMAINDER)
+    args = ap.parse_args(argv)
+    cmd = args.qemu[1:] if args.qemu[:1] == ["--"] else args.qemu
+    if not cmd:
+        ap.error("no QEMU command given (after --)")
+    if args.marker:
+        try:
+            re.compile(args.marker)
+        except re.error as exc:
+            ap.error(f"bad --marker regex: {exc}")
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    w = Watcher(args, cmd)
+    status = 2
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
+        w.log = open(args.log, "w", encoding="utf-8", errors="replace")
+        try:
+            w.run()
+        except FileNotFoundError as exc:
+            sys.stderr.write(f"{PROG}: cannot start QEMU: {exc}\n")
+            return 2
+        w.kill()
+        if w.verdict is None:
+            w.verdict = "fail"
+        status = 0 if w.verdict == "pass" else 1
+        w.log.write(f"{PROG}: verdict {w.verdict}"
+                    + "".join(f"; {f}" for f in w.failures) + "\n")
+        qerr = w.qemu_stderr()
+        if qerr:
+            w.log.write(f"{PROG}: QEMU stderr:\n{qerr}\n")
+        w.log.flush()
+        try:
+            w.report()
+        except BrokenPipeError:   # e.g. piped into `head`; the status still counts
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except OSError:
+                pass
+        return status
+    except Interrupted as exc:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        w.kill()
+        sys.stderr.write(f"{PROG}: interrupted by signal {exc.signum}; QEMU stopped"
+                         + (f"; console log: {os.path.abspath(args.log)}\n" if w.log else "\n"))
+        return 128 + exc.signum
+    finally:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        w.kill()
+        if w.log is not None:
+            try:
+                w.log.close()
+            except OSError:
+                pass
+        if w.stderr_path:
+            try:
+                os.unlink(w.stderr_path)
+            except OSError:
+                pass
+        if args.workdir:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
