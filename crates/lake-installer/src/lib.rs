@@ -1,5 +1,40 @@
-//! Disk layout (GPT, ESP with systemd-boot and BLS entries, lake partition), rootfs
-//! import and image builds.
+//! lake-installer: puts Lake OS on a disk or into a disk image.
 //!
-//! Empty on purpose: the bootable-image issue fills this crate. Nothing here is
-//! exported yet, so nothing can be mistaken for a working installer.
+//! Where things are:
+//! - [`plan`]: the install plan: the target as it is (size, partition table,
+//!   file systems, mounts), the layout to write, and the --yes rules;
+//! - [`gpt_layout`]: the GPT layout (ESP, optional XBOOTLDR /boot, lake) and
+//!   writing it with the `gpt` crate;
+//! - [`esp`]: FAT32 volumes written with `fatfs` inside the image at a
+//!   partition's offset (no loop device);
+//! - [`boot_entries`]: systemd-boot's loader.conf and the BLS entries, kernels and
+//!   initrds stored by content hash;
+//! - [`rootfs`]: the root file system to install (directory or tar archive);
+//! - [`lake_partition`]: staging the lake (import into `posix/main`, deploy
+//!   generation 1) and writing it with `mke2fs -d`;
+//! - [`install`]: carrying out a plan, and the report;
+//! - [`units`]: byte sizes.
+//!
+//! ```no_run
+//! use lake_installer::{install, plan::{InstallOptions, Plan}};
+//! let mut o = InstallOptions::new("disk.raw".into(), "rootfs/".into(), "vmlinuz".into(), "initrd.img".into());
+//! o.size = Some(8 << 30);
+//! let plan = Plan::new(&o)?;
+//! eprintln!("{}", plan.render());
+//! plan.check_allowed(false)?;
+//! let report = install::run(&plan, &install::Quiet)?;
+//! println!("generation {} of commit {}", report.lake.generation, report.lake.commit);
+//! # Ok::<(), lake_installer::Error>(())
+//! ```
+
+pub mod boot_entries;
+pub mod error;
+pub mod esp;
+pub mod gpt_layout;
+pub mod install;
+pub mod lake_partition;
+pub mod plan;
+pub mod rootfs;
+pub mod units;
+
+pub use error::{Error, Result};

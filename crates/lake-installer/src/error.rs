@@ -1,0 +1,76 @@
+//! Typed errors of the installer library. Every variant names the device, image
+//! or file it concerns and, where there is one, what to do about it.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{during}: {error}")]
+    Lake {
+        during: String,
+        error: lakefs::Error,
+    },
+    #[error("writing the GPT of {target}: {error}")]
+    Gpt {
+        target: PathBuf,
+        error: gpt::GptError,
+    },
+    #[error("{what} on {target} (partition at byte {offset}): {error}")]
+    Fat {
+        what: String,
+        target: PathBuf,
+        offset: u64,
+        error: std::io::Error,
+    },
+    #[error("{path} not found: the systemd-boot EFI binary is needed for the ESP; install the Debian package systemd-boot-efi (apt-get install systemd-boot-efi) or give --systemd-boot PATH")]
+    MissingBootloader { path: PathBuf },
+    #[error("{target} (or a partition on it) is mounted at {at}; unmount it first")]
+    Mounted { target: PathBuf, at: String },
+    #[error("refusing to overwrite {target} without --yes: {reason}")]
+    NeedsYes { target: PathBuf, reason: String },
+    #[error("{target} does not exist: give --size (e.g. --size 8G) to create an image file of that size")]
+    SizeRequired { target: PathBuf },
+    #[error("{0}")]
+    Layout(String),
+    #[error("the lake partition ({have}) is too small for the staged lake ({need} of files, plus ext4 overhead); give a larger --size (at least {suggest})")]
+    LakeTooSmall { have: String, need: String, suggest: String },
+    #[error("{what} failed ({status}): {stderr}")]
+    Command { what: String, status: String, stderr: String },
+    #[error("cannot run {program}: {error}; is it installed ({package})?")]
+    Spawn {
+        program: String,
+        package: &'static str,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), error: source }
+    }
+
+    pub fn lake(during: impl Into<String>) -> impl FnOnce(lakefs::Error) -> Error {
+        let during = during.into();
+        move |error| Error::Lake { during, error }
+    }
+}
+
+/// Adds a path to `std::io::Result`s.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

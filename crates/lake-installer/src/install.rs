@@ -1,0 +1,416 @@
+//! Carrying out a [`Plan`]: stage the lake (slow, touches nothing on the
+//! target), then write the target: lake partition (mke2fs -d), FAT partitions,
+//! and the GPT last, so an interrupted install never looks like a finished one.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use lakefs::progress::{Progress, Silent};
+use serde::Serialize;
+
+use crate::boot_entries::{self, BootFile, Entry};
+use crate::error::{Error, IoContext, Result};
+use crate::esp::FatVolume;
+use crate::gpt_layout::{self, PartitionSpec, Role};
+use crate::lake_partition::{self, Staged};
+use crate::plan::{Plan, TargetType};
+use crate::rootfs::RootfsKind;
+use crate::units::{human, MIB};
+
+/// Where the installer reports what it is doing.
+pub trait Observer: Sync {
+    /// A step starts (one line for a log or a terminal).
+    fn step(&self, _what: &str) {}
+    /// A progress sink for a long step (import, deploy).
+    fn progress(&self) -> Box<dyn Progress> {
+        Box::new(Silent)
+    }
+}
+
+/// Reports nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    pub step: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LakeReport {
+    pub uuid: String,
+    pub commit: String,
+    pub generation: u32,
+    pub reference: &'static str,
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    /// Allocated bytes of the staged lake (objects, checkout dirs, metadata).
+    pub staged_bytes: u64,
+    /// A file of the generation's checkout and its link count on the target
+    /// (read back with debugfs): >= 2 means the checkout is a hard-link farm.
+    pub hardlink_check: Option<HardlinkCheck>,
+    /// Inodes whose mtime nanoseconds were put back after mke2fs -d (which drops them).
+    pub mtimes_restored: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HardlinkCheck {
+    pub path: String,
+    pub inode: u64,
+    pub links: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageSize {
+    pub apparent: u64,
+    pub allocated: u64,
+}
+
+/// What the install did (printed as the summary, or as JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub target: PathBuf,
+    #[serde(rename = "target_type")]
+    pub kind: TargetType,
+    pub disk_size: u64,
+    pub disk_guid: String,
+    pub partitions: Vec<PartitionSpec>,
+    pub lake: LakeReport,
+    pub kernel: BootFile,
+    pub initrd: BootFile,
+    pub entry: String,
+    pub entry_text: String,
+    pub cmdline: String,
+    /// Image files only.
+    pub image: Option<ImageSize>,
+    pub timings: Vec<Timing>,
+    pub elapsed_seconds: f64,
+}
+
+/// Removes the staging directory when the install ends, however it ends.
+struct Scratch {
+    dir: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Deletes an image file this install created, unless the install finished.
+struct CreatedImage {
+    path: Option<PathBuf>,
+}
+
+impl Drop for CreatedImage {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+struct Clock {
+    start: Instant,
+    last: Instant,
+    timings: Vec<Timing>,
+}
+
+impl Clock {
+    fn lap(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.timings.push(Timing { step, seconds: (now - self.last).as_secs_f64() });
+        self.last = now;
+    }
+}
+
+/// Runs the install. The caller has shown the plan and called
+/// [`Plan::check_allowed`]; this checks the mount state again right before writing.
+pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
+    let now = Instant::now();
+    let mut clock = Clock { start: now, last: now, timings: Vec::new() };
+    let target = plan.target.path.as_path();
+
+    obs.step("hashing the kernel and initrd");
+    let kernel = BootFile::of(&plan.kernel, "vmlinuz")?;
+    let initrd = BootFile::of(&plan.initrd, "initrd")?;
+    let boot_part = plan.layout.get(plan.boot_role()).unwrap_or(plan.layout.esp());
+    let sd_size = std::fs::metadata(&plan.systemd_boot).at(&plan.systemd_boot)?.len();
+    let on_boot = kernel.size + initrd.size + if plan.boot_role() == Role::Esp { 2 * sd_size } else { 0 };
+    if on_boot + 4 * MIB > boot_part.size {
+        return Err(Error::Invalid(format!(
+            "the kernel, initrd and boot loader ({}) do not fit the {} partition ({}); give a larger {}",
+            human(on_boot),
+            boot_part.name,
+            human(boot_part.size),
+            if boot_part.role == Role::Boot { "--boot-size" } else { "--esp-size" }
+        )));
+    }
+
+    clock.lap("hash");
+    std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
+    let scratch = Scratch { dir: plan.staging.join(format!("lake-installer-{}", lakefs::util::random_hex(6))), keep: plan.keep_staging };
+    std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
+    // The staged rootfs is nobody else's business (staging may be /dev/shm).
+    std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
+    let rootfs_dir = match plan.rootfs.kind {
+        RootfsKind::Directory => plan.rootfs.path.clone(),
+        RootfsKind::Tar => {
+            obs.step(&format!("extracting {}", plan.rootfs.path.display()));
+            let d = plan.rootfs.materialize(&scratch.dir.join("rootfs"))?;
+            clock.lap("extract");
+            d
+        }
+    };
+
+    obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
+    let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
+    let message = format!("installed from {}", plan.rootfs.path.display());
+    let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, import_bar.as_ref(), deploy_bar.as_ref())?;
+    clock.lap("import+deploy");
+    let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
+    lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;
+    clock.lap("size check");
+    let probe_file = first_linked_file(&staged.dir.join("deploy").join(staged.generation.to_string()).join("root"));
+
+    // From here on the target is written.
+    let now_state = crate::plan::TargetState::inspect(target)?;
+    if !now_state.mounted.is_empty() {
+        return Err(Error::Mounted { target: target.to_owned(), at: now_state.mounted.join(", ") });
+    }
+    let mut created = CreatedImage { path: None };
+    let file = open_target(plan, &mut created)?;
+    clear_gpt_areas(&file, target, plan.disk_size)?;
+    clock.lap("open target");
+
+    obs.step(&format!("writing the lake partition: {} at byte {} (mke2fs -d)", human(plan.layout.lake().size), plan.layout.lake().offset));
+    lake_partition::write(target, plan.layout.lake(), &staged)?;
+    clock.lap("mke2fs");
+    let restored = lake_partition::restore_mtime_nsec(target, plan.layout.lake(), &staged, &scratch.dir)?;
+    clock.lap("mtimes");
+
+    obs.step("writing the ESP (FAT32): systemd-boot, loader.conf");
+    let entry = Entry {
+        title: plan.title.clone(),
+        generation: staged.generation,
+        linux: kernel.path.clone(),
+        initrd: initrd.path.clone(),
+        cmdline: plan.cmdline.clone(),
+    };
+    write_fat_partitions(plan, &file, &kernel, &initrd, &entry)?;
+    clock.lap("fat");
+
+    obs.step("writing the GPT");
+    gpt_layout::write(&file, target, &plan.layout)?;
+    file.sync_all().at(target)?;
+    verify_gpt(&file, target, plan)?;
+    if plan.target.kind == TargetType::BlockDevice {
+        reread_partitions(&file, target, obs);
+    }
+    clock.lap("gpt+sync");
+
+    let hardlink_check = probe_file.and_then(|rel| debugfs_stat(target, plan.layout.lake().offset, &format!("/deploy/{}/root/{rel}", staged.generation)));
+    if let Some(h) = hardlink_check.as_ref().filter(|h| h.links < 2) {
+        return Err(Error::Invalid(format!(
+            "{}: {} has {} link(s) in the written lake partition: mke2fs -d did not keep the checkout's hard links into objects/",
+            target.display(),
+            h.path,
+            h.links
+        )));
+    }
+    let image = if plan.target.kind == TargetType::BlockDevice {
+        None
+    } else {
+        let md = std::fs::metadata(target).at(target)?;
+        Some(ImageSize { apparent: md.len(), allocated: md.blocks() * 512 })
+    };
+    clock.lap("check");
+    created.path = None;
+    drop(scratch);
+    clock.lap("cleanup");
+    Ok(Report {
+        target: target.to_owned(),
+        kind: plan.target.kind,
+        disk_size: plan.disk_size,
+        disk_guid: plan.layout.disk_guid.clone(),
+        partitions: plan.layout.partitions.clone(),
+        lake: lake_report(&staged, hardlink_check, restored),
+        kernel,
+        initrd,
+        entry: entry.path(),
+        entry_text: entry.render(),
+        cmdline: entry.options(),
+        image,
+        timings: clock.timings,
+        elapsed_seconds: clock.start.elapsed().as_secs_f64(),
+    })
+}
+
+fn lake_report(s: &Staged, hardlink_check: Option<HardlinkCheck>, mtimes_restored: u64) -> LakeReport {
+    LakeReport {
+        uuid: s.uuid.clone(),
+        commit: s.commit.clone(),
+        generation: s.generation,
+        reference: lakefs::generation::POSIX_REF,
+        files: s.import.files,
+        dirs: s.import.dirs,
+        others: s.import.others,
+        bytes: s.import.bytes,
+        staged_bytes: s.bytes,
+        hardlink_check,
+        mtimes_restored,
+    }
+}
+
+fn open_target(plan: &Plan, created: &mut CreatedImage) -> Result<File> {
+    let target = plan.target.path.as_path();
+    match plan.target.kind {
+        TargetType::NewImageFile => {
+            let f = OpenOptions::new().read(true).write(true).create_new(true).open(target).at(target)?;
+            created.path = Some(target.to_owned());
+            f.set_len(plan.disk_size).at(target)?;
+            Ok(f)
+        }
+        TargetType::ImageFile => {
+            let f = OpenOptions::new().read(true).write(true).open(target).at(target)?;
+            // Drop the old content at once (the image becomes sparse), then size it.
+            f.set_len(0).at(target)?;
+            f.set_len(plan.disk_size).at(target)?;
+            Ok(f)
+        }
+        TargetType::BlockDevice => {
+            // O_EXCL on a block device fails with EBUSY while the kernel uses it
+            // (mounted, swap, RAID, LVM). Only a probe: mke2fs opens the device
+            // exclusively itself, so no exclusive handle may be held meanwhile.
+            drop(OpenOptions::new().read(true).write(true).custom_flags(libc::O_EXCL).open(target).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    Error::Invalid(format!("{} is busy (in use by the kernel: mounted, swap, RAID or LVM member?)", target.display()))
+                } else {
+                    Error::io(target, e)
+                }
+            })?);
+            OpenOptions::new().read(true).write(true).open(target).at(target)
+        }
+    }
+}
+
+/// Zeroes the first MiB (MBR, primary GPT) and the last MiB (backup GPT), so an
+/// interrupted install leaves no stale partition table behind.
+fn clear_gpt_areas(file: &File, target: &Path, disk_size: u64) -> Result<()> {
+    let zeros = vec![0u8; MIB as usize];
+    file.write_all_at(&zeros, 0).at(target)?;
+    let tail = disk_size.saturating_sub(MIB).max(MIB);
+    if tail < disk_size {
+        file.write_all_at(&zeros[..(disk_size - tail) as usize], tail).at(target)?;
+    }
+    Ok(())
+}
+
+fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &BootFile, entry: &Entry) -> Result<()> {
+    let target = plan.target.path.as_path();
+    let esp = plan.layout.esp();
+    let vol = FatVolume::format(file, target, esp.offset, esp.size, "ESP")?;
+    vol.copy_in(&plan.systemd_boot, boot_entries::FALLBACK_EFI_PATH)?;
+    vol.copy_in(&plan.systemd_boot, boot_entries::SYSTEMD_EFI_PATH)?;
+    vol.write_file(boot_entries::LOADER_CONF_PATH, boot_entries::loader_conf(plan.timeout).as_bytes())?;
+    match plan.layout.get(Role::Boot) {
+        None => {
+            fill_boot(&vol, plan, kernel, initrd, entry)?;
+            vol.close()
+        }
+        Some(b) => {
+            vol.close()?;
+            let bvol = FatVolume::format(file, target, b.offset, b.size, "BOOT")?;
+            fill_boot(&bvol, plan, kernel, initrd, entry)?;
+            bvol.close()
+        }
+    }
+}
+
+/// Kernel, initrd and the generation's entry, on the ESP or the XBOOTLDR partition.
+fn fill_boot(vol: &FatVolume, plan: &Plan, kernel: &BootFile, initrd: &BootFile, entry: &Entry) -> Result<()> {
+    vol.copy_in(&plan.kernel, &kernel.path)?;
+    vol.copy_in(&plan.initrd, &initrd.path)?;
+    vol.write_file(&entry.path(), entry.render().as_bytes())?;
+    // Read back what systemd-boot will read.
+    if vol.read_file(&entry.path())? != entry.render().as_bytes() {
+        return Err(Error::Invalid(format!("{}: the loader entry read back differs from what was written", plan.target.path.display())));
+    }
+    Ok(())
+}
+
+fn verify_gpt(file: &File, target: &Path, plan: &Plan) -> Result<()> {
+    let back = gpt_layout::read(file).ok_or_else(|| Error::Invalid(format!("{}: the GPT just written does not read back", target.display())))?;
+    let ok = back.len() == plan.layout.partitions.len()
+        && back.iter().zip(&plan.layout.partitions).all(|(b, p)| b.offset == p.offset && b.size == p.size && b.type_guid == p.type_guid);
+    if !ok {
+        return Err(Error::Invalid(format!("{}: the GPT read back differs from the layout written", target.display())));
+    }
+    Ok(())
+}
+
+/// Makes the kernel see the new partitions of a block device: BLKRRPART, then
+/// `partx -u` (kernels built without GPT parsing, CONFIG_EFI_PARTITION=n, only
+/// learn partitions from user space).
+fn reread_partitions(file: &File, target: &Path, obs: &dyn Observer) {
+    use std::os::fd::AsRawFd;
+    const BLKRRPART: libc::c_ulong = 0x125f;
+    // SAFETY: BLKRRPART takes no argument; the descriptor is valid. Failure is
+    // fine (loop devices without partscan); partx below covers it.
+    let _ = unsafe { libc::ioctl(file.as_raw_fd(), BLKRRPART as _) };
+    let ok = Command::new("partx").arg("-u").arg(target).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        obs.step(&format!(
+            "note: could not make the kernel re-read the partition table of {}; run `partx -u {}` or `partprobe {}`",
+            target.display(),
+            target.display(),
+            target.display()
+        ));
+    }
+}
+
+/// A regular file in the checkout that shares its inode with a loose object.
+fn first_linked_file(root: &Path) -> Option<String> {
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(&rel)).ok()?.filter_map(|e| e.ok()).collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let md = e.metadata().ok()?;
+            let r = rel.join(e.file_name());
+            if md.is_file() && md.nlink() >= 2 {
+                return r.to_str().map(str::to_owned);
+            }
+            if md.is_dir() {
+                stack.push(r);
+            }
+        }
+    }
+    None
+}
+
+/// Inode and link count of `path` in the ext4 at `offset` of `target` (debugfs).
+pub fn debugfs_stat(target: &Path, offset: u64, path: &str) -> Option<HardlinkCheck> {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat \"{path}\""))
+        .arg(format!("{}?offset={offset}", target.display()))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<u64> {
+        let rest = text.split(name).nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    Some(HardlinkCheck { path: path.to_owned(), inode: field("Inode:")?, links: field("Links:")? })
+}

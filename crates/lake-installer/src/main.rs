@@ -1,0 +1,196 @@
+//! lake-installer: the command line over the installer library.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use lake_installer::boot_entries::{DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
+use lake_installer::install::{self, Observer, Report};
+use lake_installer::plan::{InstallOptions, Plan};
+use lake_installer::units::{self, human};
+
+#[derive(Parser)]
+#[command(
+    name = "lake-installer",
+    version,
+    about = "Install Lake OS onto a disk or into a disk image",
+    long_about = "Install Lake OS onto a disk or into a disk image: a GPT with an EFI System \
+        Partition (FAT32, systemd-boot, Boot Loader Specification entries) and a lake partition \
+        holding the root file system as generation 1 of the POSIX zone.\n\n\
+        Image files are written directly (no loop devices, no mounts)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Partition TARGET, write the ESP and the lake, and make generation 1 bootable.
+    #[command(long_about = "Partition TARGET, write the ESP and the lake, and make generation 1 bootable.\n\n\
+        The plan (the target as it is now, and the partitions that will be written with their \
+        offsets and sizes) is shown first. A mounted target is always refused; a block device, \
+        or an image holding a partition table or a file system, is only overwritten with --yes. \
+        An image path that does not exist is created (sparse) with --size.\n\n\
+        Layout: 1 MiB-aligned GPT; partition 1 'ESP' (EFI System, FAT32: \
+        /EFI/BOOT/BOOTX64.EFI, /EFI/systemd/systemd-bootx64.efi, /loader/loader.conf, \
+        /loader/entries/lake-1.conf, kernel and initrd under /lake/<hash>/); optional 'boot' \
+        (XBOOTLDR, FAT32, then kernels and entries go there); last partition 'lake' (type \
+        f1f21de9-2996-4512-bf8a-b087ed8680fb, ext4 labelled 'lake') up to the end of the disk.\n\n\
+        The rootfs is imported into a lake staged under --staging (it needs room for a copy of \
+        the rootfs), committed on posix/main and deployed as pinned generation 1, then written \
+        into the partition with mke2fs -d.\n\n\
+        Examples:\n  \
+        lake-installer install --target disk.raw --size 8G --rootfs rootfs/ \\\n      \
+        --kernel /boot/vmlinuz-6.1.0-37-amd64 --initrd initrd.cpio\n  \
+        lake-installer install --target /dev/sdb --rootfs rootfs.tar.zst --kernel vmlinuz \\\n      \
+        --initrd initrd.img --cmdline 'console=tty0 quiet' --yes\n  \
+        lake-installer install --target disk.raw --size 8G ... --dry-run   # show the plan only\n\n\
+        The plan and step messages go to stderr, the summary (or --json) to stdout. Exit status: 0 \
+        installed, 1 refused or failed. Needs root (owners, device nodes), tar, e2fsprogs \
+        (mke2fs, debugfs) and util-linux (blkid, losetup, partx).")]
+    Install(InstallArgs),
+}
+
+#[derive(clap::Args)]
+struct InstallArgs {
+    /// Block device or disk image file (created when missing; needs --size then).
+    #[arg(long, value_name = "DEV|IMAGE")]
+    target: PathBuf,
+    /// Root file system: a directory, or a tar archive (extracted with owners, modes, xattrs).
+    #[arg(long, value_name = "DIR|TAR")]
+    rootfs: PathBuf,
+    /// Kernel image to boot (stored on the ESP as /lake/<hash>/vmlinuz).
+    #[arg(long, value_name = "VMLINUZ")]
+    kernel: PathBuf,
+    /// Initramfs to boot (stored on the ESP as /lake/<hash>/initrd).
+    #[arg(long, value_name = "INITRD")]
+    initrd: PathBuf,
+    /// Size of the image file to create (e.g. 8G); resizes an existing image. Not for block devices.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    size: Option<u64>,
+    /// Size of the EFI System Partition (at least 64M).
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = size)]
+    esp_size: u64,
+    /// Add an XBOOTLDR /boot partition of this size for kernels, initrds and entries (off by default).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    boot_size: Option<u64>,
+    /// Kernel command line, after `lake.gen=1 rw`.
+    #[arg(long, value_name = "ARGS", default_value = DEFAULT_CMDLINE, allow_hyphen_values = true)]
+    cmdline: String,
+    /// systemd-boot menu timeout in seconds (0: boot the default at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3)]
+    timeout: u32,
+    /// Title of the boot menu entry.
+    #[arg(long, default_value = DEFAULT_TITLE)]
+    title: String,
+    /// The systemd-boot EFI binary (Debian package systemd-boot-efi).
+    #[arg(long, value_name = "PATH", default_value = SYSTEMD_BOOT_EFI)]
+    systemd_boot: PathBuf,
+    /// Where to stage the lake before writing it (needs room for a copy of the rootfs).
+    /// Default: /dev/shm when it is a tmpfs with room (much faster), else $TMPDIR or /var/tmp.
+    #[arg(long, value_name = "DIR")]
+    staging: Option<PathBuf>,
+    /// Keep the staging directory (for debugging).
+    #[arg(long, hide = true)]
+    keep_staging: bool,
+    /// Show the plan and stop; nothing is written.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Overwrite a block device, or an image holding a partition table or a file system.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Print the result (or with --dry-run the plan) as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No step messages or progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    units::parse_size(s).map_err(|e| e.to_string())
+}
+
+struct Cli_ {
+    quiet: bool,
+}
+
+impl Observer for Cli_ {
+    fn step(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("==> {what}");
+        }
+    }
+    fn progress(&self) -> Box<dyn lakefs::progress::Progress> {
+        Box::new(lakefs::progress::Bar::new(self.quiet))
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Cmd::Install(a) => install_cmd(a),
+    };
+    if let Err(e) = r {
+        eprintln!("lake-installer: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn install_cmd(a: InstallArgs) -> Result<()> {
+    let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone(), a.kernel.clone(), a.initrd.clone());
+    o.size = a.size;
+    o.esp_size = a.esp_size;
+    o.boot_size = a.boot_size;
+    o.cmdline = a.cmdline.clone();
+    o.timeout = a.timeout;
+    o.title = a.title.clone();
+    o.systemd_boot = a.systemd_boot.clone();
+    o.staging = a.staging.clone();
+    o.keep_staging = a.keep_staging;
+    let plan = Plan::new(&o).with_context(|| format!("planning the install onto {}", a.target.display()))?;
+    if a.dry_run {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", plan.render());
+        }
+        if let Err(e) = plan.check_allowed(a.yes) {
+            anyhow::bail!("{e} (dry run: nothing was written)");
+        }
+        return Ok(());
+    }
+    if !a.quiet {
+        eprint!("lake-installer plan:\n{}", plan.render());
+    }
+    plan.check_allowed(a.yes)?;
+    let report = install::run(&plan, &Cli_ { quiet: a.quiet }).with_context(|| format!("installing onto {}", a.target.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+fn print_summary(r: &Report) {
+    println!("Lake OS installed on {} ({}) in {:.1} s", r.target.display(), human(r.disk_size), r.elapsed_seconds);
+    for p in &r.partitions {
+        println!("  partition {} {:<5} offset {:>12}  size {:>10}  type {}", p.number, p.name, p.offset, human(p.size), p.type_guid);
+    }
+    let l = &r.lake;
+    println!("  lake {}: generation {} = commit {} on {}", l.uuid, l.generation, l.commit, l.reference);
+    println!("    {} files, {} dirs, {} other, {} of content; staged lake {}", l.files, l.dirs, l.others, human(l.bytes), human(l.staged_bytes));
+    if let Some(h) = &l.hardlink_check {
+        println!("    {} on the target: inode {}, {} links (checkout is a hard-link farm)", h.path, h.inode, h.links);
+    }
+    println!("  kernel {} ({})", r.kernel.path, r.kernel.id);
+    println!("  initrd {} ({})", r.initrd.path, r.initrd.id);
+    println!("  entry {}: options {}", r.entry, r.cmdline);
+    if let Some(i) = &r.image {
+        println!("  image: {} apparent, {} allocated (sparse)", human(i.apparent), human(i.allocated));
+    }
+    let t: Vec<String> = r.timings.iter().map(|t| format!("{} {:.1}s", t.step, t.seconds)).collect();
+    println!("  time: {}", t.join(", "));
+}
