@@ -194,10 +194,8 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     clock.lap("open target");
 
     obs.step(&format!("writing the lake partition: {} at byte {} (mke2fs -d)", human(plan.layout.lake().size), plan.layout.lake().offset));
-    lake_partition::write(target, plan.layout.lake(), &staged)?;
+    let restored = lake_partition::write(target, plan.layout.lake(), &staged)?;
     clock.lap("mke2fs");
-    let restored = lake_partition::restore_mtime_nsec(target, plan.layout.lake(), &staged, &scratch.dir)?;
-    clock.lap("mtimes");
 
     obs.step("writing the ESP (FAT32): systemd-boot, loader.conf");
     let entry = Entry {

@@ -5,12 +5,11 @@
 //! `mke2fs -d` keeps hard links (one inode per link group), so the checkout in
 //! `deploy/1/root` stays a farm of hard links into `objects/` on the target.
 //! It drops the nanoseconds of mtimes (e2fsprogs 1.47.0), which loose objects
-//! carry in their key; [`restore_mtime_nsec`] puts them back with debugfs.
+//! carry in their key; `lakefs::substrate::format` puts them back with debugfs.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 
@@ -112,8 +111,9 @@ pub fn check_fits(staged: &Staged, part: &PartitionSpec, boot_bytes: u64) -> Res
     Ok(())
 }
 
-/// Writes the staged lake as an ext4 file system labelled `lake` into `part` of `target`.
-pub fn write(target: &Path, part: &PartitionSpec, staged: &Staged) -> Result<()> {
+/// Writes the staged lake as an ext4 file system labelled `lake` into `part` of
+/// `target`; returns how many inodes needed their mtime nanoseconds restored.
+pub fn write(target: &Path, part: &PartitionSpec, staged: &Staged) -> Result<u64> {
     lakefs::substrate::format(&lakefs::substrate::Format {
         target,
         offset: part.offset,
@@ -128,114 +128,4 @@ pub fn write(target: &Path, part: &PartitionSpec, staged: &Staged) -> Result<()>
         part.offset,
         target.display()
     )))
-}
-
-/// The `i_mtime_extra` field of an ext4 inode: nanoseconds and epoch bits (as the kernel encodes them).
-pub fn ext4_time_extra(sec: i64, nsec: u32) -> u32 {
-    let epoch = (((sec - i64::from(sec as i32)) >> 32) & 3) as u32;
-    (nsec << 2) | epoch
-}
-
-/// Quotes a path for a debugfs command line (`"` doubled); None for names
-/// a line-based debugfs script cannot carry (newlines).
-fn debugfs_quote(path: &[u8]) -> Option<Vec<u8>> {
-    if path.iter().any(|b| *b == b'\n' || *b == b'\r') {
-        return None;
-    }
-    let mut q = vec![b'"'];
-    for b in path {
-        if *b == b'"' {
-            q.push(b'"');
-        }
-        q.push(*b);
-    }
-    q.push(b'"');
-    Some(q)
-}
-
-/// Sets the mtime nanoseconds of every inode of the file system at `part` of
-/// `target` that `mke2fs -d` truncated, from the staged lake it was made from.
-/// Returns the number of inodes fixed. `script_dir` holds the debugfs script.
-pub fn restore_mtime_nsec(target: &Path, part: &PartitionSpec, staged: &Staged, script_dir: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut seen = HashSet::new();
-    let mut script = Vec::new();
-    let mut fixed = 0u64;
-    let mut skipped = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = staged.dir.join(&rel);
-        for e in std::fs::read_dir(&dir).at(&dir)? {
-            let e = e.at(&dir)?;
-            let r = rel.join(e.file_name());
-            let md = e.metadata().at(e.path())?;
-            if md.is_dir() {
-                stack.push(r.clone());
-            }
-            if md.mtime_nsec() == 0 || !seen.insert(md.ino()) {
-                continue;
-            }
-            let mut path = b"/".to_vec();
-            path.extend_from_slice(r.as_os_str().as_bytes());
-            match (debugfs_quote(&path), u32::try_from(md.mtime_nsec())) {
-                (Some(q), Ok(nsec)) => {
-                    script.extend_from_slice(b"sif ");
-                    script.extend_from_slice(&q);
-                    script.extend_from_slice(format!(" mtime_extra {}\n", ext4_time_extra(md.mtime(), nsec)).as_bytes());
-                    fixed += 1;
-                }
-                _ => skipped.push(String::from_utf8_lossy(&path).into_owned()),
-            }
-        }
-    }
-    if !skipped.is_empty() {
-        return Err(Error::Invalid(format!(
-            "cannot restore the mtime of {} path(s) through debugfs (names holding newlines), e.g. {:?}",
-            skipped.len(),
-            skipped[0]
-        )));
-    }
-    if fixed == 0 {
-        return Ok(0);
-    }
-    let script_path = script_dir.join("restore-mtime.debugfs");
-    std::fs::write(&script_path, script).at(&script_path)?;
-    let out = Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&script_path)
-        .arg(format!("{}?offset={}", target.display(), part.offset))
-        .output()
-        .map_err(|source| Error::Spawn { program: "debugfs".into(), package: "e2fsprogs", error: source })?;
-    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
-        .map(str::to_owned)
-        .collect();
-    if !out.status.success() || !errors.is_empty() {
-        return Err(Error::Command {
-            what: format!("debugfs restoring mtimes in the lake partition of {}", target.display()),
-            status: out.status.to_string(),
-            stderr: errors.into_iter().take(5).collect::<Vec<_>>().join("\n"),
-        });
-    }
-    Ok(fixed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_extra_matches_the_kernel_encoding() {
-        assert_eq!(ext4_time_extra(1_700_000_000, 0), 0);
-        assert_eq!(ext4_time_extra(1_700_000_000, 5), 20);
-        assert_eq!(ext4_time_extra(1_700_000_000, 999_999_999), 999_999_999 << 2);
-        // After 2038 the epoch bits carry the 33rd second bit.
-        assert_eq!(ext4_time_extra(1 << 31, 0), 1);
-        // Before 1970 (a negative 32-bit value) no epoch bits are needed.
-        assert_eq!(ext4_time_extra(-1, 0), 0);
-        assert_eq!(debugfs_quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
-        assert_eq!(debugfs_quote(b"/a\nb"), None);
-    }
 }

@@ -96,8 +96,95 @@ pub struct Format<'a> {
     pub populate: &'a Path,
 }
 
-/// Makes an ext4 file system holding the staged directory.
-pub fn format(f: &Format) -> Result<()> {
+/// The `i_mtime_extra` field of an ext4 inode: nanoseconds and epoch bits (as the kernel encodes them).
+pub fn ext4_time_extra(sec: i64, nsec: u32) -> u32 {
+    let epoch = (((sec - i64::from(sec as i32)) >> 32) & 3) as u32;
+    (nsec << 2) | epoch
+}
+
+/// Quotes a path for a debugfs command line (`"` doubled); None for names
+/// a line-based debugfs script cannot carry (newlines).
+fn debugfs_quote(path: &[u8]) -> Option<Vec<u8>> {
+    if path.iter().any(|b| *b == b'\n' || *b == b'\r') {
+        return None;
+    }
+    let mut q = vec![b'"'];
+    for b in path {
+        if *b == b'"' {
+            q.push(b'"');
+        }
+        q.push(*b);
+    }
+    q.push(b'"');
+    Some(q)
+}
+
+/// Sets the mtime nanoseconds that `mke2fs -d` (e2fsprogs 1.47.0) truncates, from
+/// the staged directory, with one debugfs script. Loose objects carry their mtime
+/// in their key, so without this every one of them would fail verification.
+fn restore_mtime_nsec(f: &Format) -> Result<u64> {
+    use std::collections::HashSet;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut script = Vec::new();
+    let mut fixed = 0u64;
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = f.populate.join(&rel);
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            let r = rel.join(e.file_name());
+            let md = std::fs::symlink_metadata(e.path()).at(e.path())?;
+            if md.is_dir() {
+                stack.push(r.clone());
+            }
+            if md.mtime_nsec() == 0 || !seen.insert(md.ino()) {
+                continue;
+            }
+            let mut path = b"/".to_vec();
+            path.extend_from_slice(r.as_os_str().as_bytes());
+            let q = debugfs_quote(&path).ok_or_else(|| {
+                Error::Invalid(format!("cannot restore the mtime of {:?} through debugfs (a name holding a newline)", String::from_utf8_lossy(&path)))
+            })?;
+            script.extend_from_slice(b"sif ");
+            script.extend_from_slice(&q);
+            script.extend_from_slice(format!(" mtime_extra {}\n", ext4_time_extra(md.mtime(), md.mtime_nsec() as u32)).as_bytes());
+            fixed += 1;
+        }
+    }
+    if fixed == 0 {
+        return Ok(0);
+    }
+    let script_path = std::env::temp_dir().join(format!("lakefs-mtimes-{}.debugfs", crate::util::random_hex(6)));
+    std::fs::write(&script_path, script).at(&script_path)?;
+    let out = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script_path)
+        .arg(format!("{}?offset={}", f.target.display(), f.offset))
+        .output();
+    let _ = std::fs::remove_file(&script_path);
+    let out = out.map_err(|e| Error::Invalid(format!("cannot run debugfs: {e}; install e2fsprogs")))?;
+    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+        .map(str::to_owned)
+        .collect();
+    if !out.status.success() || !errors.is_empty() {
+        return Err(Error::Invalid(format!(
+            "debugfs restoring mtimes on {} failed ({}): {}",
+            f.target.display(),
+            out.status,
+            errors.into_iter().take(5).collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok(fixed)
+}
+
+/// Makes an ext4 file system holding the staged directory, with every mtime
+/// exact; returns how many inodes needed their nanoseconds restored.
+pub fn format(f: &Format) -> Result<u64> {
     if target_kind(f.target)? == TargetKind::New {
         let size = f.size.ok_or_else(|| Error::Invalid(format!("{} does not exist: give --size to create an image", f.target.display())))?;
         let file = std::fs::File::create(f.target).at(f.target)?;
@@ -121,7 +208,25 @@ pub fn format(f: &Format) -> Result<()> {
     run(&mut cmd, "mke2fs").map_err(|e| {
         Error::Invalid(format!("{e}\nhint: if the content does not fit, give a larger --size for {}", f.target.display()))
     })?;
-    Ok(())
+    restore_mtime_nsec(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_extra_matches_the_kernel_encoding() {
+        assert_eq!(ext4_time_extra(1_700_000_000, 0), 0);
+        assert_eq!(ext4_time_extra(1_700_000_000, 5), 20);
+        assert_eq!(ext4_time_extra(1_700_000_000, 999_999_999), 999_999_999 << 2);
+        // After 2038 the epoch bits carry the 33rd second bit.
+        assert_eq!(ext4_time_extra(1 << 31, 0), 1);
+        // Before 1970 (a negative 32-bit value) no epoch bits are needed.
+        assert_eq!(ext4_time_extra(-1, 0), 0);
+        assert_eq!(debugfs_quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
+        assert_eq!(debugfs_quote(b"/a\nb"), None);
+    }
 }
 
 /// A read-only or read-write mount of a lake substrate, undone on drop.
