@@ -28,6 +28,7 @@
 //! ```
 
 pub mod boot_entries;
+pub mod build;
 pub mod error;
 pub mod esp;
 pub mod gpt_layout;

@@ -50,6 +50,32 @@ enum Cmd {
         installed, 1 refused or failed. Needs root (owners, device nodes), tar, e2fsprogs \
         (mke2fs, debugfs) and util-linux (blkid, losetup, partx).")]
     Install(InstallArgs),
+    /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw.
+    #[command(long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
+
+        Example (from the repository root, as root):
+          cargo build --release --workspace && target/release/lake-installer build --profile profiles/minimal.toml")]
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The image profile (TOML).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// The repository root (holds mkosi.conf and ci/).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// Output image (default: images/<name>.raw under --repo).
+    #[arg(long, value_name = "IMAGE")]
+    out: Option<PathBuf>,
+    /// Reuse images/build/ from the last mkosi run instead of building again.
+    #[arg(long)]
+    skip_mkosi: bool,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +157,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Install(a) => install_cmd(a),
+        Cmd::Build(a) => build_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("lake-installer: error: {e:#}");
@@ -170,6 +197,48 @@ fn install_cmd(a: InstallArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_summary(&report);
+    }
+    Ok(())
+}
+
+fn build_cmd(a: BuildArgs) -> Result<()> {
+    use lake_installer::build;
+    let profile = build::load_profile(&a.profile)?;
+    let out = a.out.clone().unwrap_or_else(|| a.repo.join("images").join(format!("{}.raw", profile.name)));
+    let t = std::time::Instant::now();
+    let built = if a.skip_mkosi {
+        let b = a.repo.join("images/build");
+        build::Built { rootfs: b.join("rootfs"), kernel: b.join("vmlinuz"), initrd: b.join("initrd.cpio.zst") }
+    } else {
+        let exe = std::env::current_exe().context("locating this binary (its directory holds the other workspace binaries)")?;
+        let bin_dir = exe.parent().context("the binary has no directory")?;
+        eprintln!("==> mkosi builds (root file system, initramfs) for profile '{}'", profile.name);
+        build::run_mkosi(&a.repo, bin_dir, &profile)?
+    };
+    let mkosi_s = t.elapsed().as_secs_f64();
+    // The output is this command's own product: replace it.
+    if out.exists() {
+        std::fs::remove_file(&out).with_context(|| format!("removing the previous {}", out.display()))?;
+    }
+    if let Some(d) = out.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut o = InstallOptions::new(out.clone(), built.rootfs, built.kernel, built.initrd);
+    o.size = Some(units::parse_size(&profile.image.size)?);
+    o.esp_size = units::parse_size(&profile.image.esp_size)?;
+    o.cmdline = profile.boot.cmdline.clone();
+    o.timeout = profile.boot.timeout;
+    let plan = Plan::new(&o).with_context(|| format!("planning the install into {}", out.display()))?;
+    plan.check_allowed(true)?;
+    let report = install::run(&plan, &Cli_ { quiet: a.quiet }).with_context(|| format!("installing into {}", out.display()))?;
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["profile"] = profile.name.clone().into();
+        v["mkosi_seconds"] = mkosi_s.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_summary(&report);
+        println!("  mkosi builds: {mkosi_s:.0} s; image ready: {}", out.display());
     }
     Ok(())
 }
