@@ -29,6 +29,8 @@ readonly APT_PACKAGES=(
     debootstrap fuse3 attr zstd xxd
     ostree restic borgbackup hyperfine
     python3 ca-certificates curl
+    mkosi systemd-container debian-archive-keyring cpio
+    qemu-system-x86 ovmf systemd-boot-efi xorriso
 )
 
 # Commands that must be runnable once the packages above are in place.

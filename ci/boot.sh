@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# ci/boot.sh — the main job: build the default image and boot it in QEMU.
+#
+# Usage: ci/boot.sh [--profile FILE] [--skip-mkosi] [--json] [-h|--help]
+#   --profile FILE  image profile (default profiles/minimal.toml; docs/profiles.md)
+#   --skip-mkosi    reuse images/build/ from the last mkosi run
+#   --json          one JSON line from the boot harness at the end
+#
+# Steps: ci/setup.sh (Debian packages), cargo build --release --workspace,
+# `lake-installer build --profile ...` (mkosi root file system + initramfs, then
+# the install into images/<name>.raw), and ci/qemu-boot.sh, which boots the image
+# under OVMF (TCG) and passes only when the guest reports multi-user.target, an
+# overlay root over the lake, generation 1, and no failed unit.
+set -euo pipefail
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; }
+profile=profiles/minimal.toml skip=() json=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --profile) profile=${2:?--profile needs a file}; shift 2 ;;
+        --skip-mkosi) skip=(--skip-mkosi); shift ;;
+        --json) json=(--json); shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "ci/boot.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+cd "$(dirname "$0")/.."
+[[ $EUID -eq 0 ]] || { echo "ci/boot.sh: run as root (mkosi, device nodes, root-owned files)" >&2; exit 1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+bash ci/setup.sh
+cargo build --release --workspace
+name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$profile" | head -1)
+target/release/lake-installer build --profile "$profile" "${skip[@]}" --quiet
+bash ci/qemu-boot.sh "${json[@]}" --log "images/$name.boot.log" "images/$name.raw"

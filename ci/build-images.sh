@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# ci/build-images.sh — build the Lake OS root file system and initramfs with mkosi 14.
+#
+# Usage: ci/build-images.sh [--rootfs-only|--initrd-only] [--bin-dir DIR] [--no-strip]
+#                           [--cache DIR] [--json] [-h|--help]
+#
+# Outputs (images/build/, git-ignored):
+#   rootfs/              the root file system tree (mkosi.conf at the repository root)
+#   rootfs.manifest      its package list (JSON)
+#   vmlinuz              the kernel, copied from rootfs/boot/vmlinuz-KVER
+#   kernel-version       KVER
+#   initrd.cpio.zst      the initramfs (crates/lake-initramfs/mkosi/mkosi.conf)
+#   initrd.cpio.zst.manifest
+#   logs/rootfs.log, logs/initrd.log   full mkosi output
+#
+# Steps:
+#   1. ci/mkosi-env.sh: installs mkosi 14 & co. if missing and applies the host
+#      workarounds mkosi needs where systemd is not PID 1.
+#   2. (--bin-dir DIR) copies the workspace binaries from DIR (e.g. target/release):
+#      lakectl, mkfs-lakefs -> mkfs.lakefs, fsck-lakefs -> fsck.lakefs,
+#      mount-lakefs -> mount.lakefs (those present) into mkosi.extra/usr/local/bin/,
+#      and lake-initramfs into crates/lake-initramfs/mkosi/mkosi.extra/usr/bin/;
+#      debug info is stripped from the copies unless --no-strip. Without
+#      --bin-dir, whatever is already there is used (the orchestrator's copies);
+#      if the initramfs has no /usr/bin/lake-initramfs at all, the stand-in
+#      (crates/lake-initramfs/mkosi/lake-initramfs-stand-in.sh: prints a message,
+#      exits 1, so boots end in the emergency shell) is put there, with a warning.
+#   3. mkosi -f build of the rootfs, then of the initramfs (each timed). mkosi 14
+#      refuses to overwrite outputs without -f; -f removes the previous ones.
+#   4. Checks: exactly one kernel in the rootfs; its config has CONFIG_RD_ZSTD=y;
+#      the initramfs's /usr/lib/modules/KVER and the version inside vmlinuz equal
+#      the rootfs's KVER. Any mismatch fails the run (exit 1).
+#
+# Options:
+#   --rootfs-only   build only the rootfs (and refresh vmlinuz, kernel-version)
+#   --initrd-only   build only the initramfs (checked against the existing
+#                   images/build/kernel-version, if any)
+#   --bin-dir DIR   copy the workspace binaries from DIR first (see 2.)
+#   --no-strip      copy them as they are
+#   --cache DIR     package cache root (default $LAKE_CACHE/mkosi, LAKE_CACHE
+#                   defaulting to /var/cache/lakeos); mkosi keeps the .debs in
+#                   DIR/debian~bookworm/, shared by both builds, so re-builds
+#                   download nothing that did not change
+#   --json          print one JSON line with timings and sizes at the end
+#                   (human-readable progress goes to stderr)
+#
+# Needs root. Typical times on a 2-core build host with a warm package cache:
+# rootfs ~1 min, initramfs ~1.5-2 min (about 2.5 min each with a cold cache).
+# Exit status: 0 ok, 1 build or check failed, 2 usage error.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=$repo/images/build
+initrd_dir=$repo/crates/lake-initramfs/mkosi
+rootfs_bin=$repo/mkosi.extra/usr/local/bin
+initrd_prog=$initrd_dir/mkosi.extra/usr/bin/lake-initramfs
+stand_in=$initrd_dir/lake-initramfs-stand-in.sh
+
+do_rootfs=1 do_initrd=1 json=0 strip=1 bin_dir=""
+cache=${LAKE_CACHE:-/var/cache/lakeos}/mkosi
+
+usage() { sed -n '2,/^set -euo pipefail$/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; }
+log() { printf 'build-images: %s\n' "$*" >&2; }
+die() { printf 'build-images: error: %s\n' "$*" >&2; exit 1; }
+
+while (($#)); do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --rootfs-only) do_initrd=0 ;;
+        --initrd-only) do_rootfs=0 ;;
+        --json) json=1 ;;
+        --no-strip) strip=0 ;;
+        --bin-dir) bin_dir=${2:?--bin-dir needs a directory}; shift ;;
+        --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
+        --cache) cache=${2:?--cache needs a directory}; shift ;;
+        --cache=*) cache=${1#--cache=} ;;
+        *) printf 'build-images: error: unknown argument: %s (see --help)\n' "$1" >&2; exit 2 ;;
+    esac
+    shift
+done
+((do_rootfs || do_initrd)) || { echo "build-images: error: --rootfs-only and --initrd-only exclude each other" >&2; exit 2; }
+((EUID == 0)) || die "must run as root (mkosi needs it)"
+
+# 1. host set-up (packages, workarounds)
+# shellcheck source=ci/mkosi-env.sh
+source "$repo/ci/mkosi-env.sh" || die "ci/mkosi-env.sh failed"
+read -r -a mkosi_args <<<"${LAKE_MKOSI_ARGS:-}"
+mkosi_args+=(--cache="$cache" --force)
+
+mkdir -p "$out/logs" "$cache"
+# One build at a time per work tree (the outputs and mkosi's workspaces are shared).
+exec 9>"$out/.build-images.lock"
+flock -n 9 || { log "another build-images.sh is running in $repo; waiting"; flock 9; }
+# Leftover mkosi workspaces from an interrupted run (mkosi puts them next to the output).
+rm -rf "$out"/.mkosi-* 2>/dev/null || true
+
+# 2. binaries
+copy_bin() { # SRC DEST
+    if ((strip)) && command -v strip >/dev/null 2>&1 && head -c4 "$1" | grep -q ELF; then
+        install -m 0755 "$1" "$2.tmp" && strip --strip-debug "$2.tmp" && mv -f "$2.tmp" "$2"
+    else
+        install -m 0755 "$1" "$2"
+    fi
+}
+if [[ -n "$bin_dir" ]]; then
+    [[ -d "$bin_dir" ]] || die "--bin-dir $bin_dir is not a directory"
+    copied=()
+    for pair in lakectl:lakectl mkfs-lakefs:mkfs.lakefs fsck-lakefs:fsck.lakefs mount-lakefs:mount.lakefs \
+                mkfs.lakefs:mkfs.lakefs fsck.lakefs:fsck.lakefs mount.lakefs:mount.lakefs; do
+        src=$bin_dir/${pair%%:*} dst=$rootfs_bin/${pair#*:}
+        if [[ -f "$src" && -x "$src" ]]; then
+            copy_bin "$src" "$dst"; copied+=("${pair#*:}")
+        fi
+    done
+    ((${#copied[@]})) || die "no lake tools (lakectl, mkfs-lakefs, fsck-lakefs) in $bin_dir"
+    log "rootfs tools from $bin_dir: ${copied[*]}"
+    if [[ -f "$bin_dir/lake-initramfs" && -x "$bin_dir/lake-initramfs" ]]; then
+        mkdir -p "$(dirname "$initrd_prog")"
+        copy_bin "$bin_dir/lake-initramfs" "$initrd_prog"
+        log "initramfs program from $bin_dir/lake-initramfs"
+    fi
+fi
+
+# 3. builds
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+run_mkosi() { # NAME DIR
+    local name=$1 dir=$2 t0 rc=0
+    t0=$(now)
+    local where=${dir#"$repo"/}
+    [[ "$dir" == "$repo" ]] && where=.
+    log "building $name (mkosi in $where; log: images/build/logs/$name.log)"
+    (cd "$dir" && PYTHONUNBUFFERED=1 mkosi "${mkosi_args[@]}" build) >"$out/logs/$name.log" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        tail -n 40 "$out/logs/$name.log" >&2
+        die "$name build failed (mkosi exit $rc); full log: $out/logs/$name.log"
+    fi
+    # mkosi 14 leaves its output files world-writable (0666).
+    chmod go-w "$out"/initrd.cpio.zst "$out"/*.manifest 2>/dev/null || true
+    build_secs[$name]=$(secs "$t0" "$(now)")
+    log "$name built in ${build_secs[$name]} s"
+}
+declare -A build_secs=()
+t_start=$(now)
+
+# The version string inside a bzImage (setup header: kernel_version at 0x20e,
+# an offset from 0x200), e.g. "6.1.0-56-amd64".
+bzimage_version() {
+    python3 - "$1" <<'EOF'
+import struct, sys
+d = open(sys.argv[1], "rb").read(0x10000)
+if d[0x202:0x206] != b"HdrS":
+    sys.exit("not a bzImage")
+off = struct.unpack_from("<H", d, 0x20e)[0] + 0x200
+print(d[off:d.index(b"\0", off)].decode().split()[0])
+EOF
+}
+
+kver=""
+if ((do_rootfs)); then
+    run_mkosi rootfs "$repo"
+    mapfile -t kvers < <(ls -1 "$out/rootfs/usr/lib/modules" 2>/dev/null)
+    ((${#kvers[@]} == 1)) || die "expected one kernel in rootfs/usr/lib/modules, found: ${kvers[*]:-none}"
+    kver=${kvers[0]}
+    [[ -f "$out/rootfs/boot/vmlinuz-$kver" ]] || die "rootfs has no /boot/vmlinuz-$kver"
+    grep -qx 'CONFIG_RD_ZSTD=y' "$out/rootfs/boot/config-$kver" \
+        || die "kernel $kver lacks CONFIG_RD_ZSTD=y: it cannot unpack initrd.cpio.zst"
+    install -m 0644 "$out/rootfs/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+    mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
+    echo "$kver" >"$out/kernel-version"
+elif [[ -f "$out/kernel-version" ]]; then
+    kver=$(<"$out/kernel-version")
+fi
+if [[ -f "$out/vmlinuz" && -n "$kver" ]]; then
+    vv=$(bzimage_version "$out/vmlinuz") || die "cannot read the version of $out/vmlinuz"
+    [[ "$vv" == "$kver" ]] || die "images/build/vmlinuz is $vv but kernel-version says $kver"
+fi
+
+program=unknown
+if ((do_initrd)); then
+    if [[ ! -e "$initrd_prog" ]]; then
+        log "WARNING: no $initrd_prog (the orchestrator or --bin-dir puts the real program there):"
+        log "WARNING: using the stand-in; this initramfs will stop in the emergency shell"
+        mkdir -p "$(dirname "$initrd_prog")"
+        install -m 0755 "$stand_in" "$initrd_prog"
+    fi
+    [[ -x "$initrd_prog" ]] || die "$initrd_prog is not executable"
+    if cmp -s "$initrd_prog" "$stand_in"; then program=stand-in; else program=real; fi
+    run_mkosi initrd "$initrd_dir"
+    [[ -s "$out/initrd.cpio.zst" ]] || die "mkosi did not write $out/initrd.cpio.zst"
+    listing=$(zstd -dc "$out/initrd.cpio.zst" | cpio -it --quiet 2>/dev/null) \
+        || die "$out/initrd.cpio.zst is not a zstd-compressed cpio archive"
+    mapfile -t ikvers < <(grep -E '^usr/lib/modules/[^/]+$' <<<"$listing" | sed 's#^usr/lib/modules/##')
+    ((${#ikvers[@]} == 1)) || die "expected one kernel in the initramfs, found: ${ikvers[*]:-none}"
+    for f in init etc/initrd-release usr/bin/lake-initramfs usr/lib/systemd/system/lake-initramfs.service; do
+        grep -qx "$f" <<<"$listing" || die "the initramfs lacks /$f"
+    done
+    if [[ -z "$kver" ]]; then
+        log "WARNING: no rootfs kernel to compare with (build the rootfs too); initramfs kernel is ${ikvers[0]}"
+        kver=${ikvers[0]}
+    elif [[ "${ikvers[0]}" != "$kver" ]]; then
+        die "KERNEL MISMATCH: initramfs modules are for ${ikvers[0]}, the rootfs kernel (images/build/vmlinuz) is $kver; rebuild both (the mirror moved between the builds?)"
+    fi
+fi
+total=$(secs "$t_start" "$(now)")
+
+# 4. report
+rootfs_bytes=null rootfs_files=null initrd_bytes=null vmlinuz_bytes=null
+if [[ -d "$out/rootfs" ]]; then
+    rootfs_bytes=$(du -sb "$out/rootfs" | cut -f1)
+    rootfs_files=$(find "$out/rootfs" -xdev | wc -l)
+fi
+[[ -f "$out/initrd.cpio.zst" ]] && initrd_bytes=$(stat -c %s "$out/initrd.cpio.zst")
+[[ -f "$out/vmlinuz" ]] && vmlinuz_bytes=$(stat -c %s "$out/vmlinuz")
+mib() { if [[ "$1" == null ]]; then echo "-"; else awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; fi; }
+
+if ((json)); then
+    printf '{"kernel_version":"%s","rootfs":{"built":%s,"seconds":%s,"path":"%s","bytes":%s,"entries":%s},' \
+        "$kver" "$([[ -n "${build_secs[rootfs]:-}" ]] && echo true || echo false)" "${build_secs[rootfs]:-null}" \
+        "$out/rootfs" "$rootfs_bytes" "$rootfs_files"
+    printf '"initrd":{"built":%s,"seconds":%s,"path":"%s","bytes":%s,"program":"%s"},' \
+        "$([[ -n "${build_secs[initrd]:-}" ]] && echo true || echo false)" "${build_secs[initrd]:-null}" \
+        "$out/initrd.cpio.zst" "$initrd_bytes" "$program"
+    printf '"vmlinuz":{"path":"%s","bytes":%s},"total_seconds":%s}\n' "$out/vmlinuz" "$vmlinuz_bytes" "$total"
+else
+    echo "kernel   $kver"
+    [[ -n "${build_secs[rootfs]:-}" ]] && echo "rootfs   images/build/rootfs  $(mib "$rootfs_bytes"), $rootfs_files entries, built in ${build_secs[rootfs]} s"
+    [[ -n "${build_secs[initrd]:-}" ]] && echo "initrd   images/build/initrd.cpio.zst  $(mib "$initrd_bytes"), lake-initramfs: $program, built in ${build_secs[initrd]} s"
+    [[ -f "$out/vmlinuz" ]] && echo "vmlinuz  images/build/vmlinuz  $(mib "$vmlinuz_bytes")"
+    echo "total    $total s"
+fi
