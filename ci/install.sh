@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ci/install.sh — install the built tools under their system names:
-# lakectl to PREFIX/bin, mkfs.lakefs and fsck.lakefs to PREFIX/sbin (so that
+# lakectl to PREFIX/bin; mkfs.lakefs, fsck.lakefs and lake-installer to PREFIX/sbin (so that
 # `mkfs -t lakefs` and `fsck -t lakefs` find them). Cargo cannot name a binary
 # with a dot, so they are built as mkfs-lakefs and fsck-lakefs.
 #
@@ -19,4 +19,5 @@ cargo build --release --workspace
 install -D -m 0755 target/release/lakectl "$prefix/bin/lakectl"
 install -D -m 0755 target/release/mkfs-lakefs "$prefix/sbin/mkfs.lakefs"
 install -D -m 0755 target/release/fsck-lakefs "$prefix/sbin/fsck.lakefs"
-echo "installed lakectl, mkfs.lakefs, fsck.lakefs under $prefix"
+install -D -m 0755 target/release/lake-installer "$prefix/sbin/lake-installer"
+echo "installed lakectl, mkfs.lakefs, fsck.lakefs, lake-installer under $prefix"

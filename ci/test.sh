@@ -4,7 +4,9 @@
 # Usage: ci/test.sh [-h|--help] [CARGO TEST ARGS...]
 #
 # Installs missing Debian packages (ci/setup.sh), builds the workspace in
-# release mode, and runs `cargo test --release --workspace`. Tests need root
+# release mode, runs `cargo test --release --workspace`, then builds the default
+# image and boots it in QEMU/OVMF (ci/boot.sh; skip with LAKE_SKIP_BOOT=1 while
+# iterating on the store). Tests need root
 # (device nodes, chown, loop devices, tmpfs mounts) and build or reuse a cached
 # Debian bookworm rootfs (ci/debian-rootfs.sh, about 2 minutes the first time).
 # Extra arguments go to `cargo test` (e.g. `ci/test.sh -- crash`).
@@ -16,3 +18,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bash ci/setup.sh
 cargo build --release --workspace
 cargo test --release --workspace "$@"
+if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
+    bash ci/boot.sh
+fi
