@@ -42,6 +42,9 @@
 #                   DIR/debian~bookworm/, shared by both builds, so re-builds
 #                   download nothing that did not change
 #   --json          print one JSON line with timings and sizes at the end
+# Environment: LAKE_EXTRA_PACKAGES=a,b adds Debian packages to the rootfs (a
+# profile's packages.extra); LAKE_MKOSI_ARGS adds mkosi options to both builds.
+# The rootfs also gets the repository's zones.toml as /etc/lake/zones.toml.
 #                   (human-readable progress goes to stderr)
 #
 # Needs root. Typical times on a 2-core build host with a warm package cache:
@@ -124,13 +127,14 @@ fi
 # 3. builds
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-run_mkosi() { # NAME DIR
+run_mkosi() { # NAME DIR [EXTRA MKOSI ARGS...]
     local name=$1 dir=$2 t0 rc=0
+    shift 2
     t0=$(now)
     local where=${dir#"$repo"/}
     [[ "$dir" == "$repo" ]] && where=.
     log "building $name (mkosi in $where; log: images/build/logs/$name.log)"
-    (cd "$dir" && PYTHONUNBUFFERED=1 mkosi "${mkosi_args[@]}" build) >"$out/logs/$name.log" 2>&1 || rc=$?
+    (cd "$dir" && PYTHONUNBUFFERED=1 mkosi "${mkosi_args[@]}" "$@" build) >"$out/logs/$name.log" 2>&1 || rc=$?
     if ((rc != 0)); then
         tail -n 40 "$out/logs/$name.log" >&2
         die "$name build failed (mkosi exit $rc); full log: $out/logs/$name.log"
@@ -158,7 +162,14 @@ EOF
 
 kver=""
 if ((do_rootfs)); then
-    run_mkosi rootfs "$repo"
+    # The default zone map goes into the image as /etc/lake/zones.toml.
+    install -D -m 0644 "$repo/zones.toml" "$repo/mkosi.extra/etc/lake/zones.toml"
+    # A profile's packages.extra (lake-installer build passes them comma-separated).
+    extra=()
+    IFS=, read -r -a pkgs <<<"${LAKE_EXTRA_PACKAGES:-}"
+    for p in "${pkgs[@]}"; do [[ -n $p ]] && extra+=("--package=$p"); done
+    ((${#extra[@]} == 0)) || log "extra packages from the profile: ${pkgs[*]}"
+    run_mkosi rootfs "$repo" "${extra[@]}"
     mapfile -t kvers < <(ls -1 "$out/rootfs/usr/lib/modules" 2>/dev/null)
     ((${#kvers[@]} == 1)) || die "expected one kernel in rootfs/usr/lib/modules, found: ${kvers[*]:-none}"
     kver=${kvers[0]}
