@@ -10,7 +10,10 @@
 # `lake-installer build --profile ...` (mkosi root file system + initramfs, then
 # the install into images/<name>.raw), and ci/qemu-boot.sh, which boots the image
 # under OVMF (TCG) and passes only when the guest reports multi-user.target, an
-# overlay root over the lake, generation 1, and no failed unit.
+# overlay root over the lake, generation 1, and no failed unit. Then the failure
+# path: the same image booted (kernel and initrd directly, --snapshot) with
+# lake.gen=7, a generation that does not exist, must stop in the initramfs with
+# a message that names the problem (and go to the emergency shell).
 set -euo pipefail
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; }
 profile=profiles/minimal.toml skip=() json=()
@@ -31,3 +34,8 @@ cargo build --release --workspace
 name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$profile" | head -1)
 target/release/lake-installer build --profile "$profile" "${skip[@]}" --quiet
 bash ci/qemu-boot.sh "${json[@]}" --log "images/$name.boot.log" "images/$name.raw"
+echo "== failure path: lake.gen=7 (no such generation)" >&2
+bash ci/qemu-boot.sh --snapshot --timeout 600 --log "images/$name.boot-gen7.log" \
+    --marker 'lake-initramfs: ERROR: generation 7 does not exist' \
+    --qemu-arg -kernel --qemu-arg images/build/vmlinuz --qemu-arg -initrd --qemu-arg images/build/initrd.cpio.zst \
+    --qemu-arg -append --qemu-arg "lake.gen=7 console=ttyS0,115200" "images/$name.raw"

@@ -184,8 +184,12 @@ cp -- "$ovmf_vars" "$workdir/OVMF_VARS.fd"
 # Boot order: the chosen boot device first, then disks, CD, USB.
 next_index=1
 idx=
+# A direct kernel boot (--qemu-arg -kernel ...) takes boot index 0 itself.
+direct_kernel=0
+for a in "${extra[@]}"; do [[ $a == -kernel ]] && direct_kernel=1; done
+((direct_kernel)) && next_index=1
 bootindex() { # sets idx; $1 = kind of device (disk, cdrom, usb), $2 = its number
-    if [[ $1 == "$boot" && $2 == 0 ]]; then idx=0
+    if [[ $1 == "$boot" && $2 == 0 ]] && ((!direct_kernel)); then idx=0
     else idx=$next_index; next_index=$((next_index + 1))
     fi
 }
