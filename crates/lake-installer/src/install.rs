@@ -305,9 +305,27 @@ fn open_target(plan: &Plan, created: &mut CreatedImage) -> Result<File> {
 /// Zeroes the first MiB (MBR, primary GPT) and the last MiB (backup GPT), so an
 /// interrupted install leaves no stale partition table behind.
 fn clear_gpt_areas(file: &File, target: &Path, disk_size: u64) -> Result<()> {
+    let tail = disk_size.saturating_sub(MIB).max(MIB);
+    // On an image file, punch holes: the areas read as zeros without taking
+    // space (a written MiB of zeros at each end made images 2 MiB larger).
+    if file.metadata().at(target)?.is_file() {
+        let punch = |off: u64, len: u64| {
+            // SAFETY: valid descriptor owned by `file`.
+            unsafe {
+                libc::fallocate(
+                    std::os::fd::AsRawFd::as_raw_fd(file),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    off as libc::off_t,
+                    len as libc::off_t,
+                ) == 0
+            }
+        };
+        if punch(0, MIB) && (tail >= disk_size || punch(tail, disk_size - tail)) {
+            return Ok(());
+        }
+    }
     let zeros = vec![0u8; MIB as usize];
     file.write_all_at(&zeros, 0).at(target)?;
-    let tail = disk_size.saturating_sub(MIB).max(MIB);
     if tail < disk_size {
         file.write_all_at(&zeros[..(disk_size - tail) as usize], tail).at(target)?;
     }
