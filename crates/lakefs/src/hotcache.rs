@@ -29,19 +29,6 @@ pub struct HotEntry {
     pub rdev: u64,
 }
 
-fn tag(n: &Node) -> u8 {
-    match n {
-        Node::File { .. } => 1,
-        Node::Dir { .. } => 2,
-        Node::Symlink { .. } => 3,
-        Node::Hardlink { .. } => 4,
-        Node::CharDev { .. } => 5,
-        Node::BlockDev { .. } => 6,
-        Node::Fifo { .. } => 7,
-        Node::Socket { .. } => 8,
-    }
-}
-
 fn walk(lake: &Lake, tree: &ObjectId, prefix: &[u8], out: &mut Vec<HotEntry>) -> Result<()> {
     for e in lake.read_tree(tree)?.entries {
         let mut path = prefix.to_vec();
@@ -56,7 +43,7 @@ fn walk(lake: &Lake, tree: &ObjectId, prefix: &[u8], out: &mut Vec<HotEntry>) ->
             Node::CharDev { rdev, .. } | Node::BlockDev { rdev, .. } => (0, None, Vec::new(), *rdev),
             _ => (0, None, Vec::new(), 0),
         };
-        out.push(HotEntry { path: path.clone(), kind: tag(&e.node), meta: e.node.meta().cloned(), size, id, target, rdev });
+        out.push(HotEntry { path: path.clone(), kind: e.node.tag(), meta: e.node.meta().cloned(), size, id, target, rdev });
         if let Node::Dir { tree, .. } = &e.node {
             walk(lake, tree, &path, out)?;
         }

@@ -53,7 +53,8 @@ pub enum Node {
 }
 
 impl Node {
-    fn tag(&self) -> u8 {
+    /// The entry kind byte of the encoding (1 file .. 8 socket).
+    pub fn tag(&self) -> u8 {
         match self {
             Node::File { .. } => 1,
             Node::Dir { .. } => 2,
