@@ -223,16 +223,7 @@ pub fn verify(r: &lakefs::verify::Report, json: bool) -> Result<()> {
         return Ok(());
     }
     for p in &r.problems {
-        println!("DAMAGED {} {}: {}", p.what, p.object, p.why);
-        for path in &p.paths {
-            println!("    used by {path}");
-        }
-        if p.more_paths > 0 {
-            println!("    ... and {} more paths", p.more_paths);
-        }
-        if p.paths.is_empty() && p.what != "pack" {
-            println!("    (no commit uses it)");
-        }
+        println!("{p}");
     }
     println!("{} problem(s) found", r.problems.len());
     Ok(())

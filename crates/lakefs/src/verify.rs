@@ -37,6 +37,23 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
+/// The lines both `lakectl verify` and `fsck.lakefs` print for a problem.
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DAMAGED {} {}: {}", self.what, self.object, self.why)?;
+        for path in &self.paths {
+            write!(f, "\n    used by {path}")?;
+        }
+        if self.more_paths > 0 {
+            write!(f, "\n    ... and {} more paths", self.more_paths)?;
+        }
+        if self.paths.is_empty() && self.what != "pack" {
+            write!(f, "\n    (no commit uses it)")?;
+        }
+        Ok(())
+    }
+}
+
 impl Report {
     pub fn clean(&self) -> bool {
         self.problems.is_empty()
@@ -47,14 +64,7 @@ fn hash_file(path: &std::path::Path) -> std::io::Result<(ObjectId, std::fs::Meta
     let mut f = std::fs::File::open(path)?;
     let md = f.metadata()?;
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut f, &mut h)?;
     Ok((ObjectId(*h.finalize().as_bytes()), md))
 }
 

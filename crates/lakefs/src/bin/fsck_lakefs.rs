@@ -53,10 +53,7 @@ fn check_dir(dir: &std::path::Path, a: &Args, ext4: Option<String>) -> Result<bo
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"substrate": ext4, "lake": r}))?);
     } else {
         for p in &r.problems {
-            println!("DAMAGED {} {}: {}", p.what, p.object, p.why);
-            for path in &p.paths {
-                println!("    used by {path}");
-            }
+            println!("{p}");
         }
         println!(
             "{}: {} packs, {} objects, {} loose, {} commits: {}",
