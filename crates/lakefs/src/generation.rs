@@ -4,6 +4,10 @@
 //! a hot-cache view `deploy/<N>/hotcache` of its tree. The initramfs mounts
 //! overlay(lower = root, upper) on the new root. The default generation (what
 //! boots without `lake.gen=`) and the list live in the metadata database.
+//!
+//! Retention: pruning keeps the newest `keep_generations` (info key, default 3)
+//! plus pinned ones, the default and the booted one. Boot loader entries are not
+//! this crate's business (lake-boot writes them and calls [`remove`]).
 
 use std::path::{Path, PathBuf};
 
@@ -142,4 +146,149 @@ pub fn deploy(lake: &Lake, commit: ObjectId, pinned: bool, progress: &dyn Progre
     tx.execute("INSERT OR IGNORE INTO info(key, value) VALUES('default_generation', ?1)", params![n.to_string()]).map_err(err)?;
     tx.commit().map_err(err)?;
     Ok(Generation { number: n, commit, created: now, pinned })
+}
+
+/// Info key holding how many generations pruning keeps (the newest ones).
+pub const KEEP_KEY: &str = "keep_generations";
+pub const DEFAULT_KEEP: u32 = 3;
+
+/// How many of the newest generations pruning keeps.
+pub fn keep(lake: &Lake) -> Result<u32> {
+    let db = lake.db();
+    let v: Option<String> = db
+        .conn
+        .query_row("SELECT value FROM info WHERE key=?1", params![KEEP_KEY], |r| r.get(0))
+        .optional()
+        .map_err(|e| db.err(e))?;
+    Ok(v.and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(DEFAULT_KEEP))
+}
+
+pub fn set_keep(lake: &Lake, n: u32) -> Result<()> {
+    if n == 0 {
+        return Err(Error::Invalid("keep at least 1 generation (the one that boots)".into()));
+    }
+    let _lock = lake.lock_for_cleanup()?;
+    let db = lake.db();
+    db.conn
+        .execute("INSERT OR REPLACE INTO info(key, value) VALUES(?1, ?2)", params![KEEP_KEY, n.to_string()])
+        .map_err(|e| db.err(e))?;
+    Ok(())
+}
+
+fn must_get(lake: &Lake, n: u32) -> Result<Generation> {
+    get(lake, n)?.ok_or_else(|| Error::Invalid(format!("generation {n} does not exist (see `lakectl generation list`)")))
+}
+
+/// Drops the gc pin of `commit` that generations hold, unless another pinned
+/// generation still uses the commit. Pins set for other reasons are left alone.
+fn release_pin(tx: &rusqlite::Transaction, commit: &ObjectId) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM pins WHERE id=?1 AND reason LIKE 'generation %' \
+         AND NOT EXISTS (SELECT 1 FROM generations WHERE commit_id=?1 AND pinned=1)",
+        params![commit.as_bytes()],
+    )
+}
+
+/// Pins generation `n`: pruning never removes it and gc keeps its commit.
+pub fn pin(lake: &Lake, n: u32) -> Result<Generation> {
+    let _lock = lake.lock_for_cleanup()?;
+    let g = must_get(lake, n)?;
+    let mut db = lake.db();
+    let dbpath = db.path().to_owned();
+    let err = |e| crate::meta::db_error(&dbpath, e);
+    let tx = db.conn.transaction().map_err(err)?;
+    tx.execute("UPDATE generations SET pinned=1 WHERE number=?1", params![n]).map_err(err)?;
+    tx.execute("INSERT OR IGNORE INTO pins(id, reason) VALUES(?1, ?2)", params![g.commit.as_bytes(), format!("generation {n}")])
+        .map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(Generation { pinned: true, ..g })
+}
+
+/// Unpins generation `n`; it becomes subject to pruning again.
+pub fn unpin(lake: &Lake, n: u32) -> Result<Generation> {
+    let _lock = lake.lock_for_cleanup()?;
+    let g = must_get(lake, n)?;
+    let mut db = lake.db();
+    let dbpath = db.path().to_owned();
+    let err = |e| crate::meta::db_error(&dbpath, e);
+    let tx = db.conn.transaction().map_err(err)?;
+    tx.execute("UPDATE generations SET pinned=0 WHERE number=?1", params![n]).map_err(err)?;
+    release_pin(&tx, &g.commit).map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(Generation { pinned: false, ..g })
+}
+
+/// The generation the running system was booted from, as the early-boot
+/// program recorded it; `None` when this system did not boot from a lake.
+pub fn booted() -> Option<u32> {
+    booted_from(Path::new(BOOTED_FILE))
+}
+
+pub fn booted_from(file: &Path) -> Option<u32> {
+    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok())
+}
+
+/// Generation `n` if it may be removed: it exists, and it is neither the
+/// default (what boots without `lake.gen=`) nor `booted` (its checkout is the
+/// running root's lower layer).
+pub fn check_removable(lake: &Lake, n: u32, booted: Option<u32>) -> Result<Generation> {
+    let g = must_get(lake, n)?;
+    if booted == Some(n) {
+        return Err(Error::Invalid(format!(
+            "generation {n} is the running system's root (booted from it); boot another generation before removing it"
+        )));
+    }
+    if default(lake)? == Some(n) {
+        return Err(Error::Invalid(format!(
+            "generation {n} is the default generation (it boots when no lake.gen= is given); deploy another generation first"
+        )));
+    }
+    Ok(g)
+}
+
+/// Removes generation `n`: its record and pin, then its directory (checkout,
+/// overlay upper and work dirs, hot-cache view). Refuses the default and the
+/// booted generation. Boot loader entries are the caller's business and
+/// should go first, so nothing points at a missing checkout.
+///
+/// The record goes before the directory: a crash in between leaves an unused
+/// directory, never a listed generation without its checkout.
+pub fn remove(lake: &Lake, n: u32) -> Result<Generation> {
+    let _lock = lake.lock_for_cleanup()?;
+    let g = check_removable(lake, n, booted())?;
+    {
+        let mut db = lake.db();
+        let dbpath = db.path().to_owned();
+        let err = |e| crate::meta::db_error(&dbpath, e);
+        let tx = db.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM generations WHERE number=?1", params![n]).map_err(err)?;
+        release_pin(&tx, &g.commit).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    let d = dir(lake.root(), n);
+    if d.exists() {
+        // Renamed first so a half-deleted tree is never at deploy/<N>; an
+        // interrupted removal is finished by the next deploy's staging cleanup.
+        let doomed = lake.root().join(DEPLOY_DIR).join(format!(".staging-removed-{n}-{}", crate::util::random_hex(4)));
+        std::fs::rename(&d, &doomed).at(&d)?;
+        std::fs::remove_dir_all(&doomed).at(&doomed)?;
+    }
+    Ok(g)
+}
+
+/// Generations that pruning to `keep` would remove, oldest first: all but the
+/// newest `keep`, except pinned ones, the default, the booted one and `protect`.
+pub fn prune_candidates(lake: &Lake, keep: u32, protect: &[u32]) -> Result<Vec<u32>> {
+    prune_candidates_with(lake, keep, protect, booted())
+}
+
+pub fn prune_candidates_with(lake: &Lake, keep: u32, protect: &[u32], booted: Option<u32>) -> Result<Vec<u32>> {
+    let gens = list(lake)?;
+    let default = default(lake)?;
+    let beyond = gens.len().saturating_sub(keep as usize);
+    Ok(gens[..beyond]
+        .iter()
+        .filter(|g| !g.pinned && Some(g.number) != default && Some(g.number) != booted && !protect.contains(&g.number))
+        .map(|g| g.number)
+        .collect())
 }
