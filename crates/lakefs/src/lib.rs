@@ -15,6 +15,7 @@ pub mod chunker;
 pub mod chunklist;
 pub mod commit;
 pub mod diff;
+pub mod dpkg;
 pub mod encoding;
 pub mod error;
 pub mod fsmeta;
