@@ -95,8 +95,7 @@ fn walk(lake: &Lake, tree: &ObjectId, dir: &Path, dest: &Path, plan: &mut Plan) 
 
 fn special(path: &Path, kind: libc::mode_t, meta: &Meta, rdev: u64, plan: &mut Plan) -> Result<()> {
     plan.stats.others += 1;
-    fsmeta::mknod(path, kind, meta.mode, rdev)?;
-    fsmeta::apply(path, meta, false)
+    make_special(path, kind, meta, rdev)
 }
 
 fn write_copy(lake: &Lake, job: &FileJob) -> Result<()> {
@@ -168,4 +167,36 @@ pub fn checkout(lake: &Lake, tree: &ObjectId, root: &Meta, dest: &Path, opts: Ch
     fsmeta::apply(dest, root, false)?;
     progress.finish();
     Ok(plan.stats)
+}
+
+/// Creates one node at `path` (which must not exist) as a copy: a file, a whole
+/// directory tree, a symlink, a special file, or a hard link to `/target` under
+/// `root`. Used to write single changes into a live root.
+pub fn materialize(lake: &Lake, node: &Node, path: &Path, root: &Path) -> Result<()> {
+    match node {
+        Node::Dir { meta, tree } => {
+            checkout(lake, tree, meta, path, CheckoutOptions::default(), &crate::progress::Silent)?;
+        }
+        Node::File { meta, size, content } => {
+            write_copy(lake, &FileJob { path: path.to_owned(), meta: meta.clone(), size: *size, content: *content })?;
+        }
+        Node::Hardlink { target } => {
+            let t = root.join(OsStr::from_bytes(target));
+            std::fs::hard_link(&t, path).map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), t.display())))?;
+        }
+        Node::Symlink { meta, target } => {
+            std::os::unix::fs::symlink(OsStr::from_bytes(target), path).at(path)?;
+            fsmeta::apply(path, meta, true)?;
+        }
+        Node::CharDev { meta, rdev } => make_special(path, libc::S_IFCHR, meta, *rdev)?,
+        Node::BlockDev { meta, rdev } => make_special(path, libc::S_IFBLK, meta, *rdev)?,
+        Node::Fifo { meta } => make_special(path, libc::S_IFIFO, meta, 0)?,
+        Node::Socket { meta } => make_special(path, libc::S_IFSOCK, meta, 0)?,
+    }
+    Ok(())
+}
+
+fn make_special(path: &Path, kind: libc::mode_t, meta: &Meta, rdev: u64) -> Result<()> {
+    fsmeta::mknod(path, kind, meta.mode, rdev)?;
+    fsmeta::apply(path, meta, false)
 }

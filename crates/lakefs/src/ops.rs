@@ -35,6 +35,13 @@ pub struct CommitOutcome {
 }
 
 pub fn commit_dir(lake: &Lake, req: &CommitRequest, progress: &dyn Progress) -> Result<CommitOutcome> {
+    commit_dir_onto(lake, req, None, progress)
+}
+
+/// Like [`commit_dir`], but the change list applies to root tree `base` instead
+/// of the ref's tree: a running root's upper layer holds the changes since its
+/// generation's commit, which may be older than the ref's head.
+pub fn commit_dir_onto(lake: &Lake, req: &CommitRequest, base: Option<&ObjectId>, progress: &dyn Progress) -> Result<CommitOutcome> {
     if !is_ref_name(req.reference) {
         return Err(Error::BadRefName(req.reference.to_owned()));
     }
@@ -42,7 +49,7 @@ pub fn commit_dir(lake: &Lake, req: &CommitRequest, progress: &dyn Progress) -> 
     let parent = lake.get_ref(req.reference)?;
     let parent_commit = parent.map(|p| lake.read_commit(&p)).transpose()?;
     let (tree, root, stats) = match (req.changed, &parent_commit) {
-        (Some(changed), Some(pc)) => import::import_changes(&w, req.src, &pc.tree, changed, &req.options, progress)?,
+        (Some(changed), Some(pc)) => import::import_changes(&w, req.src, base.unwrap_or(&pc.tree), changed, &req.options, progress)?,
         (Some(_), None) => {
             return Err(Error::Invalid(format!(
                 "ref '{}' has no commit yet: the first import must be a full one (drop the change list)",

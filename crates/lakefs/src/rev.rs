@@ -9,7 +9,10 @@
 //!   `2025-06-01T10:00:00Z`); time words are parsed by the `parse_datetime` crate
 //!   (GNU `date -d` syntax);
 //! - `before:<time>`: the newest commit strictly before that time;
-//! - `REF@{<time>}` / `REF@{before:<time>}`: the same on another ref.
+//! - `REF@{<time>}` / `REF@{before:<time>}`: the same on another ref;
+//! - `gen:N` (or `generation:N`): the commit generation N was deployed from;
+//! - `before:last-apt-upgrade`: the POSIX-zone state just before the newest
+//!   package run (its "pre" commit), `last-apt-upgrade`: just after it.
 
 use crate::error::{Error, Result};
 use crate::id::{parse_hex_prefix, ObjectId};
@@ -110,6 +113,18 @@ pub fn resolve_at(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned) 
             }
             return Ok(id);
         }
+    }
+    if let Some(n) = rev.strip_prefix("gen:").or_else(|| rev.strip_prefix("generation:")) {
+        let n: u32 = n.trim().parse().map_err(|_| Error::UnknownRevision(rev.to_owned()))?;
+        return crate::generation::get(lake, n)?
+            .map(|g| g.commit)
+            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no generation {n}; see `lakectl generation list`)")));
+    }
+    if rev == "before:last-apt-upgrade" || rev == "last-apt-upgrade" {
+        let head = lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("{rev} (ref '{default_ref}' does not exist)")))?;
+        let (pre, post) = crate::posix::last_package_run(lake, head)?
+            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no apt or dpkg run recorded on '{default_ref}'; use --zone posix)")))?;
+        return Ok(if rev.starts_with("before:") { pre } else { post });
     }
     if let Some((r, inner)) = rev.strip_suffix('}').and_then(|x| x.split_once("@{")) {
         return by_time(lake, rev, r, inner, now);
