@@ -49,6 +49,8 @@ pub enum Error {
         package: &'static str,
         error: std::io::Error,
     },
+    #[error(transparent)]
+    Boot(#[from] lake_boot::Error),
     #[error("{0}")]
     Invalid(String),
 }

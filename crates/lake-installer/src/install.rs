@@ -11,7 +11,7 @@ use std::time::Instant;
 use lakefs::progress::{Progress, Silent};
 use serde::Serialize;
 
-use crate::boot_entries::{self, BootFile, Entry};
+use lake_boot::bls::{self, BootFile, Entry};
 use crate::error::{Error, IoContext, Result};
 use crate::esp::FatVolume;
 use crate::gpt_layout::{self, PartitionSpec, Role};
@@ -204,6 +204,8 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         linux: kernel.path.clone(),
         initrd: initrd.path.clone(),
         cmdline: plan.cmdline.clone(),
+        // Generation 1 is uncounted: there is nothing older to fall back to.
+        tries: None,
     };
     write_fat_partitions(plan, &file, &kernel, &initrd, &entry)?;
     clock.lap("fat");
@@ -336,9 +338,9 @@ fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &Bo
     let target = plan.target.path.as_path();
     let esp = plan.layout.esp();
     let vol = FatVolume::format(file, target, esp.offset, esp.size, "ESP")?;
-    vol.copy_in(&plan.systemd_boot, boot_entries::FALLBACK_EFI_PATH)?;
-    vol.copy_in(&plan.systemd_boot, boot_entries::SYSTEMD_EFI_PATH)?;
-    vol.write_file(boot_entries::LOADER_CONF_PATH, boot_entries::loader_conf(plan.timeout).as_bytes())?;
+    vol.copy_in(&plan.systemd_boot, bls::FALLBACK_EFI_PATH)?;
+    vol.copy_in(&plan.systemd_boot, bls::SYSTEMD_EFI_PATH)?;
+    vol.write_file(bls::LOADER_CONF_PATH, bls::loader_conf(plan.timeout).as_bytes())?;
     match plan.layout.get(Role::Boot) {
         None => {
             fill_boot(&vol, plan, kernel, initrd, entry)?;

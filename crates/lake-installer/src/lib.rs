@@ -7,8 +7,8 @@
 //!   writing it with the `gpt` crate;
 //! - [`esp`]: FAT32 volumes written with `fatfs` inside the image at a
 //!   partition's offset (no loop device);
-//! - [`boot_entries`]: systemd-boot's loader.conf and the BLS entries, kernels and
-//!   initrds stored by content hash;
+//! - the BLS entries, loader.conf and kernels stored by content hash come from
+//!   `lake_boot::bls` (shared with `lakectl generation`);
 //! - [`rootfs`]: the root file system to install (directory or tar archive);
 //! - [`lake_partition`]: staging the lake (import into `posix/main`, deploy
 //!   generation 1) and writing it with `mke2fs -d`;
@@ -27,7 +27,6 @@
 //! # Ok::<(), lake_installer::Error>(())
 //! ```
 
-pub mod boot_entries;
 pub mod build;
 pub mod error;
 pub mod esp;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use lake_installer::boot_entries::{DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
+use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
 use lake_installer::install::{self, Observer, Report};
 use lake_installer::plan::{InstallOptions, Plan};
 use lake_installer::units::{self, human};

@@ -11,7 +11,7 @@ use std::process::Command;
 use lakefs::substrate::{self, TargetKind};
 use serde::Serialize;
 
-use crate::boot_entries::{self, DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
+use lake_boot::bls::{self, DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
 use crate::error::{Error, IoContext, Result};
 use crate::gpt_layout::{self, ExistingPartition, Layout, Role};
 use crate::rootfs::{Rootfs, RootfsKind};
@@ -407,7 +407,7 @@ impl Plan {
             let _ = writeln!(s, "  {:>2}  {:<5} {:>14} {:>14} {:>10}  {ty} {}", p.number, p.name, p.offset, p.end(), human(p.size), p.type_guid);
         }
         let bootp = if self.boot_role() == Role::Boot { "boot" } else { "ESP" };
-        let _ = writeln!(s, "ESP: systemd-boot ({}) as {} and {}", self.systemd_boot.display(), boot_entries::FALLBACK_EFI_PATH, boot_entries::SYSTEMD_EFI_PATH);
+        let _ = writeln!(s, "ESP: systemd-boot ({}) as {} and {}", self.systemd_boot.display(), bls::FALLBACK_EFI_PATH, bls::SYSTEMD_EFI_PATH);
         let _ = writeln!(s, "  loader.conf: default lake-*, timeout {}, editor no", self.timeout);
         let _ = writeln!(s, "{bootp}: kernel {} and initrd {} under /lake/<hash>/, entry /loader/entries/lake-1.conf", self.kernel.display(), self.initrd.display());
         let _ = writeln!(s, "  options lake.gen=1 rw {}", self.cmdline);

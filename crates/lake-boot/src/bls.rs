@@ -4,7 +4,9 @@
 //! `/lake/<h>/initrd` where `<h>` is the first 16 hex digits of the file's own
 //! BLAKE3, so generations that boot the same kernel or initrd share the file.
 //! Generation N boots through `/loader/entries/lake-N.conf`, which passes
-//! `lake.gen=N` to the early-boot program.
+//! `lake.gen=N` to the early-boot program. Generations deployed on a running
+//! system get a boot-counted entry, `lake-N+T.conf` (see [`crate::counting`]);
+//! the installer's generation 1 is uncounted, having nothing to fall back to.
 
 use std::path::Path;
 
@@ -60,11 +62,16 @@ pub struct Entry {
     pub initrd: String,
     /// Kernel command line after `lake.gen=N rw`.
     pub cmdline: String,
+    /// Boot-counting tries (`lake-N+T.conf`); `None` for an uncounted entry.
+    pub tries: Option<u32>,
 }
 
 impl Entry {
     pub fn file_name(&self) -> String {
-        format!("lake-{}.conf", self.generation)
+        match self.tries {
+            None => format!("lake-{}.conf", self.generation),
+            Some(t) => format!("lake-{}+{t}.conf", self.generation),
+        }
     }
 
     pub fn path(&self) -> String {
@@ -92,7 +99,14 @@ impl Entry {
     }
 }
 
-/// Key/value pairs of a BLS entry or loader.conf (first occurrence of each key).
+/// The user's part of an entry's `options`: without `lake.gen=` and `rw`,
+/// which [`Entry::options`] adds for the generation it boots.
+pub fn cmdline_of(options: &str) -> String {
+    options.split_whitespace().filter(|w| !w.starts_with("lake.gen=") && *w != "rw").collect::<Vec<_>>().join(" ")
+}
+
+/// Key/value pairs of a BLS entry or loader.conf, in order (keys such as
+/// `initrd` may repeat).
 pub fn parse_conf(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
@@ -116,6 +130,7 @@ mod tests {
             linux: "/lake/0123456789abcdef/vmlinuz".into(),
             initrd: "/lake/fedcba9876543210/initrd".into(),
             cmdline: DEFAULT_CMDLINE.into(),
+            tries: None,
         };
         assert_eq!(e.path(), "/loader/entries/lake-1.conf");
         assert_eq!(
@@ -127,6 +142,26 @@ mod tests {
         assert_eq!(kv[0], ("title".into(), "Lake OS".into()));
         assert_eq!(kv[5].1, "lake.gen=1 rw console=tty0 console=ttyS0,115200 quiet");
         assert_eq!(loader_conf(0), "default lake-*\ntimeout 0\neditor no\n");
+        assert_eq!(cmdline_of(&kv[5].1), DEFAULT_CMDLINE);
+    }
+
+    #[test]
+    fn counted_entries_are_named_for_systemd_boot() {
+        let e = Entry {
+            title: "Lake OS".into(),
+            generation: 12,
+            linux: "/lake/0123456789abcdef/vmlinuz".into(),
+            initrd: "/lake/fedcba9876543210/initrd".into(),
+            cmdline: "quiet".into(),
+            tries: Some(3),
+        };
+        assert_eq!(e.path(), "/loader/entries/lake-12+3.conf");
+        let c = crate::counting::CountedName::parse(&e.file_name()).expect("parses back");
+        assert_eq!((c.generation, c.tries_left), (12, Some(3)));
+        assert_eq!(e.options(), "lake.gen=12 rw quiet");
+        // Copying an entry's options for another generation drops its lake.gen= and rw.
+        assert_eq!(cmdline_of("lake.gen=3 rw console=ttyS0 quiet"), "console=ttyS0 quiet");
+        assert!(e.render().contains("\nversion 12\n"));
     }
 
     #[test]
