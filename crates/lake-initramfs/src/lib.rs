@@ -3,10 +3,21 @@
 //! overlay(lower = its checkout, upper = its upper dir) on /sysroot, so that
 //! systemd in the initrd can switch root into it.
 //!
+//! Then it mounts the lake's ESP on /sysroot/efi ([`esp`]) and the persistent
+//! /home ([`home`]), and checks the root has an init ([`init_check`]); a failure
+//! on a boot-counted try reboots so the boot loader can fall back ([`boot_count`]).
+//!
 //! The initrd itself is built by mkosi (`mkosi/` beside this crate, Format=cpio);
 //! `lake-initramfs.service` runs the binary before `initrd-root-fs.target`.
 
 use std::path::{Path, PathBuf};
+
+pub mod boot_count;
+pub mod esp;
+pub mod home;
+pub mod init_check;
+#[cfg(test)]
+mod test_dir;
 
 /// Options from the kernel command line.
 #[derive(Debug, Default, PartialEq, Eq)]
