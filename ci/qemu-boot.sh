@@ -20,9 +20,14 @@
 # failed_units == [] and lake_generation == the expected generation
 # (a number, a numeric string, or an object with a "generation"/"default"
 # key). With --marker REGEX it passes on the first console line matching REGEX
-# instead. QEMU is killed as soon as the verdict is known; it fails at once
-# on a LAKE-BOOT-CHECK line that fails a check, a kernel panic, systemd
-# emergency mode, or QEMU exiting early, and after the timeout.
+# instead. With --expect-reboot / --expect-poweroff it passes when the guest
+# ends that way (its kernel's "reboot: Restarting system" / "reboot: Power
+# down", then QEMU exits: -no-reboot), e.g. a boot whose health check reboots
+# it; LAKE-BOOT-CHECK lines are then only recorded, and a --marker must have
+# been seen before the end. QEMU is killed as soon as the verdict is known;
+# it fails at once on a LAKE-BOOT-CHECK line that fails a check (not with
+# --expect-*), a kernel panic, systemd emergency mode, or QEMU exiting early,
+# and after the timeout.
 #
 # On success it prints the time from QEMU start to the first console output,
 # to the kernel's "Linux version" line and to the LAKE-BOOT-CHECK line (the
@@ -42,6 +47,13 @@
 #   --expect-generation N  generation the guest must report (default 1)
 #   --marker REGEX         pass on a console line matching REGEX (Python re,
 #                          searched in each cleaned line) instead of the check
+#   --expect-reboot        pass when the guest reboots (see above)
+#   --expect-poweroff      pass when the guest powers off; both options given:
+#                          either end passes (the JSON's guest_end says which)
+#   --credential NAME=VALUE  pass a systemd system credential by SMBIOS type 11
+#                          (io.systemd.credential:NAME=VALUE; systemd >= 252
+#                          imports it into /run/credentials/@system/NAME);
+#                          repeatable
 #   --append-check         ask the guest for the boot check and power-off from
 #                          the VMM side: SMBIOS type 11 strings with system
 #                          credentials lake.test.check=1 and
@@ -98,6 +110,8 @@ verbose=0
 dry_run=0
 extra=()
 images=()
+expect_end=()
+credentials=()
 
 need_arg() { (($# >= 2)) || die_usage "$1 needs a value"; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
@@ -120,6 +134,9 @@ while (($#)); do
         --expect-generation) need_arg "$@"; generation=$2; shift ;;
         --marker) need_arg "$@"; marker=$2; shift ;;
         --append-check) append_check=1 ;;
+        --expect-reboot) expect_end+=(reboot) ;;
+        --expect-poweroff) expect_end+=(poweroff) ;;
+        --credential) need_arg "$@"; credentials+=("$2"); shift ;;
         --cdrom) need_arg "$@"; cdrom=$2; shift ;;
         --usb) need_arg "$@"; usbs+=("$2"); shift ;;
         --boot) need_arg "$@"; boot=$2; shift ;;
@@ -238,6 +255,10 @@ if ((append_check)); then
         -smbios "type=11,value=io.systemd.boot.kernel-cmdline-extra=lake.test.check lake.test.poweroff"
     )
 fi
+for c in "${credentials[@]}"; do
+    [[ $c =~ ^[A-Za-z0-9_.@-]+= ]] || die_usage "--credential needs NAME=VALUE, got: $c"
+    cmd+=(-smbios "type=11,value=io.systemd.credential:$(qv "$c")")
+done
 ((snapshot)) && cmd+=(-snapshot)
 cmd+=("${extra[@]}")
 
@@ -255,6 +276,7 @@ helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
 ((json)) && helper+=(--json)
 ((verbose)) && helper+=(--verbose)
 [[ -n $marker ]] && helper+=(--marker "$marker")
+for e in "${expect_end[@]}"; do helper+=(--expect-end "$e"); done
 
 # The helper owns QEMU from here: it runs it in its own process group (with
 # a parent-death signal), kills it on every exit path, and removes $workdir.

@@ -15,6 +15,13 @@ and decides pass/fail:
             or an object with a "generation" or "default" key); such a line
             that fails any check is an immediate failure.
   --marker  pass on the first console line matching the regular expression.
+  --expect-end reboot|poweroff (repeatable)
+            pass when QEMU exits (it runs with -no-reboot) after the guest's
+            kernel said "reboot: Restarting system" (reboot) or "reboot: Power
+            down" (poweroff) and that end is one of those expected; with
+            --marker the marker must have been seen before. LAKE-BOOT-CHECK
+            lines are only recorded (a guest that reboots because a unit
+            failed is the point of such runs).
 
 It fails early on a kernel panic or systemd emergency mode, fails when QEMU
 exits before the verdict, and fails after --timeout seconds. Whatever the
@@ -27,6 +34,8 @@ Options:
   --json                 print one JSON line with the result on stdout
   --expect-generation N  expected lake_generation (default 1)
   --marker REGEX         pass on a console line matching REGEX instead
+  --expect-end END       reboot or poweroff: pass on that end of the guest (see
+                         above); repeatable (either end passes)
   --wait-poweroff S      after a pass, give the guest up to S seconds to power
                          off by itself before QEMU is killed (default 0)
   --tail N               console lines shown on failure (default 120)
@@ -73,6 +82,13 @@ FATAL_PATTERNS = [
     (re.compile(r"Cannot open access to console, the root account is locked"),
      "systemd emergency mode (root account locked)"),
     (re.compile(r"Entering emergency mode"), "systemd emergency mode"),
+]
+# How a guest's kernel announces the end of its run (pr_emerg: shown even with
+# `quiet`). With -no-reboot QEMU exits right after either.
+END_PATTERNS = [
+    (re.compile(r"reboot: Restarting system"), "reboot"),
+    (re.compile(r"reboot: Power down"), "poweroff"),
+    (re.compile(r"reboot: System halted"), "halt"),
 ]
 MAX_PARTIAL = 64 * 1024  # force a line break after this many bytes without one
 
@@ -190,6 +206,9 @@ class Watcher:
         self.log = None
         self.partial = b""
         self.marker_re = re.compile(args.marker) if args.marker else None
+        self.expect_end = list(dict.fromkeys(args.expect_end or []))
+        self.end = None            # "reboot" | "poweroff" | "halt" once announced
+        self.end_t = None
         # results
         self.first_output = None
         self.kernel = None
@@ -251,10 +270,15 @@ class Watcher:
             est = t - float(m.group(1))
             if self.kernel_start_est is None or est < self.kernel_start_est:
                 self.kernel_start_est = est
+        for rx, what in END_PATTERNS:
+            if self.end is None and rx.search(line):
+                self.end, self.end_t = what, t
         found, obj, err = parse_check(line)
         if found:
             if err is not None:
                 self.bad_check = err
+            elif self.expect_end:
+                self.check = obj   # informational: the end of the run decides
             elif self.marker_re is None:
                 self.check = obj
                 self.marker = t
@@ -264,11 +288,12 @@ class Watcher:
                 return
             elif self.check is None:
                 self.check = obj   # informational in --marker mode
-        if self.marker_re is not None and self.marker_re.search(line):
+        if self.marker_re is not None and self.marker is None and self.marker_re.search(line):
             self.marker = t
             self.marker_line = line
-            self.verdict = "pass"
-            return
+            if not self.expect_end:
+                self.verdict = "pass"
+                return
         for rx, what in FATAL_PATTERNS:
             if rx.search(line):
                 self.verdict = "fail"
@@ -364,8 +389,8 @@ class Watcher:
             except subprocess.TimeoutExpired:
                 pass
             self.qemu_status = self.proc.returncode
-            self.verdict = "fail"
-            self.failures = [self.exit_reason()]
+            self.failures = self.judge_end() if self.expect_end else [self.exit_reason()]
+            self.verdict = "fail" if self.failures else "pass"
         self.total = self.now()
         if self.verdict == "pass" and self.args.wait_poweroff > 0 and not eof:
             # Let the guest shut down cleanly (disk state matters to a later
@@ -395,7 +420,22 @@ class Watcher:
             seen.append(f"init at {self.init:.1f}s")
         return ", ".join(seen) if seen else "no console output at all"
 
+    def judge_end(self):
+        """Failures of an --expect-end run whose QEMU has exited (none: pass)."""
+        want = " or ".join(self.expect_end)
+        if self.end is None:
+            return [self.exit_reason() + f"; the guest did not announce a {want}"]
+        if self.end not in self.expect_end:
+            return [f"the guest ended with a {self.end} at {self.end_t:.1f}s, expected a {want}"
+                    f" ({self.stage_summary()})"]
+        if self.marker_re is not None and self.marker is None:
+            return [f"the guest ended with a {self.end} at {self.end_t:.1f}s without a console line"
+                    f" matching --marker {self.args.marker!r}"]
+        return []
+
     def what(self):
+        if self.expect_end:
+            return " or ".join(self.expect_end) + " of the guest"
         if self.marker_re is not None:
             return f"a console line matching --marker {self.args.marker!r}"
         return f"{CHECK_TAG} line"
@@ -419,9 +459,11 @@ class Watcher:
     # -- reporting -------------------------------------------------------
     def result(self):
         r = lambda v: None if v is None else round(v, 3)
+        mode = ("expect-end" if self.expect_end else
+                "marker" if self.marker_re is not None else "lake-boot-check")
         res = {
             "result": self.verdict,
-            "mode": "marker" if self.marker_re is not None else "lake-boot-check",
+            "mode": mode,
             "first_output_s": r(self.first_output),
             "kernel_s": r(self.kernel),
             "kernel_start_est_s": r(self.kernel_start_est),
@@ -431,7 +473,10 @@ class Watcher:
             "total_s": r(getattr(self, "total", None)),
             "timeout_s": self.args.timeout,
             "expected_generation": (norm_generation(self.args.expect_generation)
-                                    if self.marker_re is None else None),
+                                    if mode == "lake-boot-check" else None),
+            "expected_end": self.expect_end or None,
+            "guest_end": self.end,
+            "end_s": r(self.end_t),
             "marker": self.args.marker,
             "marker_line": self.marker_line,
             "check": self.check,
@@ -456,7 +501,10 @@ class Watcher:
         if self.verdict == "pass":
             if not self.args.json:
                 out = sys.stdout
-                if res["mode"] == "marker":
+                if res["mode"] == "expect-end":
+                    out.write(f"{PROG}: PASS: the guest ended with a {self.end}"
+                              f" (expected: {' or '.join(self.expect_end)})\n")
+                elif res["mode"] == "marker":
                     out.write(f"{PROG}: PASS: marker {self.args.marker!r} matched: "
                               f"{self.marker_line.strip()[:200]}\n")
                 else:
@@ -470,11 +518,15 @@ class Watcher:
                         ("kernel (Linux version)", res["kernel_s"],
                          "" if res["kernel_start_est_s"] is None else
                          f"   (kernel start from printk times: {fmt(res['kernel_start_est_s'])})"),
-                        ("marker line" if res["mode"] == "marker" else "multi-user marker",
+                        ("marker line" if self.marker_re is not None else "multi-user marker",
                          res["marker_s"], "")]
+                if res["mode"] == "expect-end":
+                    if self.marker_re is None:
+                        rows.pop()
+                    rows.append((f"guest {self.end}", res["end_s"], ""))
                 for label, value, note in rows:
                     out.write(f"  QEMU start -> {label:<22} {fmt(value)}{note}\n")
-                if res["mode"] != "marker":
+                if res["mode"] == "lake-boot-check":
                     out.write(f"  {'guest uptime_s':<36} {fmt(res['guest_uptime_s'])}\n")
                 out.write(f"  console log: {log}\n")
         else:
@@ -504,6 +556,7 @@ def main(argv):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--expect-generation", default="1")
     ap.add_argument("--marker")
+    ap.add_argument("--expect-end", action="append", choices=["reboot", "poweroff"])
     ap.add_argument("--wait-poweroff", type=float, default=0.0)
     ap.add_argument("--tail", type=int, default=120)
     ap.add_argument("--verbose", action="store_true")
