@@ -109,7 +109,7 @@ impl Esp {
         }
         let dest = self.host_path(&f.path);
         let mut input = File::open(src).at(src)?;
-        write_atomic(&dest, |out| std::io::copy(&mut input, out).map(|_| ()))?;
+        write_atomic(&dest, |out| copy_plain(&mut input, out))?;
         // The copy is what boots: check it, not the source.
         if !self.has_boot_file(f)? {
             return Err(Error::Invalid(format!("{}: the copy of {} on the ESP does not match its hash {}", dest.display(), src.display(), f.id)));
@@ -265,6 +265,20 @@ fn normalize(esp_path: &str) -> String {
         p
     } else {
         format!("/{p}")
+    }
+}
+
+/// Copies with read/write: `std::io::copy` between files uses copy_file_range
+/// and sendfile, which FUSE FAT drivers answer in ways std asserts on when full.
+fn copy_plain(input: &mut File, out: &mut File) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
     }
 }
 
