@@ -10,6 +10,7 @@ use lakefs::diff::ChangeKind;
 use lakefs::tree::Node;
 use lakefs::{Lake, ObjectId};
 
+mod generation_cmd;
 mod show;
 
 #[derive(Parser)]
@@ -120,6 +121,11 @@ enum Cmd {
     Stats,
     /// The lake's generations: which one is the default, which one is booted.
     Status,
+    /// Generations and their boot entries: list, deploy, pin, keep, prune, remove.
+    Generation {
+        #[command(subcommand)]
+        cmd: generation_cmd::GenerationCmd,
+    },
     /// List refs, or delete one.
     Refs {
         /// Delete this ref (its commits go at the next gc unless something else reaches them).
@@ -327,6 +333,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Status => {
             let lake = open(&cli)?;
             show::status(&lake, cli.json)?;
+        }
+        Cmd::Generation { cmd } => {
+            let lake = open(&cli)?;
+            generation_cmd::run(&lake, cmd, cli.json, cli.quiet)?;
         }
         Cmd::Refs { delete: Some(name) } => {
             let lake = open(&cli)?;
