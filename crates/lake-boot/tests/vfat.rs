@@ -65,10 +65,9 @@ impl Vfat {
 
     fn umount(&mut self) {
         if self.mounted {
-            let st = match self.dev {
-                Some(_) => Command::new("umount").arg(&self.mnt).status(),
-                None => Command::new("fusermount").arg("-u").arg(&self.mnt).status(),
-            };
+            // umount (as root) also ends a FUSE mount; fusefat's is fuseblk,
+            // so it returns after the driver has written the FAT back.
+            let st = Command::new("umount").arg(&self.mnt).status();
             assert!(st.is_ok_and(|s| s.success()), "unmounting {}", self.mnt.display());
             self.mounted = false;
         }
@@ -85,10 +84,7 @@ impl Vfat {
 impl Drop for Vfat {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = match self.dev {
-                Some(_) => Command::new("umount").arg(&self.mnt).status(),
-                None => Command::new("fusermount").arg("-u").arg(&self.mnt).status(),
-            };
+            let _ = Command::new("umount").arg(&self.mnt).status();
         }
         if let Some(dev) = &self.dev {
             let _ = Command::new("losetup").arg("-d").arg(dev).status();
