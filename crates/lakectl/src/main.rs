@@ -11,6 +11,7 @@ use lakefs::tree::Node;
 use lakefs::{Lake, ObjectId};
 
 mod generation_cmd;
+mod posix_cmd;
 mod show;
 
 #[derive(Parser)]
@@ -38,8 +39,17 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Work on a zone's history: `posix` (/usr, /etc, /var, /opt: ref posix/main,
+    /// commits at package runs, generations, rollback; log and diff show packages too).
+    #[arg(long, global = true, value_enum)]
+    zone: Option<Zone>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Zone {
+    Posix,
 }
 
 #[derive(Subcommand)]
@@ -49,11 +59,18 @@ enum Cmd {
         /// Where to create it (default: --lake).
         dir: Option<PathBuf>,
     },
-    /// Import a directory tree as a new commit on --ref.
-    #[command(alias = "import")]
+    /// Import a directory tree as a new commit on --ref; with --zone posix and no
+    /// directory, commit the running root's changes (its overlay upper layer).
+    #[command(
+        alias = "import",
+        after_help = "POSIX zone:\n  lakectl commit --zone posix -m 'tuned sshd'       commit what changed since boot\n  \
+            lakectl commit --zone posix --deploy             ... and make it the next generation\n  \
+            lakectl commit --zone posix --hook apt-pre       what /etc/apt/apt.conf.d/80lake runs\n\n\
+            Hooks do nothing when the system did not boot from a lake, or with LAKE_HOOKS=off."
+    )]
     Commit {
-        /// The directory to import.
-        src: PathBuf,
+        /// The directory to import (none with --zone posix: the running root).
+        src: Option<PathBuf>,
         #[arg(short, long, default_value = "")]
         message: String,
         /// What the commit covers, e.g. zone:posix or path:/home/ann.
@@ -72,6 +89,53 @@ enum Cmd {
         /// Make a commit even if nothing changed.
         #[arg(long)]
         allow_empty: bool,
+        /// (--zone posix) Called from a package-manager hook: records trigger, phase and
+        /// the command line; apt-post/dpkg-post also deploy a new generation.
+        #[arg(long, value_enum)]
+        hook: Option<posix_cmd::Hook>,
+        /// (--zone posix) Also deploy the commit as a new generation.
+        #[arg(long)]
+        deploy: bool,
+        #[command(flatten)]
+        root: posix_cmd::RootArgs,
+        #[command(flatten)]
+        deploy_args: posix_cmd::DeployArgs,
+    },
+    /// Roll the POSIX zone back (or forward) to an earlier state, as a new generation.
+    #[command(after_help = "WHEN is a time ('2h ago', tuesday, 2026-11-20T10:00), before:<time>, \
+        before:last-apt-upgrade, last-apt-upgrade, a commit id, or gen:N.\n\n\
+        The result is a new commit on posix/main and a new generation with a boot-counted entry; \
+        earlier generations stay bootable. Files under /etc that were edited locally after WHEN keep \
+        their current content unless --include-etc (the preview lists them). With --file/--filter only \
+        those paths are restored.\n\nExamples:\n  lakectl rollback --zone posix --to before:last-apt-upgrade\n  \
+        lakectl rollback --zone posix --to yesterday --now --yes\n  lakectl rollback --zone posix --to gen:3 --file /etc/ssh/sshd_config\n  \
+        lakectl rollback --zone posix --to tuesday --filter '/usr/lib/python3/**' --dry-run")]
+    Rollback {
+        /// The state to return to.
+        #[arg(long, value_name = "WHEN")]
+        to: String,
+        /// Also write the difference into the running root, so it takes effect without a reboot.
+        #[arg(long)]
+        now: bool,
+        /// Restore only this path (file or directory); repeatable.
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<String>,
+        /// Restore only the changed paths matching this glob (e.g. '/usr/share/doc/**'); repeatable.
+        #[arg(long = "filter", value_name = "GLOB")]
+        filters: Vec<String>,
+        /// Roll back local edits under /etc too.
+        #[arg(long)]
+        include_etc: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        root: posix_cmd::RootArgs,
+        #[command(flatten)]
+        deploy_args: posix_cmd::DeployArgs,
     },
     /// Show commit history, newest first.
     Log {
@@ -152,7 +216,7 @@ fn open(cli: &Cli) -> Result<Lake> {
     Lake::open(&cli.lake).with_context(|| format!("opening the lake at {}", cli.lake.display()))
 }
 
-fn print_json(v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -174,7 +238,10 @@ fn path_at(lake: &Lake, target: &str, default_ref: &str) -> Result<(String, Obje
     Ok((target.to_owned(), lakefs::rev::resolve(lake, "", default_ref)?))
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(mut cli: Cli) -> Result<()> {
+    if cli.zone == Some(Zone::Posix) {
+        cli.reference = lakefs::posix::POSIX_REF.to_owned();
+    }
     match &cli.cmd {
         Cmd::Init { dir } => {
             let dir = dir.as_ref().unwrap_or(&cli.lake);
@@ -185,8 +252,31 @@ fn run(cli: Cli) -> Result<()> {
                 println!("created lake {} in {}", lake.superblock().uuid_string(), dir.display());
             }
         }
-        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty } => {
+        Cmd::Commit { src: None, message, trigger, hook, deploy, root, deploy_args, .. } => {
+            if cli.zone != Some(Zone::Posix) {
+                bail!("give the directory to import, or use --zone posix to commit the running root's changes");
+            }
+            let a = posix_cmd::CommitArgs { hook: *hook, message, trigger, deploy: *deploy, root, deploy_args };
+            posix_cmd::commit(&cli.lake, &a, cli.json, cli.quiet)?;
+        }
+        Cmd::Rollback { to, now, files, filters, include_etc, yes, dry_run, root, deploy_args } => {
             let lake = open(&cli)?;
+            let a = posix_cmd::RollbackArgs {
+                to,
+                now: *now,
+                files,
+                filters,
+                include_etc: *include_etc,
+                yes: *yes,
+                dry_run: *dry_run,
+                root,
+                deploy_args,
+            };
+            posix_cmd::rollback(&lake, &a, cli.json, cli.quiet)?;
+        }
+        Cmd::Commit { src: Some(src), message, scope, trigger, changed, loose, allow_empty, .. } => {
+            let lake = open(&cli)?;
+            let posix = cli.zone == Some(Zone::Posix);
             let changed_list = match changed {
                 None => None,
                 Some(f) => Some(read_list(f)?),
@@ -196,10 +286,11 @@ fn run(cli: Cli) -> Result<()> {
                 src,
                 reference: &cli.reference,
                 message,
-                scope,
+                // The POSIX zone is checked out as hard links: its files are stored loose.
+                scope: if posix && scope == "path:/" { lakefs::posix::SCOPE } else { scope },
                 trigger,
                 changed: changed_list.as_deref(),
-                options: lakefs::import::ImportOptions { loose: *loose },
+                options: lakefs::import::ImportOptions { loose: *loose || posix },
                 extra: vec![],
                 allow_empty: *allow_empty,
             };
@@ -230,7 +321,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Log { rev, max } => {
             let lake = open(&cli)?;
             let start = lakefs::rev::resolve(&lake, rev.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
-            show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json)?;
+            show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json, cli.zone == Some(Zone::Posix))?;
         }
         Cmd::Show { rev } => {
             let lake = open(&cli)?;
@@ -272,11 +363,22 @@ fn run(cli: Cli) -> Result<()> {
                 changes.push(lakefs::diff::Change { kind: ChangeKind::Metadata, path: "/".into(), entry: "dir" });
             }
             changes.extend(lakefs::diff::diff(&lake, &ca.tree, &cb.tree)?);
+            let packages = match cli.zone {
+                Some(Zone::Posix) => Some(lakefs::dpkg::diff_trees(&lake, &ca.tree, &cb.tree)?),
+                None => None,
+            };
             if cli.json {
-                print_json(&serde_json::json!({"from": a, "to": b, "changes": changes}))?;
+                print_json(&serde_json::json!({"from": a, "to": b, "packages": packages, "changes": changes}))?;
             } else {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
+                if let Some(p) = &packages {
+                    writeln!(out, "packages: {}", if p.is_empty() { "no change".to_owned() } else { p.len().to_string() })?;
+                    for c in p {
+                        writeln!(out, "  {c}")?;
+                    }
+                    writeln!(out, "files: {}", changes.len())?;
+                }
                 for c in &changes {
                     writeln!(out, "{} {}", c.kind.letter(), c.path)?;
                 }

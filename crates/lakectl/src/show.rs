@@ -37,7 +37,10 @@ fn commit_json(id: ObjectId, c: &lakefs::commit::Commit) -> serde_json::Value {
     })
 }
 
-pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool) -> Result<()> {
+/// History from `start`, newest first. With `packages` (the POSIX zone), each
+/// commit also shows the package changes it made and the package manager's
+/// command line.
+pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool, packages: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut cur = Some(start);
@@ -45,12 +48,27 @@ pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool) -> Result<()> {
     let mut all = Vec::new();
     while let (Some(id), true) = (cur, n < max) {
         let c = lake.read_commit(&id)?;
+        let pkgs = match (packages, c.parents.first()) {
+            (true, Some(p)) => Some(lakefs::dpkg::diff_trees(lake, &lake.read_commit(p)?.tree, &c.tree)?),
+            _ => None,
+        };
         if json {
-            all.push(commit_json(id, &c));
+            let mut v = commit_json(id, &c);
+            if let Some(p) = &pkgs {
+                v["packages"] = serde_json::to_value(p)?;
+            }
+            all.push(v);
         } else {
             writeln!(out, "commit {id}")?;
             writeln!(out, "Date:    {}", time(c.time))?;
-            writeln!(out, "Scope:   {}   Trigger: {}", c.scope, c.trigger)?;
+            let phase = lakefs::posix::extra(&c, "phase").map(|p| format!(" ({p})")).unwrap_or_default();
+            writeln!(out, "Scope:   {}   Trigger: {}{phase}", c.scope, c.trigger)?;
+            if let Some(cmd) = lakefs::posix::extra(&c, "cmdline") {
+                writeln!(out, "Command: {cmd}")?;
+            }
+            if let Some(p) = pkgs.as_deref().filter(|p| !p.is_empty()) {
+                writeln!(out, "Packages: {}", lakefs::dpkg::summary(p))?;
+            }
             writeln!(out, "\n    {}\n", if c.message.is_empty() { "(no message)" } else { &c.message })?;
         }
         cur = c.parents.first().copied();

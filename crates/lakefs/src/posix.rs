@@ -193,9 +193,9 @@ pub fn minimal(paths: Vec<String>) -> Vec<String> {
     out
 }
 
-/// The command line of the nearest package-manager process among this
-/// process's ancestors (apt, apt-get, aptitude, dpkg, unattended-upgrade).
-pub fn package_manager_cmdline() -> Option<String> {
+/// The nearest package-manager process among this process's ancestors (apt,
+/// apt-get, aptitude, dpkg, unattended-upgrade): its pid and command line.
+pub fn package_manager() -> Option<(u32, String)> {
     const NAMES: [&str; 6] = ["apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "packagekitd"];
     let mut pid = std::os::unix::process::parent_id();
     for _ in 0..32 {
@@ -210,7 +210,7 @@ pub fn package_manager_cmdline() -> Option<String> {
         if NAMES.contains(&comm) {
             let raw = std::fs::read(proc.join("cmdline")).ok()?;
             let args: Vec<String> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            return Some(args.join(" "));
+            return Some((pid, args.join(" ")));
         }
         pid = stat.get(close + 2..)?.split_whitespace().nth(1)?.parse().ok()?;
     }
