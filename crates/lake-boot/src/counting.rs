@@ -9,8 +9,7 @@
 use serde::Serialize;
 
 /// What the counter in an entry's name says about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "state")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// No counter: booted successfully, or never counted.
     Good,
@@ -18,6 +17,23 @@ pub enum State {
     Counting { left: u32 },
     /// Every try failed (no tries left).
     Bad,
+}
+
+impl State {
+    /// `good`, `counting` or `bad` (JSON; the tries left are beside it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Good => "good",
+            State::Counting { .. } => "counting",
+            State::Bad => "bad",
+        }
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 impl std::fmt::Display for State {

@@ -77,7 +77,7 @@ fn deploy_list_pin_keep_prune_remove() {
     assert_eq!(numbers(&l), [2, 3, 4]);
     assert_eq!((l["default"].as_u64(), l["keep"].as_u64()), (Some(4), Some(3)));
     assert_eq!(l["generations"][0]["pinned"], true);
-    assert_eq!(l["generations"][2]["entry"]["state"]["state"], "counting");
+    assert_eq!(l["generations"][2]["entry"]["state"], "counting");
     assert_eq!(l["generations"][2]["entry"]["tries_left"], 3);
     let text = ok(&root, &["generation", "list", "--esp", e]);
     assert!(text.contains("counting (3 left)") && text.contains("default") && text.contains("pinned"), "{text}");
