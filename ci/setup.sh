@@ -26,7 +26,7 @@ set -euo pipefail
 readonly APT_PACKAGES=(
     build-essential pkg-config
     e2fsprogs dosfstools mtools gdisk fdisk util-linux
-    debootstrap fuse3 attr zstd xxd
+    debootstrap fuse3 fusefat attr zstd xxd
     ostree restic borgbackup hyperfine
     python3 ca-certificates curl
     mkosi systemd-container debian-archive-keyring cpio
@@ -37,7 +37,7 @@ readonly APT_PACKAGES=(
 # Checked against PATH plus the sbin directories (non-root PATHs lack them).
 readonly REQUIRED_COMMANDS=(
     cc make pkg-config mkfs.ext4 mkfs.vfat mcopy sgdisk sfdisk losetup
-    debootstrap fusermount3 getfattr setfattr zstd xxd ostree restic borg
+    debootstrap fusermount3 fusefat getfattr setfattr zstd xxd ostree restic borg
     hyperfine python3 curl tar
 )
 
