@@ -93,6 +93,62 @@ pub fn fat_label(label: &str) -> [u8; 11] {
     out
 }
 
+/// Volume id and file dates of a new FAT volume (default: random id, the clock).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FatOptions {
+    pub volume_id: Option<u32>,
+    pub time: Option<&'static FixedTime>,
+}
+
+/// A fixed date for every file and directory written (SOURCE_DATE_EPOCH).
+#[derive(Debug)]
+pub struct FixedTime(fatfs::DateTime);
+
+impl FixedTime {
+    /// The UTC date and time of `epoch` seconds, clamped to FAT's 1980..2107;
+    /// leaked: fatfs wants a `'static` time provider, and a build makes one.
+    pub fn leak(epoch: i64) -> &'static FixedTime {
+        let (y, mo, d, h, mi, s) = civil(epoch);
+        let (y, mo, d, h, mi, s) = if y < 1980 {
+            (1980, 1, 1, 0, 0, 0)
+        } else if y > 2107 {
+            (2107, 12, 31, 23, 59, 58)
+        } else {
+            (y, mo, d, h, mi, s)
+        };
+        let dt = fatfs::DateTime {
+            date: fatfs::Date { year: y as u16, month: mo as u16, day: d as u16 },
+            time: fatfs::Time { hour: h as u16, min: mi as u16, sec: s as u16, millis: 0 },
+        };
+        Box::leak(Box::new(FixedTime(dt)))
+    }
+}
+
+impl fatfs::TimeProvider for FixedTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// UTC (year, month, day, hour, minute, second) of a Unix time (Howard
+/// Hinnant's days-to-civil).
+pub fn civil(t: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
 /// An open FAT32 volume inside a partition of `target`.
 pub struct FatVolume<'a> {
     fs: fatfs::FileSystem<PartitionSlice<'a>>,
@@ -105,6 +161,11 @@ pub struct FatVolume<'a> {
 impl<'a> FatVolume<'a> {
     /// Formats `len` bytes at `offset` of `file` as FAT32 labelled `label`, and opens it.
     pub fn format(file: &'a File, target: &Path, offset: u64, len: u64, label: &str) -> Result<Self> {
+        Self::format_with(file, target, offset, len, label, FatOptions::default())
+    }
+
+    /// [`format`](Self::format) with a given volume id and file dates (reproducible builds).
+    pub fn format_with(file: &'a File, target: &Path, offset: u64, len: u64, label: &str, o: FatOptions) -> Result<Self> {
         let ferr = |what: &str| {
             let what = what.to_owned();
             let target = target.to_owned();
@@ -116,13 +177,22 @@ impl<'a> FatVolume<'a> {
         let opts = fatfs::FormatVolumeOptions::new()
             .fat_type(fatfs::FatType::Fat32)
             .volume_label(fat_label(label))
-            .volume_id(u32::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap_or([0; 4])));
+            .volume_id(o.volume_id.unwrap_or_else(|| u32::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap_or([0; 4]))));
         fatfs::format_volume(PartitionSlice::new(file, offset, len), opts).map_err(ferr("formatting FAT32"))?;
-        Self::open(file, target, offset, len)
+        Self::open_with(file, target, offset, len, o.time)
     }
 
     pub fn open(file: &'a File, target: &Path, offset: u64, len: u64) -> Result<Self> {
-        let fs = fatfs::FileSystem::new(PartitionSlice::new(file, offset, len), fatfs::FsOptions::new()).map_err(|source| Error::Fat {
+        Self::open_with(file, target, offset, len, None)
+    }
+
+    /// Opens the volume; with `time`, files and directories written get that date.
+    pub fn open_with(file: &'a File, target: &Path, offset: u64, len: u64, time: Option<&'static FixedTime>) -> Result<Self> {
+        let mut fo = fatfs::FsOptions::new();
+        if let Some(t) = time {
+            fo = fo.time_provider(t);
+        }
+        let fs = fatfs::FileSystem::new(PartitionSlice::new(file, offset, len), fo).map_err(|source| Error::Fat {
             what: "opening the FAT file system".into(),
             target: target.to_owned(),
             offset,
@@ -363,6 +433,15 @@ pub fn repair_dot_entries(file: &File, offset: u64, len: u64) -> io::Result<u32>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+        let t = FixedTime::leak(0);
+        assert_eq!(fatfs::TimeProvider::get_current_date(t).year, 1980);
+    }
 
     #[test]
     fn slice_stays_inside_its_range() {

@@ -176,7 +176,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
     let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
     let message = format!("installed from {}", plan.rootfs.path.display());
-    let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, import_bar.as_ref(), deploy_bar.as_ref())?;
+    let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
     clock.lap("import+deploy");
     let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
     lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;

@@ -35,11 +35,14 @@ pub struct Staged {
 }
 
 /// Creates a lake in `lake_dir` (empty or missing), imports `rootfs` on
-/// `posix/main` and deploys it as pinned generation 1.
+/// `posix/main` and deploys it as pinned generation 1. With `commit_time`
+/// (a reproducible build's SOURCE_DATE_EPOCH) the commit gets that time, so
+/// its id depends on the content only.
 pub fn stage(
     lake_dir: &Path,
     rootfs: &Path,
     message: &str,
+    commit_time: Option<i64>,
     import_progress: &dyn lakefs::progress::Progress,
     deploy_progress: &dyn lakefs::progress::Progress,
 ) -> Result<Staged> {
@@ -57,8 +60,11 @@ pub fn stage(
         extra: vec![("installer".into(), format!("lake-installer {}", env!("CARGO_PKG_VERSION")))],
         allow_empty: false,
     };
-    let out = lakefs::ops::commit_dir(&lake, &req, import_progress)
-        .map_err(Error::lake(format!("importing the root file system {}", rootfs.display())))?;
+    let out = match commit_time {
+        None => lakefs::ops::commit_dir(&lake, &req, import_progress),
+        Some(t) => commit_at(&lake, &req, t, import_progress),
+    }
+    .map_err(Error::lake(format!("importing the root file system {}", rootfs.display())))?;
     let generation = lakefs::generation::deploy(&lake, out.commit, true, deploy_progress)
         .map_err(Error::lake(format!("deploying commit {} as generation 1", out.commit)))?;
     drop(lake);
@@ -72,6 +78,37 @@ pub fn stage(
         bytes,
         inodes,
     })
+}
+
+/// `lakefs::ops::commit_dir` for the first commit of a fresh lake, with a
+/// given commit time instead of the clock's.
+fn commit_at(
+    lake: &lakefs::Lake,
+    req: &lakefs::ops::CommitRequest,
+    time: i64,
+    progress: &dyn lakefs::progress::Progress,
+) -> lakefs::Result<lakefs::ops::CommitOutcome> {
+    use lakefs::writer::{RefUpdate, WriteSession};
+    let w = WriteSession::begin(lake)?;
+    if let Some(have) = lake.get_ref(req.reference)? {
+        return Err(lakefs::Error::Invalid(format!("the staging lake already has {} at {have}", req.reference)));
+    }
+    let (tree, root, stats) = lakefs::import::import_full(&w, req.src, &req.options, progress)?;
+    let commit = lakefs::commit::Commit {
+        tree,
+        root,
+        parents: vec![],
+        scope: req.scope.to_owned(),
+        time,
+        time_nsec: 0,
+        trigger: req.trigger.to_owned(),
+        message: req.message.to_owned(),
+        extra: req.extra.clone(),
+    };
+    let id = w.put_commit(&commit)?;
+    let reason = format!("commit: {}", req.message);
+    w.finish(&[(id, commit)], &[RefUpdate { name: req.reference.to_owned(), expected: None, new: id, reason }])?;
+    Ok(lakefs::ops::CommitOutcome { commit: id, parent: None, tree, unchanged: false, stats })
 }
 
 /// Allocated bytes and inode count under `dir`, each inode once (hard links share).

@@ -12,7 +12,11 @@
 //! - [`rootfs`]: the root file system to install (directory or tar archive);
 //! - [`lake_partition`]: staging the lake (import into `posix/main`, deploy
 //!   generation 1) and writing it with `mke2fs -d`;
-//! - [`install`]: carrying out a plan, and the report;
+//! - [`install`]: carrying out a plan, and the report; from a lake image too
+//!   (`--lake-image`: copied into the lake partition and grown, no import);
+//! - [`lake_image`]: the lake as a minimal ext4 image file (the ISO's payload);
+//! - [`iso`]: the hybrid ISO install medium (xorriso, El Torito EFI image);
+//! - [`repro`]: reproducible builds (SOURCE_DATE_EPOCH, seed-derived ids);
 //! - [`units`]: byte sizes.
 //!
 //! ```no_run
@@ -32,8 +36,11 @@ pub mod error;
 pub mod esp;
 pub mod gpt_layout;
 pub mod install;
+pub mod iso;
+pub mod lake_image;
 pub mod lake_partition;
 pub mod plan;
+pub mod repro;
 pub mod rootfs;
 pub mod units;
 

@@ -1,6 +1,6 @@
 //! lake-installer: the command line over the installer library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -72,6 +72,17 @@ struct BuildArgs {
     /// Reuse images/build/ from the last mkosi run instead of building again.
     #[arg(long)]
     skip_mkosi: bool,
+    /// Make the install medium instead of a disk image: images/<name>.iso, a hybrid ISO
+    /// (CD or USB stick) with the live system and installer (docs/install-media.md).
+    #[arg(long)]
+    iso: bool,
+    /// With --iso: add a default boot entry that installs unattended onto DEV and powers off
+    /// (default output images/<name>-install-<dev>.iso). For tests and mass installs: it ERASES DEV.
+    #[arg(long, value_name = "DEV", requires = "iso")]
+    iso_unattended_target: Option<String>,
+    /// Where to stage the lake (default: /dev/shm when it has room, else $TMPDIR or /var/tmp).
+    #[arg(long, value_name = "DIR")]
+    staging: Option<PathBuf>,
     #[arg(long)]
     json: bool,
     #[arg(long, short)]
@@ -204,7 +215,12 @@ fn install_cmd(a: InstallArgs) -> Result<()> {
 fn build_cmd(a: BuildArgs) -> Result<()> {
     use lake_installer::build;
     let profile = build::load_profile(&a.profile)?;
-    let out = a.out.clone().unwrap_or_else(|| a.repo.join("images").join(format!("{}.raw", profile.name)));
+    let default_name = match (&a.iso, &a.iso_unattended_target) {
+        (false, _) => format!("{}.raw", profile.name),
+        (true, None) => format!("{}.iso", profile.name),
+        (true, Some(dev)) => format!("{}-install-{}.iso", profile.name, dev.rsplit('/').next().unwrap_or("disk")),
+    };
+    let out = a.out.clone().unwrap_or_else(|| a.repo.join("images").join(default_name));
     let t = std::time::Instant::now();
     let built = if a.skip_mkosi {
         let b = a.repo.join("images/build");
@@ -216,6 +232,9 @@ fn build_cmd(a: BuildArgs) -> Result<()> {
         build::run_mkosi(&a.repo, bin_dir, &profile)?
     };
     let mkosi_s = t.elapsed().as_secs_f64();
+    if a.iso {
+        return iso_cmd(&a, &profile, built, &out, mkosi_s);
+    }
     // The output is this command's own product: replace it.
     if out.exists() {
         std::fs::remove_file(&out).with_context(|| format!("removing the previous {}", out.display()))?;
@@ -240,6 +259,58 @@ fn build_cmd(a: BuildArgs) -> Result<()> {
         print_summary(&report);
         println!("  mkosi builds: {mkosi_s:.0} s; image ready: {}", out.display());
     }
+    Ok(())
+}
+
+fn iso_cmd(a: &BuildArgs, profile: &lake_installer::build::Profile, built: lake_installer::build::Built, out: &Path, mkosi_s: f64) -> Result<()> {
+    use lake_installer::iso;
+    let profile_text = std::fs::read(&a.profile).with_context(|| format!("reading {}", a.profile.display()))?;
+    let o = iso::IsoOptions {
+        profile,
+        profile_text,
+        rootfs: built.rootfs,
+        kernel: built.kernel,
+        initrd: built.initrd,
+        systemd_boot: PathBuf::from(SYSTEMD_BOOT_EFI),
+        out: out.to_owned(),
+        unattended_target: a.iso_unattended_target.clone(),
+        staging: a.staging.clone(),
+        keep_staging: false,
+    };
+    let r = iso::build(&o, &Cli_ { quiet: a.quiet }).with_context(|| format!("building {}", out.display()))?;
+    if a.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["profile"] = profile.name.clone().into();
+        v["mkosi_seconds"] = mkosi_s.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let m = &r.manifest;
+    println!("Lake OS install medium {} ({}, label {}) in {:.1} s", r.out.display(), human(r.iso_bytes), r.label, r.elapsed_seconds);
+    println!("  lake {}: generation {} = commit {}; {} files, {} of content", m.lake_uuid, m.generation, m.commit, m.files, human(m.bytes));
+    println!(
+        "  /{}: ext4 {} ({} of {} blocks free); /{}: {}",
+        iso::LAKE_IMAGE,
+        human(r.lake_image.bytes),
+        r.lake_image.free_blocks,
+        r.lake_image.blocks,
+        iso::EFI_IMAGE,
+        human(r.efi_image_bytes)
+    );
+    let o = &r.objects;
+    match &o.previous {
+        Some(p) => println!("  objects: {} ({} new, {} reused from the previous build, {})", o.total, o.new, o.reused, p.display()),
+        None => println!("  objects: {} (no previous build to compare with)", o.total),
+    }
+    match (&m.source_date_epoch, &r.seed) {
+        (Some(e), Some(s)) => println!("  reproducible: SOURCE_DATE_EPOCH={e}, seed {}", &s[..16]),
+        _ => println!("  not reproducible: set SOURCE_DATE_EPOCH for a byte-identical rebuild"),
+    }
+    if let Some(t) = &r.unattended_target {
+        println!("  default boot entry: unattended install onto {t} (erases it), then power off");
+    }
+    let t: Vec<String> = r.timings.iter().map(|t| format!("{} {:.1}s", t.step, t.seconds)).collect();
+    println!("  time: {}; mkosi builds: {mkosi_s:.0} s", t.join(", "));
     Ok(())
 }
 

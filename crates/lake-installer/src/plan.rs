@@ -229,7 +229,7 @@ fn free_space(dir: &Path) -> Option<(u64, bool)> {
 
 /// Bytes the staging directory will hold at most: the lake (about the rootfs
 /// size) plus, for an archive, its extracted copy.
-fn staging_need(rootfs: &Rootfs) -> u64 {
+pub(crate) fn staging_need(rootfs: &Rootfs) -> u64 {
     match rootfs.kind {
         RootfsKind::Directory => {
             let mut total = 0u64;
@@ -260,10 +260,14 @@ fn staging_need(rootfs: &Rootfs) -> u64 {
 /// twice the estimate (staging in memory avoids syncing a disk file system
 /// for data that is thrown away), else [`disk_staging`].
 fn choose_staging(explicit: Option<&Path>, rootfs: &Rootfs) -> (PathBuf, String) {
+    choose_staging_for(explicit, staging_need(rootfs))
+}
+
+/// [`choose_staging`] for `need` bytes of staged data.
+pub(crate) fn choose_staging_for(explicit: Option<&Path>, need: u64) -> (PathBuf, String) {
     if let Some(d) = explicit {
         return (d.to_owned(), "--staging".into());
     }
-    let need = staging_need(rootfs);
     match free_space(Path::new(SHM)) {
         Some((free, true)) if free > 2 * need + 256 * MIB && user_xattrs_work(Path::new(SHM)) => {
             (PathBuf::from(SHM), format!("tmpfs with {} free for about {}", human(free), human(need)))
