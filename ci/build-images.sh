@@ -18,7 +18,8 @@
 #      workarounds mkosi needs where systemd is not PID 1.
 #   2. (--bin-dir DIR) copies the workspace binaries from DIR (e.g. target/release):
 #      lakectl, mkfs-lakefs -> mkfs.lakefs, fsck-lakefs -> fsck.lakefs,
-#      mount-lakefs -> mount.lakefs (those present) into mkosi.extra/usr/local/bin/,
+#      mount-lakefs -> mount.lakefs, lake-installer (the install medium's live system
+#      runs it) (those present) into mkosi.extra/usr/local/bin/,
 #      and lake-initramfs into crates/lake-initramfs/mkosi/mkosi.extra/usr/bin/;
 #      debug info is stripped from the copies unless --no-strip. Without
 #      --bin-dir, whatever is already there is used (the orchestrator's copies);
@@ -109,7 +110,8 @@ if [[ -n "$bin_dir" ]]; then
     [[ -d "$bin_dir" ]] || die "--bin-dir $bin_dir is not a directory"
     copied=()
     for pair in lakectl:lakectl mkfs-lakefs:mkfs.lakefs fsck-lakefs:fsck.lakefs mount-lakefs:mount.lakefs \
-                mkfs.lakefs:mkfs.lakefs fsck.lakefs:fsck.lakefs mount.lakefs:mount.lakefs; do
+                mkfs.lakefs:mkfs.lakefs fsck.lakefs:fsck.lakefs mount.lakefs:mount.lakefs \
+                lake-installer:lake-installer; do
         src=$bin_dir/${pair%%:*} dst=$rootfs_bin/${pair#*:}
         if [[ -f "$src" && -x "$src" ]]; then
             copy_bin "$src" "$dst"; copied+=("${pair#*:}")

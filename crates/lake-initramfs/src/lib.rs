@@ -7,6 +7,9 @@
 //! /home ([`home`]), and checks the root has an init ([`init_check`]); a failure
 //! on a boot-counted try reboots so the boot loader can fall back ([`boot_count`]).
 //!
+//! With `lake.live[=LABEL]` it boots the install medium's lake image instead
+//! ([`live`]).
+//!
 //! The initrd itself is built by mkosi (`mkosi/` beside this crate, Format=cpio);
 //! `lake-initramfs.service` runs the binary before `initrd-root-fs.target`.
 
@@ -16,6 +19,7 @@ pub mod boot_count;
 pub mod esp;
 pub mod home;
 pub mod init_check;
+pub mod live;
 #[cfg(test)]
 mod test_dir;
 

@@ -36,7 +36,9 @@ fn main() {
              {LAKE_MOUNT}, and mounts overlay(lower = deploy/N/root, upper = deploy/N/upper) on {SYSROOT}.\n\n\
              Kernel command line: lake.gen=N (generation; default: the lake's default),\n\
              root=... without lake.* options: do nothing (systemd mounts that root),\n\
-             lake.device=/dev/XXX (skip the search), lake.timeout=SECONDS (wait for the disk, default 30).\n\n\
+             lake.device=/dev/XXX (skip the search), lake.timeout=SECONDS (wait for the disk, default 30).\n\
+             lake.live[=LABEL]: run from the install medium (ISO 9660 labelled LABEL): its /lake/lake.img\n\
+             read-only, the default generation under a tmpfs overlay (lake.timeout default 60).\n\n\
              Then: the root must have an init (/usr/lib/systemd/systemd or /sbin/init); <lake>/state/home is\n\
              bind-mounted on {SYSROOT}/home (created from the generation's /home the first time); the ESP on\n\
              the lake's disk (GPT type {}) is mounted on {SYSROOT}/efi (recorded in {ESP_DEVICE_FILE}).\n\
@@ -143,6 +145,9 @@ fn fsck(dev: &Path) -> Result<()> {
 fn run() -> Result<String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
     let opts = parse_cmdline(&cmdline).map_err(anyhow::Error::msg)?;
+    if let Some(label) = lake_initramfs::live::options(&cmdline) {
+        return live_boot(label.as_deref(), opts.timeout.unwrap_or(60));
+    }
     if opts.plain_root && opts.generation.is_none() && opts.device.is_none() {
         return Ok("root= is on the kernel command line: systemd mounts that root; the lake is not used".into());
     }
@@ -204,6 +209,15 @@ fn run() -> Result<String> {
     }
     std::fs::write(booted, format!("{n}\n")).with_context(|| format!("writing {}", booted.display()))?;
     Ok(format!("generation {n} ({}) from {} assembled on {SYSROOT}", g.commit.short(), dev.display()))
+}
+
+/// `lake.live[=LABEL]`: the install medium's live system (see lake_initramfs::live).
+fn live_boot(label: Option<&str>, timeout: u64) -> Result<String> {
+    let (m, loopdev, n, commit) = lake_initramfs::live::assemble(label, Duration::from_secs(timeout), Path::new(LAKE_MOUNT), Path::new(SYSROOT))?;
+    if init_check::find_init(Path::new(SYSROOT)).is_none() {
+        bail!("the install medium's generation {n} has no init ({}); the medium is damaged", init_check::INIT_CANDIDATES.join(", "));
+    }
+    Ok(format!("live system: generation {n} ({commit}) of the lake image on {} ('{}', {loopdev}) assembled on {SYSROOT}", m.node.display(), m.label))
 }
 
 /// /home lives outside the generations: <lake>/state/home, bind-mounted.

@@ -93,6 +93,12 @@ pub struct Report {
     pub elapsed_seconds: f64,
 }
 
+/// The lake to write: staged here, or an image made by `build --iso`.
+enum Prepared<'a> {
+    Staged { staged: Staged, probe_file: Option<String>, scratch: Scratch },
+    Image(&'a crate::plan::LakeImageSource),
+}
+
 /// Removes the staging directory when the install ends, however it ends.
 struct Scratch {
     dir: PathBuf,
@@ -158,30 +164,37 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     }
 
     clock.lap("hash");
-    std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
-    let scratch = Scratch { dir: plan.staging.join(format!("lake-installer-{}", lakefs::util::random_hex(6))), keep: plan.keep_staging };
-    std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
-    // The staged rootfs is nobody else's business (staging may be /dev/shm).
-    std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
-    let rootfs_dir = match plan.rootfs.kind {
-        RootfsKind::Directory => plan.rootfs.path.clone(),
-        RootfsKind::Tar => {
-            obs.step(&format!("extracting {}", plan.rootfs.path.display()));
-            let d = plan.rootfs.materialize(&scratch.dir.join("rootfs"))?;
-            clock.lap("extract");
-            d
-        }
-    };
+    let prepared = match (&plan.rootfs, &plan.lake_image) {
+        (_, Some(img)) => Prepared::Image(img),
+        (Some(rootfs), None) => {
+            std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
+            let scratch = Scratch { dir: plan.staging.join(format!("lake-installer-{}", lakefs::util::random_hex(6))), keep: plan.keep_staging };
+            std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
+            // The staged rootfs is nobody else's business (staging may be /dev/shm).
+            std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
+            let rootfs_dir = match rootfs.kind {
+                RootfsKind::Directory => rootfs.path.clone(),
+                RootfsKind::Tar => {
+                    obs.step(&format!("extracting {}", rootfs.path.display()));
+                    let d = rootfs.materialize(&scratch.dir.join("rootfs"))?;
+                    clock.lap("extract");
+                    d
+                }
+            };
 
-    obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
-    let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
-    let message = format!("installed from {}", plan.rootfs.path.display());
-    let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
-    clock.lap("import+deploy");
-    let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
-    lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;
-    clock.lap("size check");
-    let probe_file = first_linked_file(&staged.dir.join("deploy").join(staged.generation.to_string()).join("root"));
+            obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
+            let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
+            let message = format!("installed from {}", rootfs.path.display());
+            let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
+            clock.lap("import+deploy");
+            let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
+            lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;
+            clock.lap("size check");
+            let probe_file = first_linked_file(&staged.dir.join("deploy").join(staged.generation.to_string()).join("root"));
+            Prepared::Staged { staged, probe_file, scratch }
+        }
+        (None, None) => return Err(Error::Invalid("nothing to install: give a root file system or a lake image".into())),
+    };
 
     // From here on the target is written.
     let now_state = crate::plan::TargetState::inspect(target)?;
@@ -193,14 +206,39 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     clear_gpt_areas(&file, target, plan.disk_size)?;
     clock.lap("open target");
 
-    obs.step(&format!("writing the lake partition: {} at byte {} (mke2fs -d)", human(plan.layout.lake().size), plan.layout.lake().offset));
-    let restored = lake_partition::write(target, plan.layout.lake(), &staged)?;
-    clock.lap("mke2fs");
+    let lake_part = plan.layout.lake();
+    let restored = match &prepared {
+        Prepared::Staged { staged, .. } => {
+            obs.step(&format!("writing the lake partition: {} at byte {} (mke2fs -d)", human(lake_part.size), lake_part.offset));
+            let restored = lake_partition::write(target, lake_part, staged)?;
+            clock.lap("mke2fs");
+            restored
+        }
+        Prepared::Image(img) => {
+            obs.step(&format!("copying the lake image {} ({}) to byte {} of {}", img.path.display(), human(img.bytes), lake_part.offset, target.display()));
+            let bar = obs.progress();
+            crate::lake_copy::copy(&img.path, &file, target, lake_part.offset, plan.target.kind != TargetType::BlockDevice, bar.as_ref())?;
+            file.sync_all().at(target)?;
+            clock.lap("copy");
+            obs.step(&format!("growing the lake to the partition ({}) and checking it (e2fsck, resize2fs)", human(lake_part.size)));
+            crate::lake_copy::grow(target, lake_part.offset, lake_part.size)?;
+            if plan.target.kind != TargetType::BlockDevice {
+                // resize2fs sets an image file's length to the file system's end;
+                // the backup GPT lives after it.
+                file.set_len(plan.disk_size).at(target)?;
+            }
+            clock.lap("resize+fsck");
+            0
+        }
+    };
 
     obs.step("writing the ESP (FAT32): systemd-boot, loader.conf");
     let entry = Entry {
         title: plan.title.clone(),
-        generation: staged.generation,
+        generation: match &prepared {
+            Prepared::Staged { staged, .. } => staged.generation,
+            Prepared::Image(img) => img.manifest.as_ref().map_or(1, |m| m.generation),
+        },
         linux: kernel.path.clone(),
         initrd: initrd.path.clone(),
         cmdline: plan.cmdline.clone(),
@@ -219,7 +257,12 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     }
     clock.lap("gpt+sync");
 
-    let hardlink_check = probe_file.and_then(|rel| debugfs_stat(target, plan.layout.lake().offset, &format!("/deploy/{}/root/{rel}", staged.generation)));
+    let hardlink_check = match &prepared {
+        Prepared::Staged { staged, probe_file, .. } => probe_file
+            .as_ref()
+            .and_then(|rel| debugfs_stat(target, plan.layout.lake().offset, &format!("/deploy/{}/root/{rel}", staged.generation))),
+        Prepared::Image(_) => None,
+    };
     if let Some(h) = hardlink_check.as_ref().filter(|h| h.links < 2) {
         return Err(Error::Invalid(format!(
             "{}: {} has {} link(s) in the written lake partition: mke2fs -d did not keep the checkout's hard links into objects/",
@@ -236,7 +279,14 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     };
     clock.lap("check");
     created.path = None;
-    drop(scratch);
+    let lake = match prepared {
+        Prepared::Staged { staged, scratch, .. } => {
+            let r = lake_report(&staged, hardlink_check, restored);
+            drop(scratch);
+            r
+        }
+        Prepared::Image(img) => crate::lake_copy::report(img, target, lake_part.offset),
+    };
     clock.lap("cleanup");
     Ok(Report {
         target: target.to_owned(),
@@ -244,7 +294,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         disk_size: plan.disk_size,
         disk_guid: plan.layout.disk_guid.clone(),
         partitions: plan.layout.partitions.clone(),
-        lake: lake_report(&staged, hardlink_check, restored),
+        lake,
         kernel,
         initrd,
         entry: entry.path(),

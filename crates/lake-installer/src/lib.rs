@@ -16,6 +16,8 @@
 //!   (`--lake-image`: copied into the lake partition and grown, no import);
 //! - [`lake_image`]: the lake as a minimal ext4 image file (the ISO's payload);
 //! - [`iso`]: the hybrid ISO install medium (xorriso, El Torito EFI image);
+//! - [`disks`]: the disks of the system and which may be targets;
+//! - [`live`]: installing from the install medium's live system (interactive or unattended);
 //! - [`repro`]: reproducible builds (SOURCE_DATE_EPOCH, seed-derived ids);
 //! - [`units`]: byte sizes.
 //!
@@ -32,13 +34,16 @@
 //! ```
 
 pub mod build;
+pub mod disks;
 pub mod error;
 pub mod esp;
 pub mod gpt_layout;
 pub mod install;
 pub mod iso;
+pub mod lake_copy;
 pub mod lake_image;
 pub mod lake_partition;
+pub mod live;
 pub mod plan;
 pub mod repro;
 pub mod rootfs;

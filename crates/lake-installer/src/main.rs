@@ -39,7 +39,9 @@ enum Cmd {
         f1f21de9-2996-4512-bf8a-b087ed8680fb, ext4 labelled 'lake') up to the end of the disk.\n\n\
         The rootfs is imported into a lake staged under --staging (it needs room for a copy of \
         the rootfs), committed on posix/main and deployed as pinned generation 1, then written \
-        into the partition with mke2fs -d.\n\n\
+        into the partition with mke2fs -d. With --lake-image (the install medium's \
+        /lake/lake.img) nothing is imported: the image is copied into the lake partition, \
+        checked, grown with resize2fs and checked again.\n\n\
         Examples:\n  \
         lake-installer install --target disk.raw --size 8G --rootfs rootfs/ \\\n      \
         --kernel /boot/vmlinuz-6.1.0-37-amd64 --initrd initrd.cpio\n  \
@@ -56,6 +58,48 @@ enum Cmd {
         Example (from the repository root, as root):
           cargo build --release --workspace && target/release/lake-installer build --profile profiles/minimal.toml")]
     Build(BuildArgs),
+    /// List the disks: size, model, partitions, what is mounted, and which may be a target.
+    #[command(long_about = "List the disks: size, transport, model, partitions (file system, label), what is mounted, \
+        and whether the disk may be installed on. The disk the live system booted from (the install medium, \
+        recorded by lake-initramfs in /run/lakefs/live) is marked BOOT MEDIUM and is never a target; neither \
+        are read-only devices or disks with anything mounted or in use.")]
+    Disks(DisksArgs),
+    /// Install from the install medium this live system runs from (interactive, or --unattended).
+    #[command(long_about = "Install Lake OS from the install medium this live system runs from: the medium's lake \
+        image is copied into the new lake partition and grown (no import), the ESP gets systemd-boot, the kernel and \
+        the initrd out of the medium's EFI boot image.\n\n\
+        Interactive: lists the disks, asks for the target (unless --target) and for a typed 'yes' (unless --yes).\n\n\
+        --unattended (lake-install-auto.service, for `lake.install=auto lake.target=DEV` on the kernel command line): \
+        no questions; the target from --target or lake.target=; prints one line `LAKE-INSTALL {json}` (result, \
+        target, error, seconds, timings) on stdout and on --console; the log goes to the installed ESP \
+        (/lake/install.log), on failure to /run/lake-install.log. Exit status 0 installed, 1 not.\n\n\
+        The boot medium, read-only and mounted disks are always refused.")]
+    InstallLive(InstallLiveArgs),
+}
+
+#[derive(clap::Args)]
+struct DisksArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct InstallLiveArgs {
+    /// The disk to install on (default: ask; unattended: lake.target= of the kernel command line).
+    #[arg(long, value_name = "DEV")]
+    target: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// No questions at all; one LAKE-INSTALL line with the result.
+    #[arg(long)]
+    unattended: bool,
+    /// Also write the LAKE-INSTALL line to this terminal (e.g. /dev/ttyS0).
+    #[arg(long, value_name = "TTY")]
+    console: Option<PathBuf>,
+    /// The mounted install medium (default: the one this live system runs from, /run/lake-medium).
+    #[arg(long, value_name = "DIR")]
+    medium: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -95,8 +139,12 @@ struct InstallArgs {
     #[arg(long, value_name = "DEV|IMAGE")]
     target: PathBuf,
     /// Root file system: a directory, or a tar archive (extracted with owners, modes, xattrs).
-    #[arg(long, value_name = "DIR|TAR")]
-    rootfs: PathBuf,
+    #[arg(long, value_name = "DIR|TAR", required_unless_present = "lake_image", conflicts_with = "lake_image")]
+    rootfs: Option<PathBuf>,
+    /// Install this lake image (the install medium's /lake/lake.img, made by `build --iso`)
+    /// instead of importing a rootfs: copied into the lake partition and grown to fill it.
+    #[arg(long, value_name = "FILE")]
+    lake_image: Option<PathBuf>,
     /// Kernel image to boot (stored on the ESP as /lake/<hash>/vmlinuz).
     #[arg(long, value_name = "VMLINUZ")]
     kernel: PathBuf,
@@ -169,6 +217,8 @@ fn main() {
     let r = match cli.command {
         Cmd::Install(a) => install_cmd(a),
         Cmd::Build(a) => build_cmd(a),
+        Cmd::Disks(a) => disks_cmd(a),
+        Cmd::InstallLive(a) => install_live_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("lake-installer: error: {e:#}");
@@ -177,7 +227,8 @@ fn main() {
 }
 
 fn install_cmd(a: InstallArgs) -> Result<()> {
-    let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone(), a.kernel.clone(), a.initrd.clone());
+    let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone().unwrap_or_default(), a.kernel.clone(), a.initrd.clone());
+    o.lake_image = a.lake_image.clone();
     o.size = a.size;
     o.esp_size = a.esp_size;
     o.boot_size = a.boot_size;
@@ -311,6 +362,58 @@ fn iso_cmd(a: &BuildArgs, profile: &lake_installer::build::Profile, built: lake_
     }
     let t: Vec<String> = r.timings.iter().map(|t| format!("{} {:.1}s", t.step, t.seconds)).collect();
     println!("  time: {}; mkosi builds: {mkosi_s:.0} s", t.join(", "));
+    Ok(())
+}
+
+fn disks_cmd(a: DisksArgs) -> Result<()> {
+    use lake_installer::{disks, live};
+    let min = live::Medium::open(None).map(|m| m.min_disk_size()).unwrap_or(0);
+    let d = disks::system(min);
+    if a.json {
+        // One line: lake-live puts it into its LAKE-LIVE console line.
+        println!("{}", serde_json::to_string(&d)?);
+    } else {
+        print!("{}", disks::render(&d));
+    }
+    Ok(())
+}
+
+fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
+    use lake_installer::live;
+    let scratch = PathBuf::from(format!("/run/lake-installer-{}", std::process::id()));
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(scratch.clone());
+    if !a.unattended {
+        return match live::interactive(a.medium.as_deref(), a.target.as_deref(), a.yes, &scratch)? {
+            Some(r) => {
+                print_summary(&r);
+                println!("Done. Remove the install medium and reboot (`systemctl reboot`).");
+                Ok(())
+            }
+            None => Ok(()),
+        };
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let target = a.target.clone().or_else(|| live::cmdline_target(&cmdline).0.map(PathBuf::from));
+    let Some(target) = target else {
+        anyhow::bail!("--unattended needs --target DEV or lake.target=DEV on the kernel command line");
+    };
+    let outcome = live::unattended(a.medium.as_deref(), &target, &scratch);
+    let line = format!("LAKE-INSTALL {}", serde_json::to_string(&outcome)?);
+    println!("{line}");
+    if let Some(c) = &a.console {
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(c).and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())) {
+            eprintln!("lake-installer: cannot write to {}: {e}", c.display());
+        }
+    }
+    if outcome.result != "ok" {
+        anyhow::bail!("the unattended install onto {} failed: {}", target.display(), outcome.error.unwrap_or_default());
+    }
     Ok(())
 }
 

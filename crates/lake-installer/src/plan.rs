@@ -42,6 +42,10 @@ pub struct InstallOptions {
     /// the rootfs). None: /dev/shm when it is a tmpfs with room, else $TMPDIR or /var/tmp.
     pub staging: Option<PathBuf>,
     pub keep_staging: bool,
+    /// Install this lake image (ext4, as `build --iso` makes: /lake/lake.img)
+    /// instead of importing `rootfs`: copied into the lake partition, grown with
+    /// resize2fs. `lake.json` beside it, when present, describes it.
+    pub lake_image: Option<PathBuf>,
 }
 
 impl InstallOptions {
@@ -61,7 +65,39 @@ impl InstallOptions {
             systemd_boot: PathBuf::from(SYSTEMD_BOOT_EFI),
             staging: None,
             keep_staging: false,
+            lake_image: None,
         }
+    }
+}
+
+/// A lake image to install (`--lake-image`).
+#[derive(Clone, Debug, Serialize)]
+pub struct LakeImageSource {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// `lake.json` beside the image, when there is one.
+    pub manifest: Option<crate::iso::Manifest>,
+}
+
+impl LakeImageSource {
+    pub fn open(path: &Path) -> Result<LakeImageSource> {
+        let md = std::fs::metadata(path).at(path)?;
+        if !md.is_file() {
+            return Err(Error::Invalid(format!("--lake-image {} is not a regular file", path.display())));
+        }
+        let mut f = File::open(path).at(path)?;
+        let mut magic = [0u8; 2];
+        f.seek(SeekFrom::Start(1024 + 0x38)).at(path)?;
+        std::io::Read::read_exact(&mut f, &mut magic).at(path)?;
+        if magic != [0x53, 0xef] {
+            return Err(Error::Invalid(format!(
+                "--lake-image {} holds no ext4 file system (make one with `lake-installer build --iso`)",
+                path.display()
+            )));
+        }
+        let json = path.with_file_name(crate::iso::MANIFEST.rsplit('/').next().unwrap_or("lake.json"));
+        let manifest = if json.is_file() { Some(crate::iso::Manifest::read(&json)?) } else { None };
+        Ok(LakeImageSource { path: path.to_owned(), bytes: md.len(), manifest })
     }
 }
 
@@ -194,7 +230,9 @@ pub struct Plan {
     /// Size of the disk after the install (an image is created or resized to it).
     pub disk_size: u64,
     pub layout: Layout,
-    pub rootfs: Rootfs,
+    /// The root file system to import; None with a lake image.
+    pub rootfs: Option<Rootfs>,
+    pub lake_image: Option<LakeImageSource>,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub systemd_boot: PathBuf,
@@ -327,13 +365,34 @@ impl Plan {
         if o.cmdline.contains('\n') || o.title.contains('\n') {
             return Err(Error::Invalid("--cmdline and --title must be one line".into()));
         }
-        let rootfs = Rootfs::open(&o.rootfs)?;
-        let (staging, staging_reason) = choose_staging(o.staging.as_deref(), &rootfs);
+        let (rootfs, lake_image, staging, staging_reason) = match &o.lake_image {
+            Some(img) => {
+                let src = LakeImageSource::open(img)?;
+                let lake = layout.lake();
+                if lake.size < src.bytes {
+                    let need = disk_size - lake.size + src.bytes;
+                    return Err(Error::Invalid(format!(
+                        "the lake partition ({}) would be smaller than the lake image {} ({}); the disk needs at least {}",
+                        human(lake.size),
+                        img.display(),
+                        human(src.bytes),
+                        human(crate::units::align_up(need + 64 * MIB, 256 * MIB))
+                    )));
+                }
+                (None, Some(src), disk_staging(), "not used: the lake image is copied as is".to_string())
+            }
+            None => {
+                let rootfs = Rootfs::open(&o.rootfs)?;
+                let (staging, why) = choose_staging(o.staging.as_deref(), &rootfs);
+                (Some(rootfs), None, staging, why)
+            }
+        };
         Ok(Plan {
             target,
             disk_size,
             layout,
             rootfs,
+            lake_image,
             kernel: o.kernel.clone(),
             initrd: o.initrd.clone(),
             systemd_boot: o.systemd_boot.clone(),
@@ -415,17 +474,33 @@ impl Plan {
         let _ = writeln!(s, "  loader.conf: default lake-*, timeout {}, editor no", self.timeout);
         let _ = writeln!(s, "{bootp}: kernel {} and initrd {} under /lake/<hash>/, entry /loader/entries/lake-1.conf", self.kernel.display(), self.initrd.display());
         let _ = writeln!(s, "  options lake.gen=1 rw {}", self.cmdline);
-        let _ = writeln!(
-            s,
-            "lake: import {} {} into posix/main (loose objects), deploy as pinned generation 1; staged in {} ({})",
-            match self.rootfs.kind {
-                RootfsKind::Directory => "directory",
-                RootfsKind::Tar => "tar archive",
-            },
-            self.rootfs.path.display(),
-            self.staging.display(),
-            self.staging_reason
-        );
+        match (&self.rootfs, &self.lake_image) {
+            (_, Some(img)) => {
+                let what = img.manifest.as_ref().map_or(String::new(), |m| {
+                    format!(" (profile {}, generation {} = commit {}, {} files)", m.profile, m.generation, m.commit, m.files)
+                });
+                let _ = writeln!(
+                    s,
+                    "lake: copy the lake image {} ({}){what} into the lake partition, then grow it to the partition (resize2fs) and check it (e2fsck)",
+                    img.path.display(),
+                    human(img.bytes)
+                );
+            }
+            (Some(rootfs), None) => {
+                let _ = writeln!(
+                    s,
+                    "lake: import {} {} into posix/main (loose objects), deploy as pinned generation 1; staged in {} ({})",
+                    match rootfs.kind {
+                        RootfsKind::Directory => "directory",
+                        RootfsKind::Tar => "tar archive",
+                    },
+                    rootfs.path.display(),
+                    self.staging.display(),
+                    self.staging_reason
+                );
+            }
+            (None, None) => {}
+        }
         if let Some(why) = t.needs_yes() {
             let _ = writeln!(s, "DESTROYS what is on the target: {why}");
         }
