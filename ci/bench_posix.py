@@ -251,6 +251,9 @@ def cmd_report(a):
     L.append("%s; %s CPUs, %s GiB RAM, %s on Linux %s; %s; median of %s run(s), seconds, %s." % (
         meta.get("date"), meta.get("nproc"), meta.get("mem_gib"), meta.get("fs"),
         meta.get("kernel"), tools, meta.get("runs"), meta.get("cache", "warm page cache")))
+    L.append("Load average (1/5/15 min) at start %s, at end %s: other processes on the host "
+             "add noise; min/max per step are in the JSON." % (
+                 meta.get("loadavg_start"), meta.get("loadavg_end")))
     L.append("")
     for t in trees:
         st = meta.get("tree_stats", {}).get(t, {})
