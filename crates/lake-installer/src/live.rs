@@ -296,9 +296,10 @@ pub fn unattended(medium_dir: Option<&Path>, target: &Path, scratch: &Path) -> O
     out
 }
 
-/// Reads one answer; None at end of input.
-fn ask(prompt: &str) -> Option<String> {
-    eprint!("{prompt}");
+/// Asks on its own line (so that line-based console readers see the
+/// question before the answer), reads one answer; None at end of input.
+fn ask(question: &str) -> Option<String> {
+    eprint!("{question}\n> ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
@@ -330,7 +331,7 @@ pub fn interactive(medium_dir: Option<&Path>, target: Option<&Path>, yes: bool, 
                 return Err(Error::Invalid("no disk can be installed on (see the list above)".into()));
             }
             let suggestion = candidates[0].path.display().to_string();
-            let Some(a) = ask(&format!("\nInstall onto which disk? [{suggestion}] ")) else { return Ok(None) };
+            let Some(a) = ask(&format!("\nInstall onto which disk? [{suggestion}]")) else { return Ok(None) };
             PathBuf::from(if a.is_empty() { suggestion } else { a })
         }
     };
@@ -343,7 +344,7 @@ pub fn interactive(medium_dir: Option<&Path>, target: Option<&Path>, yes: bool, 
     if !yes {
         let d = disks.iter().find(|d| d.path == target);
         let what = d.map_or(String::new(), |d| format!(" ({}, {} {})", human(d.size), d.transport, d.model));
-        match ask(&format!("\nEverything on {}{what} will be erased. Type 'yes' to install: ", target.display())) {
+        match ask(&format!("\nEverything on {}{what} will be erased. Type 'yes' to install:", target.display())) {
             Some(a) if a == "yes" => {}
             _ => {
                 eprintln!("Nothing was written.");
