@@ -6,10 +6,12 @@
 # Installs missing Debian packages (ci/setup.sh), builds the workspace in
 # release mode, runs `cargo test --release --workspace`, then builds the default
 # image and boots it in QEMU/OVMF (ci/boot.sh; skip with LAKE_SKIP_BOOT=1 while
-# iterating on the store), then the install medium end to end (ci/e2e-iso.sh,
-# about 7 minutes: ISO built twice with one checksum, unattended install from
-# USB, the installed disk and the ISO as a CD booted; skip with
-# LAKE_SKIP_ISO=1). Tests need root
+# iterating on the store), then runs the POSIX-zone end-to-end scenario on that
+# image (ci/e2e-posix.sh, about 10 minutes: package hooks, rollback, boot
+# counting and fallback; skip with LAKE_SKIP_E2E=1), then the install medium
+# end to end (ci/e2e-iso.sh, about 7 minutes: ISO built twice with one
+# checksum, unattended install from USB, the installed disk and the ISO as a
+# CD booted; skip with LAKE_SKIP_ISO=1). Tests need root
 # (device nodes, chown, loop devices, tmpfs mounts) and build or reuse a cached
 # Debian bookworm rootfs (ci/debian-rootfs.sh, about 2 minutes the first time).
 # Extra arguments go to `cargo test` (e.g. `ci/test.sh -- crash`).
@@ -23,6 +25,9 @@ cargo build --release --workspace
 cargo test --release --workspace "$@"
 if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
     bash ci/boot.sh
+    if [[ ${LAKE_SKIP_E2E:-0} != 1 ]]; then
+        bash ci/e2e-posix.sh
+    fi
     if [[ ${LAKE_SKIP_ISO:-0} != 1 ]]; then
         bash ci/e2e-iso.sh
     fi
