@@ -52,8 +52,10 @@ enum Cmd {
         installed, 1 refused or failed. Needs root (owners, device nodes), tar, e2fsprogs \
         (mke2fs, debugfs) and util-linux (blkid, losetup, partx).")]
     Install(InstallArgs),
-    /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw.
+    /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw (--iso: the install medium).
     #[command(long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
+
+        With --iso: images/<name>.iso instead, the hybrid install medium (docs/install-media.md): a live system         running generation 1 of the lake, which it carries as /lake/lake.img for the installer. With         SOURCE_DATE_EPOCH set, two builds from the same inputs are byte-identical.
 
         Example (from the repository root, as root):
           cargo build --release --workspace && target/release/lake-installer build --profile profiles/minimal.toml")]
