@@ -115,7 +115,9 @@ pub fn commit(lake_dir: &Path, a: &CommitArgs, json: bool, quiet: bool) -> Resul
             // Image builds, chroots, installers: not a system booted from a lake.
             return Ok(());
         }
-        if matches!(h, Hook::DpkgPre | Hook::DpkgPost) && apt_run_open() {
+        // apt exports DPKG_FRONTEND_LOCKED to the dpkg it runs; the marker is the
+        // second witness (a front end that does not set it).
+        if matches!(h, Hook::DpkgPre | Hook::DpkgPost) && (std::env::var_os("DPKG_FRONTEND_LOCKED").is_some() || apt_run_open()) {
             return Ok(());
         }
     }

@@ -193,8 +193,21 @@ pub fn minimal(paths: Vec<String>) -> Vec<String> {
     out
 }
 
-/// The nearest package-manager process among this process's ancestors (apt,
-/// apt-get, aptitude, dpkg, unattended-upgrade): its pid and command line.
+/// The name and parent pid of process `pid`, from /proc/PID/stat.
+fn proc_stat(pid: u32) -> Option<(String, u32)> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces or ')'.
+    let close = stat.rfind(')')?;
+    let comm = stat.get(stat.find('(')? + 1..close)?.to_owned();
+    let ppid = stat.get(close + 2..)?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((comm, ppid))
+}
+
+/// The outermost package-manager process of the nearest run among this
+/// process's ancestors (apt, apt-get, aptitude, dpkg, unattended-upgrade): its
+/// pid and command line. apt runs its hooks from a forked child of the same
+/// name, which is gone by the time dpkg runs, so the walk goes on up through
+/// parents of the same name.
 pub fn package_manager() -> Option<(u32, String)> {
     const NAMES: [&str; 6] = ["apt", "apt-get", "aptitude", "dpkg", "unattended-upgr", "packagekitd"];
     let mut pid = std::os::unix::process::parent_id();
@@ -202,17 +215,23 @@ pub fn package_manager() -> Option<(u32, String)> {
         if pid <= 1 {
             return None;
         }
-        let proc = Path::new("/proc").join(pid.to_string());
-        let stat = std::fs::read_to_string(proc.join("stat")).ok()?;
-        // "pid (comm) state ppid ...": comm may hold spaces or ')'.
-        let close = stat.rfind(')')?;
-        let comm = stat.get(stat.find('(')? + 1..close)?;
-        if NAMES.contains(&comm) {
-            let raw = std::fs::read(proc.join("cmdline")).ok()?;
+        let (comm, ppid) = proc_stat(pid)?;
+        if NAMES.contains(&comm.as_str()) {
+            let mut parent = ppid;
+            while parent > 1 {
+                match proc_stat(parent) {
+                    Some((name, up)) if name == comm => {
+                        pid = parent;
+                        parent = up;
+                    }
+                    _ => break,
+                }
+            }
+            let raw = std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")).ok()?;
             let args: Vec<String> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             return Some((pid, args.join(" ")));
         }
-        pid = stat.get(close + 2..)?.split_whitespace().nth(1)?.parse().ok()?;
+        pid = ppid;
     }
     None
 }
