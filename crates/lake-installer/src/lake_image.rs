@@ -145,23 +145,6 @@ fn mtime_is_content(rel: &Path) -> bool {
     }
 }
 
-/// Quotes a path for a debugfs command (`"` doubled); None for a name with a
-/// newline, which a line-based script cannot carry.
-fn quote(path: &[u8]) -> Option<Vec<u8>> {
-    if path.iter().any(|b| *b == b'\n' || *b == b'\r') {
-        return None;
-    }
-    let mut q = vec![b'"'];
-    for b in path {
-        if *b == b'"' {
-            q.push(b'"');
-        }
-        q.push(*b);
-    }
-    q.push(b'"');
-    Some(q)
-}
-
 /// One debugfs script over every inode of the staged tree (each once).
 fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> {
     let mut seen = HashSet::new();
@@ -190,7 +173,7 @@ fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> 
             }
             let mut path = b"/".to_vec();
             path.extend_from_slice(r.as_os_str().as_bytes());
-            let q = quote(&path).ok_or_else(|| {
+            let q = lakefs::substrate::debugfs_quote(&path).ok_or_else(|| {
                 Error::Invalid(format!("cannot set the times of {:?} through debugfs (a name holding a newline)", String::from_utf8_lossy(&path)))
             })?;
             let mut sif = |field: &str, value: String| {
@@ -224,25 +207,12 @@ fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> 
     if script.is_empty() {
         return Ok(0);
     }
-    let script_path = out.with_extension("debugfs");
-    std::fs::write(&script_path, &script).at(&script_path)?;
-    let mut cmd = Command::new("debugfs");
-    cmd.arg("-w").arg("-f").arg(&script_path).arg(out);
-    if let Some(r) = repro {
-        cmd.env("E2FSPROGS_FAKE_TIME", r.epoch.to_string());
-    }
-    let o = cmd.output();
-    let _ = std::fs::remove_file(&script_path);
-    let o = o.map_err(|e| spawn("debugfs", e))?;
-    let errors: Vec<String> =
-        String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs ")).map(str::to_owned).collect();
-    if !o.status.success() || !errors.is_empty() {
-        return Err(Error::Command {
-            what: format!("setting inode times in {} (debugfs)", out.display()),
-            status: o.status.to_string(),
-            stderr: errors.into_iter().take(5).collect::<Vec<_>>().join("; "),
-        });
-    }
+    let env: Vec<(&str, String)> = repro.map(|r| ("E2FSPROGS_FAKE_TIME", r.epoch.to_string())).into_iter().collect();
+    lakefs::substrate::run_debugfs_script(&out.display().to_string(), &script, &env).map_err(|(status, stderr)| Error::Command {
+        what: format!("setting inode times in {} (debugfs)", out.display()),
+        status,
+        stderr,
+    })?;
     Ok(fixed)
 }
 
@@ -301,7 +271,7 @@ mod tests {
     fn reads_dumpe2fs_counts() {
         let t = "Inode count:              45056\nBlock count:              180224\nFree blocks:              20\nFree inodes:              30000\nBlock size:               4096\n";
         assert_eq!(parse_dumpe2fs(t), Ext4Counts { blocks: 180224, free_blocks: 20, inodes: 45056, free_inodes: 30000, block_size: 4096 });
-        assert_eq!(quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
-        assert_eq!(quote(b"/a\nb"), None);
+        assert_eq!(lakefs::substrate::debugfs_quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
+        assert_eq!(lakefs::substrate::debugfs_quote(b"/a\nb"), None);
     }
 }

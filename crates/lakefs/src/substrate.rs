@@ -104,7 +104,7 @@ pub fn ext4_time_extra(sec: i64, nsec: u32) -> u32 {
 
 /// Quotes a path for a debugfs command line (`"` doubled); None for names
 /// a line-based debugfs script cannot carry (newlines).
-fn debugfs_quote(path: &[u8]) -> Option<Vec<u8>> {
+pub fn debugfs_quote(path: &[u8]) -> Option<Vec<u8>> {
     if path.iter().any(|b| *b == b'\n' || *b == b'\r') {
         return None;
     }
@@ -156,30 +156,27 @@ fn restore_mtime_nsec(f: &Format) -> Result<u64> {
     if fixed == 0 {
         return Ok(0);
     }
-    let script_path = std::env::temp_dir().join(format!("lakefs-mtimes-{}.debugfs", crate::util::random_hex(6)));
-    std::fs::write(&script_path, script).at(&script_path)?;
-    let out = Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&script_path)
-        .arg(format!("{}?offset={}", f.target.display(), f.offset))
-        .output();
-    let _ = std::fs::remove_file(&script_path);
-    let out = out.map_err(|e| Error::Invalid(format!("cannot run debugfs: {e}; install e2fsprogs")))?;
-    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
-        .map(str::to_owned)
-        .collect();
-    if !out.status.success() || !errors.is_empty() {
-        return Err(Error::Invalid(format!(
-            "debugfs restoring mtimes on {} failed ({}): {}",
-            f.target.display(),
-            out.status,
-            errors.into_iter().take(5).collect::<Vec<_>>().join("; ")
-        )));
-    }
+    run_debugfs_script(&format!("{}?offset={}", f.target.display(), f.offset), &script, &[])
+        .map_err(|(status, why)| Error::Invalid(format!("debugfs restoring mtimes on {} failed ({status}): {why}", f.target.display())))?;
     Ok(fixed)
+}
+
+/// Runs a `debugfs -w` script on `target` (an image, optionally `?offset=N`)
+/// with extra environment (e.g. E2FSPROGS_FAKE_TIME). debugfs exits 0 even when
+/// commands fail, so any stderr line other than its banner is a failure. The
+/// error is (exit status or "not run", the first error lines).
+pub fn run_debugfs_script(target: &str, script: &[u8], env: &[(&str, String)]) -> std::result::Result<(), (String, String)> {
+    let script_path = std::env::temp_dir().join(format!("lakefs-{}.debugfs", crate::util::random_hex(6)));
+    std::fs::write(&script_path, script).map_err(|e| ("not run".to_owned(), format!("{}: {e}", script_path.display())))?;
+    let out = Command::new("debugfs").arg("-w").arg("-f").arg(&script_path).arg(target).envs(env.iter().map(|(k, v)| (k, v))).output();
+    let _ = std::fs::remove_file(&script_path);
+    let out = out.map_err(|e| ("not run".to_owned(), format!("cannot run debugfs: {e}; install e2fsprogs")))?;
+    let errors: Vec<String> =
+        String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs ")).map(str::to_owned).collect();
+    if !out.status.success() || !errors.is_empty() {
+        return Err((out.status.to_string(), errors.into_iter().take(5).collect::<Vec<_>>().join("; ")));
+    }
+    Ok(())
 }
 
 /// Makes an ext4 file system holding the staged directory, with every mtime
