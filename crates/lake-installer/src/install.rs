@@ -99,10 +99,10 @@ enum Prepared<'a> {
     Image(&'a crate::plan::LakeImageSource),
 }
 
-/// Removes the staging directory when the install ends, however it ends.
-struct Scratch {
-    dir: PathBuf,
-    keep: bool,
+/// Removes a staging directory when the install (or ISO build) ends, however it ends.
+pub(crate) struct Scratch {
+    pub(crate) dir: PathBuf,
+    pub(crate) keep: bool,
 }
 
 impl Drop for Scratch {

@@ -154,19 +154,6 @@ pub struct IsoReport {
     pub elapsed_seconds: f64,
 }
 
-struct Scratch {
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// Builds the ISO.
 pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
     let start = Instant::now();
@@ -195,7 +182,7 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
     let need = crate::plan::staging_need(&rootfs) * 5 / 2;
     let (staging, why) = crate::plan::choose_staging_for(o.staging.as_deref(), need);
     std::fs::create_dir_all(&staging).at(&staging)?;
-    let scratch = Scratch { dir: staging.join(format!("lake-installer-iso-{}", lakefs::util::random_hex(6))), keep: o.keep_staging };
+    let scratch = crate::install::Scratch { dir: staging.join(format!("lake-installer-iso-{}", lakefs::util::random_hex(6))), keep: o.keep_staging };
     std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
     std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
     let rootfs_dir = rootfs.materialize(&scratch.dir.join("rootfs"))?;
