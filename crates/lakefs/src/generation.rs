@@ -191,31 +191,32 @@ fn release_pin(tx: &rusqlite::Transaction, commit: &ObjectId) -> rusqlite::Resul
 
 /// Pins generation `n`: pruning never removes it and gc keeps its commit.
 pub fn pin(lake: &Lake, n: u32) -> Result<Generation> {
-    let _lock = lake.lock_for_cleanup()?;
-    let g = must_get(lake, n)?;
-    let mut db = lake.db();
-    let dbpath = db.path().to_owned();
-    let err = |e| crate::meta::db_error(&dbpath, e);
-    let tx = db.conn.transaction().map_err(err)?;
-    tx.execute("UPDATE generations SET pinned=1 WHERE number=?1", params![n]).map_err(err)?;
-    tx.execute("INSERT OR IGNORE INTO pins(id, reason) VALUES(?1, ?2)", params![g.commit.as_bytes(), format!("generation {n}")])
-        .map_err(err)?;
-    tx.commit().map_err(err)?;
-    Ok(Generation { pinned: true, ..g })
+    set_pinned(lake, n, true)
 }
 
 /// Unpins generation `n`; it becomes subject to pruning again.
 pub fn unpin(lake: &Lake, n: u32) -> Result<Generation> {
+    set_pinned(lake, n, false)
+}
+
+/// The flag and the gc pin change in one transaction. Unpinning releases the gc
+/// pin only when no other pinned generation shares the commit.
+fn set_pinned(lake: &Lake, n: u32, pinned: bool) -> Result<Generation> {
     let _lock = lake.lock_for_cleanup()?;
     let g = must_get(lake, n)?;
     let mut db = lake.db();
     let dbpath = db.path().to_owned();
     let err = |e| crate::meta::db_error(&dbpath, e);
     let tx = db.conn.transaction().map_err(err)?;
-    tx.execute("UPDATE generations SET pinned=0 WHERE number=?1", params![n]).map_err(err)?;
-    release_pin(&tx, &g.commit).map_err(err)?;
+    tx.execute("UPDATE generations SET pinned=?2 WHERE number=?1", params![n, pinned]).map_err(err)?;
+    if pinned {
+        tx.execute("INSERT OR IGNORE INTO pins(id, reason) VALUES(?1, ?2)", params![g.commit.as_bytes(), format!("generation {n}")])
+            .map_err(err)?;
+    } else {
+        release_pin(&tx, &g.commit).map_err(err)?;
+    }
     tx.commit().map_err(err)?;
-    Ok(Generation { pinned: false, ..g })
+    Ok(Generation { pinned, ..g })
 }
 
 /// The generation the running system was booted from, as the early-boot
