@@ -10,9 +10,12 @@ use lakefs::diff::ChangeKind;
 use lakefs::tree::Node;
 use lakefs::{Lake, ObjectId};
 
+mod branch_cmd;
+mod catalog_cmd;
 mod generation_cmd;
 mod posix_cmd;
 mod show;
+mod volume_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -190,6 +193,28 @@ enum Cmd {
         #[command(subcommand)]
         cmd: generation_cmd::GenerationCmd,
     },
+    /// Restore a file or directory of a lakefs mount (such as /home) to an earlier version.
+    Restore(volume_cmd::RestoreArgs),
+    /// Zones inside a lakefs mount: which paths get full history (lake), history on
+    /// close (hybrid) or are stored plainly (posix).
+    Zone {
+        #[command(subcommand)]
+        cmd: volume_cmd::ZoneCmd,
+    },
+    /// Branches of a path in a lakefs mount: create, switch, list.
+    Branch {
+        #[command(subcommand)]
+        cmd: branch_cmd::BranchCmd,
+    },
+    /// Three-way merge of a branch into the current branch of its path.
+    Merge(branch_cmd::MergeArgs),
+    /// Saved queries shown as directories under <mount>/views/.
+    View {
+        #[command(subcommand)]
+        cmd: catalog_cmd::ViewCmd,
+    },
+    /// Full-text search over the text files of a lakefs mount.
+    Search(catalog_cmd::SearchArgs),
     /// List refs, or delete one.
     Refs {
         /// Delete this ref (its commits go at the next gc unless something else reaches them).
@@ -323,6 +348,12 @@ fn run(mut cli: Cli) -> Result<()> {
             let start = lakefs::rev::resolve(&lake, rev.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
             show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json, cli.zone == Some(Zone::Posix))?;
         }
+        Cmd::Restore(a) => volume_cmd::restore(a, cli.json)?,
+        Cmd::Zone { cmd } => volume_cmd::zone(cmd, cli.json)?,
+        Cmd::Branch { cmd } => branch_cmd::branch(cmd, cli.json)?,
+        Cmd::Merge(a) => branch_cmd::merge(a, cli.json)?,
+        Cmd::View { cmd } => catalog_cmd::view(cmd, cli.json)?,
+        Cmd::Search(a) => catalog_cmd::search(a, cli.json)?,
         Cmd::Show { rev } => {
             let lake = open(&cli)?;
             let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;

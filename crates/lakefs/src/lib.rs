@@ -10,6 +10,7 @@
 //!   and chunker driver; [`checkout`], [`diff`], [`verify`], [`gc`], [`rev`]
 //!   (revisions and times); [`ops`]: whole operations such as committing a directory.
 
+pub mod catalog;
 pub mod checkout;
 pub mod chunker;
 pub mod chunklist;
@@ -19,6 +20,7 @@ pub mod dpkg;
 pub mod encoding;
 pub mod error;
 pub mod fsmeta;
+pub mod fuse;
 pub mod gc;
 pub mod generation;
 pub mod hotcache;

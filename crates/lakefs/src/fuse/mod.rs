@@ -1,0 +1,3 @@
+//! The FUSE driver of the LAKE zone (see docs/lake-zone.md).
+
+pub mod hooks;
