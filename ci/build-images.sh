@@ -18,6 +18,7 @@
 #      workarounds mkosi needs where systemd is not PID 1.
 #   2. (--bin-dir DIR) copies the workspace binaries from DIR (e.g. target/release):
 #      lakectl, mkfs-lakefs -> mkfs.lakefs, fsck-lakefs -> fsck.lakefs,
+#      lakefs (the LAKE-zone FUSE daemon: lakefs.service mounts /home with it),
 #      mount-lakefs -> mount.lakefs, lake-installer (the install medium's live system
 #      runs it) (those present) into mkosi.extra/usr/local/bin/,
 #      and lake-initramfs into crates/lake-initramfs/mkosi/mkosi.extra/usr/bin/;
@@ -109,7 +110,7 @@ copy_bin() { # SRC DEST
 if [[ -n "$bin_dir" ]]; then
     [[ -d "$bin_dir" ]] || die "--bin-dir $bin_dir is not a directory"
     copied=()
-    for pair in lakectl:lakectl mkfs-lakefs:mkfs.lakefs fsck-lakefs:fsck.lakefs mount-lakefs:mount.lakefs \
+    for pair in lakectl:lakectl mkfs-lakefs:mkfs.lakefs fsck-lakefs:fsck.lakefs lakefs:lakefs mount-lakefs:mount.lakefs \
                 mkfs.lakefs:mkfs.lakefs fsck.lakefs:fsck.lakefs mount.lakefs:mount.lakefs \
                 lake-installer:lake-installer; do
         src=$bin_dir/${pair%%:*} dst=$rootfs_bin/${pair#*:}
