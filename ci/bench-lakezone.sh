@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# LAKE-zone benchmark: the lakefs FUSE mount vs plain ext4 on the same file
+# system (untar, git status, 1 GiB sequential write/read, 10k small files).
+# Run ci/bench-lakezone.sh --help for usage. Helper: ci/bench_lakezone.py.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PY="${PYTHON:-python3}"
+HELPER="$HERE/bench_lakezone.py"
+
+usage() {
+  cat <<'EOF'
+Usage: ci/bench-lakezone.sh [options]
+
+One ext4 file system on a loop device (a sparse image file), and on it, side
+by side:
+  ext4       a plain directory
+  lake       a lake (lakectl init) whose LAKE-zone volume "home" is mounted
+             with `lakefs mount --foreground --name home LAKE MNT` (FUSE
+             passthrough for file data where the kernel has it: the default)
+  lake-nopt  the same with `-o passthrough=off` (every read and write through
+             the daemon)
+Each run of each side starts from a fresh directory / fresh lake and mount,
+and does, in a subdirectory `user/` (for the lake: MNT/user, so the LAKE zone):
+  untar          tar -xf of a source tree (a git repository, 20k+ files; made
+                 once from ~/.cargo/registry/src/* and /usr/include, cached as
+                 images/bench/lakezone-src.tar)
+  git-status     git status in it, warm: one untimed run, then the median of 3
+  seq-write      dd bs=1M count=1024 conv=fsync of 1 GiB of random bytes (from
+                 a file in the page cache). On the lake fsync returns once the
+                 file's version is committed, so this includes hashing it.
+  seq-read       dd bs=1M of that file to /dev/null after sync and
+                 echo 3 > /proc/sys/vm/drop_caches
+  small-create, small-stat, small-delete
+                 10k files of 1 KiB in 100 directories: created, stat'ed,
+                 deleted (python os calls, each phase timed)
+lake sides also record: catchup (seconds from the end of the untar until the
+ref home/main stopped moving for --quiet s; then a "flush" control request
+shows whether anything was still pending), commits-untar (commits on the ref
+then), commit-1g (the same catch-up after the 1 GiB write), commits-total,
+daemon-cpu (user+sys seconds of the lakefs process per run).
+
+Ratios are ext4 time / lakefs time (1.0 = as fast as ext4; the issue's targets:
+>= 0.7 for data, >= 0.5 for metadata).
+
+Options:
+  --runs N         runs per side (default 3); medians are reported
+  --quick          one run, 2k small files, 256 MiB sequential file
+  --only LIST      comma list of ext4,lake,lake-nopt (default all)
+  --seq-mib N      sequential file size in MiB (default 1024)
+  --small N        small files (default 10000)
+  --img-gib N      size of the sparse ext4 image (default 6)
+  --quiet S        catch-up: seconds without a ref move that count as caught
+                   up (default 5)
+  --tarball PATH   source tree tarball (default images/bench/lakezone-src.tar,
+                   made if missing)
+  --work DIR       work dir (default /var/tmp/lake-bench-lakezone); removed at
+                   the end unless --keep
+  --lakefs PATH    lakefs binary (default target/release/lakefs)
+  --lakectl PATH   lakectl binary (default target/release/lakectl)
+  --json OUT       JSON report (default images/bench/lakezone.json)
+  --md OUT         markdown table (default images/bench/lakezone.md)
+  --keep           keep the work dir (and the loop device's image)
+  -h, --help       this text
+
+Needs root (loop device, mount, drop_caches, FUSE). Page cache warm except for
+the read; the tarball and the random source are read once before each use.
+Exit status: 0 unless setup failed or bad usage (failed steps are reported in
+the table and the JSON).
+EOF
+}
+
+RUNS=3
+QUICK=0
+ONLY="ext4,lake,lake-nopt"
+SEQ_MIB=1024
+SMALL=10000
+IMG_GIB=6
+QUIET=5
+TARBALL="$ROOT/images/bench/lakezone-src.tar"
+WORK=/var/tmp/lake-bench-lakezone
+LAKEFS="$ROOT/target/release/lakefs"
+LAKECTL="$ROOT/target/release/lakectl"
+JSON_OUT="$ROOT/images/bench/lakezone.json"
+MD_OUT="$ROOT/images/bench/lakezone.md"
+KEEP=0
+
+need_arg() { [[ $# -ge 2 && -n "$2" ]] || { echo "error: $1 needs a value" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runs)     need_arg "$@"; RUNS="$2"; shift 2 ;;
+    --quick)    QUICK=1; shift ;;
+    --only)     need_arg "$@"; ONLY="$2"; shift 2 ;;
+    --seq-mib)  need_arg "$@"; SEQ_MIB="$2"; shift 2 ;;
+    --small)    need_arg "$@"; SMALL="$2"; shift 2 ;;
+    --img-gib)  need_arg "$@"; IMG_GIB="$2"; shift 2 ;;
+    --quiet)    need_arg "$@"; QUIET="$2"; shift 2 ;;
+    --tarball)  need_arg "$@"; TARBALL="$2"; shift 2 ;;
+    --work)     need_arg "$@"; WORK="$2"; shift 2 ;;
+    --lakefs)   need_arg "$@"; LAKEFS="$2"; shift 2 ;;
+    --lakectl)  need_arg "$@"; LAKECTL="$2"; shift 2 ;;
+    --json)     need_arg "$@"; JSON_OUT="$2"; shift 2 ;;
+    --md)       need_arg "$@"; MD_OUT="$2"; shift 2 ;;
+    --keep)     KEEP=1; shift ;;
+    -h|--help)  usage; exit 0 ;;
+    *) echo "error: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [[ $QUICK == 1 ]]; then RUNS=1; SMALL=2000; SEQ_MIB=256; fi
+for v in RUNS SEQ_MIB SMALL IMG_GIB; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "error: ${v,,} must be a positive integer" >&2; exit 2; }
+done
+[[ "$QUIET" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "error: --quiet must be a number" >&2; exit 2; }
+SIDES=()
+for s in ${ONLY//,/ }; do
+  case "$s" in ext4|lake|lake-nopt) SIDES+=("$s") ;; *) echo "error: --only: unknown side '$s'" >&2; exit 2 ;; esac
+done
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+LAKEFS=$(abs "$LAKEFS"); LAKECTL=$(abs "$LAKECTL"); TARBALL=$(abs "$TARBALL")
+JSON_OUT=$(abs "$JSON_OUT"); MD_OUT=$(abs "$MD_OUT"); WORK=$(abs "$WORK")
+
+log() { printf 'bench-lakezone: %s\n' "$*" >&2; }
+die() { printf 'bench-lakezone: error: %s\n' "$*" >&2; exit 1; }
+[[ $EUID -eq 0 ]] || die "run as root (loop device, mounts, drop_caches)"
+for s in "${SIDES[@]}"; do
+  if [[ $s == lake* ]]; then
+    [[ -x "$LAKEFS" ]] || die "no lakefs binary at $LAKEFS (cargo build --release -p lakefs)"
+    [[ -x "$LAKECTL" ]] || die "no lakectl binary at $LAKECTL (cargo build --release -p lakectl)"
+  fi
+done
+for c in losetup mkfs.ext4 git tar dd "$PY"; do command -v "$c" >/dev/null || die "$c not found"; done
+
+# --- setup ---------------------------------------------------------------------
+mkdir -p "$(dirname "$JSON_OUT")" "$(dirname "$MD_OUT")"
+if [[ ! -s "$TARBALL" ]]; then
+  log "making the source tree tarball $TARBALL (once)"
+  mkdir -p "$(dirname "$TARBALL")"
+  "$PY" "$HELPER" make-tree "$TARBALL" >"$TARBALL.json" || die "make-tree failed"
+fi
+TREE_JSON=$(cat "$TARBALL.json" 2>/dev/null || echo '{}')
+
+LOOP="" EXT4="$WORK/ext4" MOUNT_PID="" MOUNT_DIR=""
+cleanup() {
+  set +e
+  stop_lake >/dev/null 2>&1
+  if mountpoint -q "$EXT4" 2>/dev/null; then umount "$EXT4" || umount -l "$EXT4"; fi
+  [[ -n "$LOOP" ]] && losetup -d "$LOOP"
+  if [[ $KEEP == 0 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$WORK"
+mkdir -p "$WORK" "$EXT4" "$WORK/mnt"
+truncate -s "${IMG_GIB}G" "$WORK/ext4.img"
+# Inode tables and journal initialised now, not lazily while we measure.
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/ext4.img"
+LOOP=$(losetup --find --show "$WORK/ext4.img")
+mount "$LOOP" "$EXT4"
+FS_DESC="ext4 on $LOOP (a ${IMG_GIB} GiB sparse file on $(findmnt -n -o FSTYPE -T "$WORK" | head -n1)), default mount options"
+log "$FS_DESC"
+log "random source: $SEQ_MIB MiB"
+head -c "$((SEQ_MIB * 1048576))" /dev/urandom >"$WORK/rand.bin"
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A SIDE_INFO=()
+
+record() { # SIDE RUN STEP STATUS VALUE [NOTE]
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >>"$RESULTS"
+  if [[ $4 == ok ]]; then log "$1 run $2: $3 = $5${6:+ ($6)}"; else log "$1 run $2: $3 FAILED: ${6:-}"; fi
+}
+now() { date +%s.%N; }
+dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+# Times "$@"; prints the seconds. Fails like the command.
+timed() { local t0 rc=0; t0=$(now); "$@" || rc=$?; local t1; t1=$(now); dt "$t0" "$t1"; return $rc; }
+
+start_lake() { # LAKE MNT [-o OPTS]
+  local lake=$1 mnt=$2; shift 2
+  "$LAKECTL" --lake "$lake" init >/dev/null || return 1
+  mkdir -p "$mnt"
+  "$LAKEFS" mount --foreground --name home "$@" "$lake" "$mnt" >"$WORK/lakefs.$(basename "$lake").log" 2>&1 &
+  MOUNT_PID=$! MOUNT_DIR=$mnt
+  "$PY" "$HELPER" wait-info "$mnt" --timeout 60 --pid "$MOUNT_PID" >"$WORK/info.json" || {
+    tail -n 20 "$WORK/lakefs.$(basename "$lake").log" >&2; return 1; }
+}
+daemon_cpu() { # PID -> user+sys seconds
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null
+}
+stop_lake() {
+  [[ -n "$MOUNT_PID" ]] || return 0
+  local t0; t0=$(now)
+  kill -TERM "$MOUNT_PID" 2>/dev/null
+  # The daemon makes its final commit and unmounts on SIGTERM.
+  local i
+  for i in $(seq 600); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$MOUNT_PID" 2>/dev/null; then
+    log "lakefs $MOUNT_PID did not exit within 60 s of SIGTERM: killing it"; kill -KILL "$MOUNT_PID"
+  fi
+  wait "$MOUNT_PID" 2>/dev/null
+  if findmnt -n --mountpoint "$MOUNT_DIR" -o FSTYPE 2>/dev/null | grep -q '^fuse'; then
+    log "$MOUNT_DIR still mounted after the daemon exited: unmounting"; umount -l "$MOUNT_DIR"
+  fi
+  STOP_S=$(dt "$t0" "$(now)")
+  MOUNT_PID="" MOUNT_DIR=""
+}
+
+gstatus() { git -C "$1" -c core.fsmonitor=false -c core.untrackedCache=false status --porcelain; }
+gstatus_quiet() { gstatus "$1" >/dev/null; }
+git_status() { # DIR: "MEDIAN DIRTY": warm median of 3 (after one untimed run), entries git status lists
+  local d=$1 out t ts=() dirty
+  out=$(gstatus "$d") || return 1
+  dirty=$(printf '%s' "$out" | grep -c . || true)
+  for _ in 1 2 3; do
+    t=$(timed gstatus_quiet "$d") || return 1
+    ts+=("$t")
+  done
+  echo "$(printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p) $dirty"
+}
+
+run_side() { # SIDE RUN
+  local side=$1 run=$2 base lake="" mnt="" t out
+  case "$side" in
+    ext4) base="$EXT4/plain-$run" ; mkdir -p "$base" ;;
+    lake|lake-nopt)
+      lake="$EXT4/lake-$side-$run" mnt="$WORK/mnt/$side-$run"
+      local opts=()
+      [[ $side == lake-nopt ]] && opts=(-o passthrough=off)
+      if ! start_lake "$lake" "$mnt" "${opts[@]}"; then
+        record "$side" "$run" mount fail "" "lakefs mount failed (log: $WORK/lakefs.$(basename "$lake").log)"
+        stop_lake; return 0
+      fi
+      [[ -n "${SIDE_INFO[$side]:-}" ]] || SIDE_INFO[$side]=$(tr -d '\n' <"$WORK/info.json")
+      base="$mnt" ;;
+  esac
+  local d="$base/user"
+  mkdir -p "$d"
+  sync
+
+  # untar
+  cat "$TARBALL" >/dev/null
+  if t=$(timed tar -xf "$TARBALL" -C "$d"); then record "$side" "$run" untar ok "$t"; else record "$side" "$run" untar fail "" "tar exited non-zero"; fi
+  local t_end; t_end=$(date +%s.%N)
+  if [[ -n "$lake" ]]; then
+    if out=$("$PY" "$HELPER" catchup "$lake" --since "$t_end" --quiet "$QUIET" --timeout 600 --mnt "$mnt"); then
+      record "$side" "$run" catchup ok "$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["catchup_s"])' "$out")" "$out"
+    else
+      record "$side" "$run" catchup fail "" "catchup helper failed"
+    fi
+    local n; n=$("$PY" "$HELPER" commits "$lake" --lakectl "$LAKECTL")
+    if [[ -n "$n" ]]; then record "$side" "$run" commits-untar ok "$n"; else record "$side" "$run" commits-untar fail "" "lakectl log failed"; fi
+  fi
+
+  # git status (warm)
+  local gs dirty
+  if gs=$(git_status "$d/src"); then
+    dirty=${gs#* } gs=${gs%% *}
+    record "$side" "$run" git-status ok "$gs" "$([[ $dirty -gt 0 ]] && echo "NOT CLEAN: $dirty entries" || echo clean)"
+  else
+    record "$side" "$run" git-status fail "" "git status failed"
+  fi
+
+  # 1 GiB sequential write, then read after dropping caches
+  cat "$WORK/rand.bin" >/dev/null
+  if t=$(timed dd if="$WORK/rand.bin" of="$d/seq.bin" bs=1M count="$SEQ_MIB" conv=fsync status=none); then
+    record "$side" "$run" seq-write ok "$t"
+  else
+    record "$side" "$run" seq-write fail "" "dd write failed"
+  fi
+  t_end=$(date +%s.%N)
+  if [[ -n "$lake" ]]; then
+    # fsync already waited for the file's commit; anything left (directory, batch) settles here.
+    if out=$("$PY" "$HELPER" catchup "$lake" --since "$t_end" --quiet "$QUIET" --timeout 600); then
+      record "$side" "$run" commit-1g ok "$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["catchup_s"])' "$out")" "$out"
+    fi
+  fi
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
+  if t=$(timed dd if="$d/seq.bin" of=/dev/null bs=1M status=none); then
+    record "$side" "$run" seq-read ok "$t"
+  else
+    record "$side" "$run" seq-read fail "" "dd read failed"
+  fi
+  if [[ "$(stat -c %s "$d/seq.bin" 2>/dev/null)" != "$((SEQ_MIB * 1048576))" ]]; then
+    record "$side" "$run" seq-size fail "" "seq.bin has the wrong size"
+  fi
+
+  # small files
+  if out=$("$PY" "$HELPER" smallfiles "$d/small" --count "$SMALL" --size 1024); then
+    local ph
+    for ph in create stat delete; do
+      record "$side" "$run" "small-$ph" ok "$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]+"_s"])' "$out" "$ph")"
+    done
+  else
+    record "$side" "$run" small-create fail "" "smallfiles failed"
+  fi
+
+  if [[ -n "$lake" ]]; then
+    local cpu; cpu=$(daemon_cpu "$MOUNT_PID")
+    stop_lake
+    [[ -n "$cpu" ]] && record "$side" "$run" daemon-cpu ok "$cpu"
+    record "$side" "$run" unmount ok "$STOP_S"
+    n=$("$PY" "$HELPER" commits "$lake" --lakectl "$LAKECTL")
+    [[ -n "$n" ]] && record "$side" "$run" commits-total ok "$n"
+    rm -rf "$lake" "$mnt"
+  else
+    rm -rf "$base"
+  fi
+  sync
+}
+
+for run in $(seq "$RUNS"); do
+  for side in "${SIDES[@]}"; do
+    log "== $side, run $run/$RUNS"
+    run_side "$side" "$run"
+  done
+done
+
+# --- report --------------------------------------------------------------------
+META="$WORK/meta.json"
+{
+  printf '{"date": "%s", "runs": %s, ' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$RUNS"
+  printf '"machine": {"kernel": "%s", "nproc": %s, "mem_gib": %s, "cpu": "%s", "loadavg_start": "%s", "loadavg_end": "%s"}, ' \
+    "$(uname -r)" "$(nproc)" "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '"fs": "%s", "tree": %s, "seq_mib": %s, "small_files": %s, "quiet_s": %s, ' \
+    "$FS_DESC" "$TREE_JSON" "$SEQ_MIB" "$SMALL" "$QUIET"
+  printf '"versions": {"lakefs": "%s", "git": "%s"}, ' \
+    "$("$LAKEFS" --version 2>/dev/null | head -n1 | tr -d '"\\')" "$(git --version | tr -d '"')"
+  printf '"sides": {'
+  sep=""
+  for s in "${SIDES[@]}"; do
+    case "$s" in
+      ext4) desc="a plain directory on the ext4" ;;
+      lake) desc="lakefs mount --name home (default options: FUSE passthrough where the kernel has it); lake on the same ext4; .lake/info: ${SIDE_INFO[lake]:-n/a}" ;;
+      lake-nopt) desc="lakefs mount --name home -o passthrough=off; lake on the same ext4; .lake/info: ${SIDE_INFO[lake-nopt]:-n/a}" ;;
+    esac
+    printf '%s"%s": %s' "$sep" "$s" "$("$PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$desc")"
+    sep=", "
+  done
+  printf '}, "notes": ['
+  printf '"every run starts from a fresh directory / lake and mount; the workloads run in user/ below it", '
+  printf '"warm page cache (tarball and random source read once before use); seq-read after sync + drop_caches", '
+  printf '"git status: one untimed run (refreshes the index after the untar), then the median of 3", '
+  printf '"seq-write is dd conv=fsync: on the lake, fsync returns once the file version is committed (hashed, stored)", '
+  printf '"catch-up: from the end of the untar until the ref home/main stayed unchanged for %ss (the quiet time is not included)"' "$QUIET"
+  printf ']}\n'
+} >"$META"
+"$PY" "$HELPER" report --results "$RESULTS" --meta "$META" --json "$JSON_OUT" --md "$MD_OUT"
+log "report: $JSON_OUT, $MD_OUT"
