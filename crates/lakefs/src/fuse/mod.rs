@@ -1,3 +1,196 @@
-//! The FUSE driver of the LAKE zone (see docs/lake-zone.md).
+//! The FUSE driver of the LAKE zone (see docs/lake-zone.md): a passthrough over the
+//! volume's working directory (`LAKE/state/NAME`), with FUSE passthrough for file
+//! data where the kernel has it, plus the virtual `.lake/` and `views/` paths.
 
+mod driver;
 pub mod hooks;
+mod inode;
+mod sys;
+mod virt;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub use driver::Driver;
+use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
+use hooks::VolumeHooks;
+
+/// How to mount: parsed from `-o` options by [`MountOptions::apply`].
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Use FUSE passthrough for file data when the kernel grants it (`passthrough=on|off`).
+    pub passthrough: bool,
+    /// Threads serving requests (`threads=N`).
+    pub threads: usize,
+    /// Source shown in /proc/mounts.
+    pub fsname: String,
+    /// Kernel mount flags given with -o (ro, noexec, nosuid, nodev, dev, suid, noatime, ...).
+    pub flags: Vec<MountOption>,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        MountOptions {
+            passthrough: true,
+            threads: cpus.clamp(4, 16),
+            fsname: "lakefs".into(),
+            flags: Vec::new(),
+        }
+    }
+}
+
+impl MountOptions {
+    /// Applies a comma-separated `-o` list; returns the value of `name=` if present.
+    /// Unknown options are an error naming them.
+    pub fn apply(&mut self, list: &str) -> Result<Option<String>, String> {
+        let mut name = None;
+        for opt in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let (k, v) = match opt.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (opt, None),
+            };
+            match (k, v) {
+                ("name", Some(v)) => name = Some(v.to_string()),
+                ("passthrough", Some("on" | "1" | "yes")) | ("passthrough", None) => self.passthrough = true,
+                ("passthrough", Some("off" | "0" | "no")) | ("nopassthrough", None) => self.passthrough = false,
+                ("threads", Some(v)) => {
+                    self.threads = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| format!("threads={v}: expected a number from 1 to 64"))?
+                }
+                ("fsname", Some(v)) => self.fsname = v.to_string(),
+                // Always on: every user sees the volume, the kernel checks permissions.
+                (
+                    "rw"
+                    | "allow_other"
+                    | "default_permissions"
+                    | "defaults"
+                    | "auto"
+                    | "noauto"
+                    | "nofail"
+                    | "_netdev",
+                    None,
+                ) => {}
+                ("ro", None) => self.flags.push(MountOption::RO),
+                ("noexec", None) => self.flags.push(MountOption::NoExec),
+                ("exec", None) => self.flags.push(MountOption::Exec),
+                ("nosuid", None) => self.flags.push(MountOption::NoSuid),
+                ("suid", None) => self.flags.push(MountOption::Suid),
+                ("nodev", None) => self.flags.push(MountOption::NoDev),
+                ("dev", None) => self.flags.push(MountOption::Dev),
+                ("noatime", None) => self.flags.push(MountOption::NoAtime),
+                ("atime", None) => self.flags.push(MountOption::Atime),
+                ("sync", None) => self.flags.push(MountOption::Sync),
+                ("async", None) => self.flags.push(MountOption::Async),
+                ("dirsync", None) => self.flags.push(MountOption::DirSync),
+                // x-* options belong to fstab tools (x-systemd.*), not to us.
+                (k, _) if k.starts_with("x-") => {}
+                _ => {
+                    return Err(format!(
+                        "unknown mount option '{opt}' (known: name=, passthrough=on|off, threads=N, fsname=, ro, rw, \
+                         [no]exec, [no]suid, [no]dev, [no]atime, sync, async, dirsync)"
+                    ))
+                }
+            }
+        }
+        Ok(name)
+    }
+
+    fn config(&self) -> Config {
+        let mut c = Config::default();
+        c.mount_options = vec![
+            MountOption::FSName(self.fsname.clone()),
+            MountOption::Subtype("lakefs".into()),
+            MountOption::DefaultPermissions,
+        ];
+        c.mount_options.extend(self.flags.iter().cloned());
+        c.acl = SessionACL::All;
+        c.n_threads = Some(self.threads.max(1));
+        c.clone_fd = true;
+        c
+    }
+}
+
+/// A mounted volume served by background threads; unmounts when dropped.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    mountpoint: PathBuf,
+    passthrough: bool,
+}
+
+impl Mounted {
+    /// Whether file data goes through FUSE passthrough (the kernel granted it and it was wanted).
+    pub fn passthrough(&self) -> bool {
+        self.passthrough
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts and waits for the serving threads to end.
+    pub fn unmount(mut self) -> io::Result<()> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+fn session(
+    workdir: &Path,
+    mountpoint: &Path,
+    hooks: Arc<dyn VolumeHooks>,
+    opts: &MountOptions,
+) -> io::Result<(Session<Driver>, bool)> {
+    let driver = Driver::new(workdir, hooks, opts.passthrough)
+        .map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
+    let flag = driver.passthrough_flag();
+    // The handshake (and so the passthrough decision) happens inside Session::new.
+    let s = Session::new(driver, mountpoint, &opts.config())
+        .map_err(|e| io::Error::new(e.kind(), format!("mounting on {}: {e}", mountpoint.display())))?;
+    Ok((s, flag.load(Ordering::Relaxed)))
+}
+
+/// Mounts `workdir` on `mountpoint` and serves it from background threads.
+/// Returns once the mount is up.
+pub fn spawn(
+    workdir: &Path,
+    mountpoint: &Path,
+    hooks: Arc<dyn VolumeHooks>,
+    opts: &MountOptions,
+) -> io::Result<Mounted> {
+    let (s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
+    Ok(Mounted {
+        session: Some(s.spawn()?),
+        mountpoint: mountpoint.to_path_buf(),
+        passthrough,
+    })
+}
+
+/// Mounts and serves in this thread until unmounted. `ready` runs once the mount is
+/// up (with whether passthrough is on, and a handle that unmounts, e.g. on SIGTERM).
+pub fn run(
+    workdir: &Path,
+    mountpoint: &Path,
+    hooks: Arc<dyn VolumeHooks>,
+    opts: &MountOptions,
+    ready: impl FnOnce(bool, fuser::SessionUnmounter),
+) -> io::Result<()> {
+    let (mut s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
+    ready(passthrough, s.unmount_callable());
+    s.run()
+}

@@ -1,0 +1,1130 @@
+//! The passthrough file system (in the style of libfuse's passthrough_ll): every
+//! FUSE inode holds an O_PATH fd of its backing inode in the working directory.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
+};
+
+use super::hooks::VolumeHooks;
+use super::inode::{Inode, Table, ROOT};
+use super::sys::{self, attr_of, check, fstat, last_errno, AsCaller, CName, ProcPath, SysResult};
+use super::virt::{self, VOpen, Virt};
+
+/// Entries and attributes are cached for long: every change goes through this driver.
+const TTL: Duration = Duration::from_secs(3600);
+/// Virtual entries change behind the kernel's back (new commits, views).
+const VTTL: Duration = Duration::ZERO;
+/// File handles above this are table handles (dirs, virtual files); below, a raw fd.
+const TABLE_FH: u64 = 1 << 40;
+
+enum Handle {
+    Dir(Mutex<DirState>),
+    VDir(Vec<(u64, FileType, Vec<u8>)>),
+    Bytes(Vec<u8>),
+    Control(Mutex<Vec<u8>>),
+}
+
+struct DirState {
+    fd: OwnedFd,
+    /// The offset the fd is at, so sequential readdirs need no seek.
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+/// Offsets at or above this in the root directory are the virtual entries appended
+/// after the real ones (ext4 offsets are below 2^63).
+const VOFF: u64 = 1 << 63;
+
+pub struct Driver {
+    table: Table,
+    hooks: Arc<dyn VolumeHooks>,
+    virt: Virt,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    want_passthrough: bool,
+    passthrough: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn to_timespec(t: Option<TimeOrNow>) -> libc::timespec {
+    match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(st)) => match st.duration_since(UNIX_EPOCH) {
+            Ok(d) => libc::timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as i64,
+            },
+            Err(e) => {
+                let d = e.duration();
+                let mut sec = -(d.as_secs() as i64);
+                let mut nsec = -(d.subsec_nanos() as i64);
+                if nsec < 0 {
+                    sec -= 1;
+                    nsec += 1_000_000_000;
+                }
+                libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                }
+            }
+        },
+    }
+}
+
+impl Driver {
+    /// A driver over the working directory `workdir`.
+    pub fn new(workdir: &Path, hooks: Arc<dyn VolumeHooks>, passthrough: bool) -> std::io::Result<Driver> {
+        let c = std::ffi::CString::new(workdir.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        Ok(Driver {
+            table: Table::new(fd, &st),
+            virt: Virt::new(hooks.clone()),
+            hooks,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(TABLE_FH),
+            want_passthrough: passthrough,
+            passthrough: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Set once the kernel granted FUSE passthrough (known after the mount's handshake).
+    pub fn passthrough_flag(&self) -> Arc<AtomicBool> {
+        self.passthrough.clone()
+    }
+
+    fn node(&self, ino: INodeNo) -> SysResult<Arc<Inode>> {
+        self.table.get(ino.0).ok_or(Errno::ESTALE)
+    }
+
+    fn add_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(fh, Arc::new(h));
+        fh
+    }
+
+    fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
+        lock(&self.handles).get(&fh.0).cloned()
+    }
+
+    /// Looks `name` up under `parent` and registers it; returns its attributes.
+    fn do_lookup(&self, parent: u64, dir: RawFd, name: &OsStr) -> SysResult<FileAttr> {
+        let cname = CName::new(name)?;
+        let fd = sys::open_path(dir, &cname)?;
+        let st = fstat(fd.as_raw_fd())?;
+        let ino = self.table.remember(fd, &st, parent, name);
+        Ok(attr_of(ino, &st))
+    }
+
+    fn reply_entry(&self, reply: ReplyEntry, r: SysResult<FileAttr>) {
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// Common checks for creating `name` in `parent`.
+    fn creating(&self, parent: INodeNo, name: &OsStr) -> SysResult<Arc<Inode>> {
+        if virt::is_virtual(parent.0) {
+            return Err(Errno::EROFS);
+        }
+        if parent.0 == ROOT && virt::is_reserved_root_name(name) {
+            return Err(Errno::EEXIST);
+        }
+        self.node(parent)
+    }
+
+    fn attr_now(&self, ino: u64, node: &Inode) -> SysResult<FileAttr> {
+        Ok(attr_of(ino, &fstat(node.raw())?))
+    }
+
+    fn do_setattr(
+        &self,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> SysResult<FileAttr> {
+        let node = self.node(ino)?;
+        let fd = node.raw();
+        let file_fd = fh.filter(|f| f.0 < TABLE_FH).map(|f| f.0 as RawFd);
+        if let Some(mode) = mode {
+            if node.is_symlink {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let r = match file_fd {
+                Some(f) => unsafe { libc::fchmod(f, mode & 0o7777) },
+                None => unsafe { libc::chmod(ProcPath::new(fd).ptr(), mode & 0o7777) },
+            };
+            check(r)?;
+        }
+        if uid.is_some() || gid.is_some() {
+            let u = uid.unwrap_or(u32::MAX);
+            let g = gid.unwrap_or(u32::MAX);
+            check(unsafe { libc::fchownat(fd, c"".as_ptr(), u, g, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })?;
+        }
+        if let Some(size) = size {
+            let r = match file_fd {
+                Some(f) => unsafe { libc::ftruncate(f, size as i64) },
+                None => {
+                    let f = sys::reopen(fd, libc::O_WRONLY)?;
+                    unsafe { libc::ftruncate(f.as_raw_fd(), size as i64) }
+                }
+            };
+            check(r)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            let times = [to_timespec(atime), to_timespec(mtime)];
+            let r = if node.is_symlink {
+                let loc = lock(&node.loc);
+                let parent = self.table.get(loc.parent).ok_or(Errno::ESTALE)?;
+                let cname = CName::new(&loc.name)?;
+                unsafe { libc::utimensat(parent.raw(), cname.ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }
+            } else if let Some(f) = file_fd {
+                unsafe { libc::futimens(f, times.as_ptr()) }
+            } else {
+                unsafe { libc::utimensat(libc::AT_FDCWD, ProcPath::new(fd).ptr(), times.as_ptr(), 0) }
+            };
+            check(r)?;
+        }
+        self.attr_now(ino.0, &node)
+    }
+
+    fn open_file(&self, ino: INodeNo, flags: i32, node: &Inode) -> SysResult<(OwnedFd, bool)> {
+        // The kernel handles O_DIRECT and creation; the backing fd needs neither.
+        let f = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
+        let fd = sys::reopen(node.raw(), f)?;
+        let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
+        let _ = ino;
+        Ok((fd, writable))
+    }
+
+    /// Registers an open of `node`: counts, hooks, and the passthrough backing id.
+    /// Returns the backing id to answer with, if passthrough is on.
+    fn note_open(
+        &self,
+        ino: u64,
+        node: &Inode,
+        fd: &OwnedFd,
+        writable: bool,
+        truncated: bool,
+        open_backing: impl FnOnce(&OwnedFd) -> std::io::Result<fuser::BackingId>,
+    ) -> Option<Arc<fuser::BackingId>> {
+        let mut st = lock(&node.open);
+        st.opens += 1;
+        let first_writer = writable && st.writers == 0;
+        if writable {
+            st.writers += 1;
+        }
+        let mut backing = None;
+        if self.passthrough.load(Ordering::Relaxed) {
+            if st.backing.is_none() {
+                match open_backing(fd) {
+                    Ok(b) => st.backing = Some(Arc::new(b)),
+                    Err(_) => {
+                        // The backing fs may be too deeply stacked: serve data ourselves from now on.
+                        self.passthrough.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+            backing = st.backing.clone();
+        }
+        drop(st);
+        if writable {
+            let rel = self.table.rel_path(ino);
+            if first_writer {
+                self.hooks.opened_for_write(&rel);
+            }
+            if truncated {
+                self.hooks.changed(&rel);
+            }
+        }
+        backing
+    }
+
+    fn rel(&self, parent: INodeNo, name: &OsStr) -> String {
+        self.table.child_path(parent.0, name)
+    }
+}
+
+impl Filesystem for Driver {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let caps = config.capabilities();
+        let want = InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_ASYNC_DIO
+            | InitFlags::FUSE_EXPORT_SUPPORT;
+        let _ = config.add_capabilities(caps & want);
+        if self.want_passthrough
+            && caps.contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        // Modes arrive with the caller's umask applied; create them exactly.
+        unsafe { libc::umask(0) };
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if virt::is_virtual(parent.0) {
+            return match self.virt.lookup(parent.0, name) {
+                Ok(a) => reply.entry(&VTTL, &a, Generation(0)),
+                Err(e) => reply.error(e),
+            };
+        }
+        if parent.0 == ROOT && virt::is_reserved_root_name(name) {
+            let ino = if name == ".lake" { virt::LAKE_DIR } else { virt::VIEWS };
+            return match self.virt.getattr(ino) {
+                Ok(a) => reply.entry(&VTTL, &a, Generation(0)),
+                Err(e) => reply.error(e),
+            };
+        }
+        let r = self.node(parent).and_then(|p| self.do_lookup(parent.0, p.raw(), name));
+        match r {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            // A negative entry: the kernel remembers the name is absent until we create it.
+            Err(e) if e == Errno::ENOENT => {
+                let mut a = self.virt_dummy();
+                a.ino = INodeNo(0);
+                reply.entry(&TTL, &a, Generation(0))
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if !virt::is_virtual(ino.0) {
+            self.table.forget(ino.0, nlookup);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if virt::is_virtual(ino.0) {
+            return match self.virt.getattr(ino.0) {
+                Ok(a) => reply.attr(&VTTL, &a),
+                Err(e) => reply.error(e),
+            };
+        }
+        let r = match fh.filter(|f| f.0 < TABLE_FH) {
+            Some(f) => {
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                check(unsafe { libc::fstat(f.0 as RawFd, &mut st) }).map(|_| attr_of(ino.0, &st))
+            }
+            None => self.node(ino).and_then(|n| self.attr_now(ino.0, &n)),
+        };
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        if virt::is_virtual(ino.0) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh) {
+            Ok(a) => {
+                self.hooks.changed(&self.table.rel_path(ino.0));
+                reply.attr(&TTL, &a)
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        if virt::is_virtual(ino.0) {
+            return match self.virt.readlink(ino.0) {
+                Ok(t) => reply.data(&t),
+                Err(e) => reply.error(e),
+            };
+        }
+        let node = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        let n = unsafe { libc::readlinkat(node.raw(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return reply.error(last_errno());
+        }
+        reply.data(&buf[..n as usize])
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self.creating(parent, name).and_then(|p| {
+            let cname = CName::new(name)?;
+            {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                check(unsafe { libc::mknodat(p.raw(), cname.ptr(), mode, libc::dev_t::from(rdev)) })?;
+            }
+            self.do_lookup(parent.0, p.raw(), name)
+        });
+        if r.is_ok() {
+            self.hooks.changed(&self.rel(parent, name));
+        }
+        self.reply_entry(reply, r)
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        let r = self.creating(parent, name).and_then(|p| {
+            let cname = CName::new(name)?;
+            {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                check(unsafe { libc::mkdirat(p.raw(), cname.ptr(), mode) })?;
+            }
+            self.do_lookup(parent.0, p.raw(), name)
+        });
+        if r.is_ok() {
+            self.hooks.changed(&self.rel(parent, name));
+        }
+        self.reply_entry(reply, r)
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, 0, reply)
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, libc::AT_REMOVEDIR, reply)
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let r = self.creating(parent, link_name).and_then(|p| {
+            let cname = CName::new(link_name)?;
+            let t = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+            {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                check(unsafe { libc::symlinkat(t.as_ptr(), p.raw(), cname.ptr()) })?;
+            }
+            self.do_lookup(parent.0, p.raw(), link_name)
+        });
+        if r.is_ok() {
+            self.hooks.changed(&self.rel(parent, link_name));
+        }
+        self.reply_entry(reply, r)
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if virt::is_virtual(parent.0) || virt::is_virtual(newparent.0) {
+            return reply.error(Errno::EROFS);
+        }
+        if (parent.0 == ROOT && virt::is_reserved_root_name(name))
+            || (newparent.0 == ROOT && virt::is_reserved_root_name(newname))
+        {
+            return reply.error(Errno::EBUSY);
+        }
+        let r = (|| -> SysResult<()> {
+            let p = self.node(parent)?;
+            let np = self.node(newparent)?;
+            let a = CName::new(name)?;
+            let b = CName::new(newname)?;
+            // Which inodes move, to keep their names for hook paths right.
+            let moved = sys::open_path(p.raw(), &a)
+                .ok()
+                .and_then(|fd| fstat(fd.as_raw_fd()).ok());
+            let exchanged = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                sys::open_path(np.raw(), &b)
+                    .ok()
+                    .and_then(|fd| fstat(fd.as_raw_fd()).ok())
+            } else {
+                None
+            };
+            check(unsafe { libc::renameat2(p.raw(), a.ptr(), np.raw(), b.ptr(), flags.bits()) as libc::c_int })?;
+            if let Some(st) = moved {
+                if let Some(ino) = self.table.ino_of_key((st.st_dev, st.st_ino)) {
+                    self.table.moved(ino, newparent.0, newname);
+                }
+            }
+            if let Some(st) = exchanged {
+                if let Some(ino) = self.table.ino_of_key((st.st_dev, st.st_ino)) {
+                    self.table.moved(ino, parent.0, name);
+                }
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                // Report the old name before recomputing the new one (they share ancestors).
+                let old = self.rel(parent, name);
+                let new = self.rel(newparent, newname);
+                self.hooks.changed(&old);
+                self.hooks.changed(&new);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        if virt::is_virtual(ino.0) {
+            return reply.error(Errno::EPERM);
+        }
+        let r = self.creating(newparent, newname).and_then(|np| {
+            let node = self.node(ino)?;
+            let cname = CName::new(newname)?;
+            check(unsafe { libc::linkat(node.raw(), c"".as_ptr(), np.raw(), cname.ptr(), libc::AT_EMPTY_PATH) })?;
+            self.do_lookup(newparent.0, np.raw(), newname)
+        });
+        if r.is_ok() {
+            self.hooks.changed(&self.rel(newparent, newname));
+        }
+        self.reply_entry(reply, r)
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let flags = flags.0;
+        let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
+        if virt::is_virtual(ino.0) {
+            return match self.virt.open(ino.0, writable) {
+                Ok(VOpen::Bytes(b)) => reply.opened(
+                    FileHandle(self.add_handle(Handle::Bytes(b))),
+                    FopenFlags::FOPEN_DIRECT_IO,
+                ),
+                Ok(VOpen::Control) => reply.opened(
+                    FileHandle(self.add_handle(Handle::Control(Mutex::new(Vec::new())))),
+                    FopenFlags::FOPEN_DIRECT_IO,
+                ),
+                Err(e) => reply.error(e),
+            };
+        }
+        let node = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let (fd, writable) = match self.open_file(ino, flags, &node) {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
+        };
+        let truncated = writable && flags & libc::O_TRUNC != 0;
+        let backing = self.note_open(ino.0, &node, &fd, writable, truncated, |fd| reply.open_backing(fd));
+        let fh = FileHandle(fd.into_raw_fd() as u64);
+        match backing {
+            Some(b) => reply.opened_passthrough(fh, FopenFlags::empty(), &b),
+            None => reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let r = self.creating(parent, name).and_then(|p| {
+            let cname = CName::new(name)?;
+            let f = (flags | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW) & !(libc::O_NOCTTY | libc::O_DIRECT);
+            let fd = {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                let fd = unsafe { libc::openat(p.raw(), cname.ptr(), f, mode) };
+                if fd < 0 {
+                    return Err(last_errno());
+                }
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            };
+            let attr = self.do_lookup(parent.0, p.raw(), name)?;
+            Ok((fd, attr))
+        });
+        let (fd, attr) = match r {
+            Ok(x) => x,
+            Err(e) => return reply.error(e),
+        };
+        let node = match self.table.get(attr.ino.0) {
+            Some(n) => n,
+            None => return reply.error(Errno::ESTALE),
+        };
+        let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
+        self.hooks.changed(&self.rel(parent, name));
+        let backing = self.note_open(attr.ino.0, &node, &fd, writable, false, |fd| reply.open_backing(fd));
+        let fh = FileHandle(fd.into_raw_fd() as u64);
+        match backing {
+            Some(b) => reply.created_passthrough(&TTL, &attr, Generation(0), fh, FopenFlags::empty(), &b),
+            None => reply.created(&TTL, &attr, Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        if fh.0 >= TABLE_FH {
+            return match self.handle(fh).as_deref() {
+                Some(Handle::Bytes(b)) => reply.data(slice_at(b, offset, size)),
+                Some(Handle::Control(r)) => reply.data(slice_at(&lock(r), offset, size)),
+                _ => reply.error(Errno::EBADF),
+            };
+        }
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            if buf.len() < size as usize {
+                buf.resize(size as usize, 0);
+            }
+            let n = unsafe { libc::pread(fh.0 as RawFd, buf.as_mut_ptr().cast(), size as usize, offset as i64) };
+            if n < 0 {
+                reply.error(last_errno())
+            } else {
+                reply.data(&buf[..n as usize])
+            }
+        })
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        if fh.0 >= TABLE_FH {
+            return match self.handle(fh).as_deref() {
+                Some(Handle::Control(r)) => {
+                    let answer = self.virt.control(data);
+                    *lock(r) = answer;
+                    reply.written(data.len() as u32)
+                }
+                _ => reply.error(Errno::EROFS),
+            };
+        }
+        let n = unsafe { libc::pwrite(fh.0 as RawFd, data.as_ptr().cast(), data.len(), offset as i64) };
+        if n < 0 {
+            reply.error(last_errno())
+        } else {
+            reply.written(n as u32)
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        if fh.0 >= TABLE_FH {
+            return reply.ok();
+        }
+        // Like close(2) of a dup: reports delayed write errors without closing ours.
+        let r = unsafe { libc::dup(fh.0 as RawFd) };
+        if r < 0 {
+            return reply.error(last_errno());
+        }
+        if unsafe { libc::close(r) } < 0 {
+            return reply.error(last_errno());
+        }
+        reply.ok()
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if fh.0 >= TABLE_FH {
+            lock(&self.handles).remove(&fh.0);
+            return reply.ok();
+        }
+        drop(unsafe { OwnedFd::from_raw_fd(fh.0 as RawFd) });
+        let writable = (flags.0 & libc::O_ACCMODE) != libc::O_RDONLY;
+        let mut last_writer = false;
+        if let Ok(node) = self.node(ino) {
+            let mut st = lock(&node.open);
+            st.opens = st.opens.saturating_sub(1);
+            if writable {
+                st.writers = st.writers.saturating_sub(1);
+                last_writer = st.writers == 0;
+            }
+            if st.opens == 0 {
+                st.backing = None;
+            }
+        }
+        reply.ok();
+        if last_writer {
+            let rel = self.table.rel_path(ino.0);
+            self.hooks.changed(&rel);
+            self.hooks.released(&rel);
+        }
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if fh.0 >= TABLE_FH {
+            return reply.ok();
+        }
+        let fd = fh.0 as RawFd;
+        let r = if datasync {
+            unsafe { libc::fdatasync(fd) }
+        } else {
+            unsafe { libc::fsync(fd) }
+        };
+        if r < 0 {
+            return reply.error(last_errno());
+        }
+        match self.hooks.fsync(&self.table.rel_path(ino.0)) {
+            Ok(()) => reply.ok(),
+            Err(_) => reply.error(Errno::EIO),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if virt::is_virtual(ino.0) {
+            return match self.virt.list(ino.0) {
+                Ok(l) => reply.opened(FileHandle(self.add_handle(Handle::VDir(l))), FopenFlags::empty()),
+                Err(e) => reply.error(e),
+            };
+        }
+        let r = self.node(ino).and_then(|n| {
+            let fd = unsafe {
+                libc::openat(
+                    n.raw(),
+                    c".".as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(last_errno());
+            }
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+        match r {
+            Ok(fd) => {
+                let h = Handle::Dir(Mutex::new(DirState {
+                    fd,
+                    pos: 0,
+                    buf: Vec::new(),
+                }));
+                reply.opened(FileHandle(self.add_handle(h)), FopenFlags::empty())
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(h) = self.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        match &*h {
+            Handle::VDir(list) => {
+                // Offsets: 1 and 2 are "." and "..", then 3.. the entries.
+                let mut i = offset;
+                while i < 2 + list.len() as u64 {
+                    let full = match i {
+                        0 => reply.add(ino, 1, FileType::Directory, "."),
+                        1 => reply.add(INodeNo(ROOT), 2, FileType::Directory, ".."),
+                        _ => {
+                            let (c, k, n) = &list[(i - 2) as usize];
+                            reply.add(INodeNo(*c), i + 1, *k, OsStr::from_bytes(n))
+                        }
+                    };
+                    if full {
+                        break;
+                    }
+                    i += 1;
+                }
+                reply.ok()
+            }
+            Handle::Dir(state) => {
+                let mut st = lock(state);
+                match self.readdir_real(ino, &mut st, offset, &mut reply) {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(e),
+                }
+            }
+            _ => reply.error(Errno::EBADF),
+        }
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        lock(&self.handles).remove(&fh.0);
+        reply.ok()
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let Some(h) = self.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        if let Handle::Dir(st) = &*h {
+            let fd = lock(st).fd.as_raw_fd();
+            let r = if datasync {
+                unsafe { libc::fdatasync(fd) }
+            } else {
+                unsafe { libc::fsync(fd) }
+            };
+            if r < 0 {
+                return reply.error(last_errno());
+            }
+        }
+        reply.ok()
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let Some(root) = self.table.get(ROOT) else {
+            return reply.error(Errno::EIO);
+        };
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatvfs(root.raw(), &mut s) } < 0 {
+            return reply.error(last_errno());
+        }
+        reply.statfs(
+            s.f_blocks,
+            s.f_bfree,
+            s.f_bavail,
+            s.f_files,
+            s.f_ffree,
+            s.f_bsize as u32,
+            s.f_namemax as u32,
+            s.f_frsize as u32,
+        )
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        if virt::is_virtual(ino.0) {
+            return reply.error(Errno::EROFS);
+        }
+        let r = self.xattr_target(ino).and_then(|p| {
+            let n = CName::new(name)?;
+            check(unsafe { libc::setxattr(p.ptr(), n.ptr(), value.as_ptr().cast(), value.len(), flags) })
+        });
+        match r {
+            Ok(_) => {
+                self.hooks.changed(&self.table.rel_path(ino.0));
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if virt::is_virtual(ino.0) {
+            return reply.error(Errno::ENODATA);
+        }
+        let r = self.xattr_target(ino).and_then(|p| {
+            let n = CName::new(name)?;
+            let mut buf = vec![0u8; size as usize];
+            let k = unsafe { libc::getxattr(p.ptr(), n.ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            if k < 0 {
+                return Err(last_errno());
+            }
+            buf.truncate(k as usize);
+            Ok((k as u32, buf))
+        });
+        match r {
+            Ok((k, _)) if size == 0 => reply.size(k),
+            Ok((_, b)) => reply.data(&b),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if virt::is_virtual(ino.0) {
+            return if size == 0 { reply.size(0) } else { reply.data(&[]) };
+        }
+        let r = self.xattr_target(ino).and_then(|p| {
+            let mut buf = vec![0u8; size as usize];
+            let k = unsafe { libc::listxattr(p.ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            if k < 0 {
+                return Err(last_errno());
+            }
+            buf.truncate(k as usize);
+            Ok((k as u32, buf))
+        });
+        match r {
+            Ok((k, _)) if size == 0 => reply.size(k),
+            Ok((_, b)) => reply.data(&b),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if virt::is_virtual(ino.0) {
+            return reply.error(Errno::EROFS);
+        }
+        let r = self.xattr_target(ino).and_then(|p| {
+            let n = CName::new(name)?;
+            check(unsafe { libc::removexattr(p.ptr(), n.ptr()) })
+        });
+        match r {
+            Ok(_) => {
+                self.hooks.changed(&self.table.rel_path(ino.0));
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        if fh.0 >= TABLE_FH {
+            return reply.error(Errno::EROFS);
+        }
+        let r = unsafe { libc::fallocate(fh.0 as RawFd, mode, offset as i64, length as i64) };
+        if r < 0 {
+            return reply.error(last_errno());
+        }
+        self.hooks.changed(&self.table.rel_path(ino.0));
+        reply.ok()
+    }
+
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        if fh.0 >= TABLE_FH {
+            return reply.error(Errno::ESPIPE);
+        }
+        let r = unsafe { libc::lseek(fh.0 as RawFd, offset, whence) };
+        if r < 0 {
+            return reply.error(last_errno());
+        }
+        reply.offset(r)
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        if fh_in.0 >= TABLE_FH || fh_out.0 >= TABLE_FH {
+            return reply.error(Errno::EXDEV);
+        }
+        let mut oi = offset_in as i64;
+        let mut oo = offset_out as i64;
+        let n =
+            unsafe { libc::copy_file_range(fh_in.0 as RawFd, &mut oi, fh_out.0 as RawFd, &mut oo, len as usize, 0) };
+        if n < 0 {
+            return reply.error(last_errno());
+        }
+        self.hooks.changed(&self.table.rel_path(ino_out.0));
+        reply.written(n as u32)
+    }
+}
+
+fn slice_at(b: &[u8], offset: u64, size: u32) -> &[u8] {
+    let start = (offset as usize).min(b.len());
+    let end = start.saturating_add(size as usize).min(b.len());
+    &b[start..end]
+}
+
+impl Driver {
+    fn virt_dummy(&self) -> FileAttr {
+        attr_of(0, &unsafe { std::mem::zeroed::<libc::stat>() })
+    }
+
+    /// Path for the xattr syscalls (they do not take O_PATH fds). Following the
+    /// /proc magic link lands on the inode itself, symlinks included. The fd stays
+    /// open meanwhile: the kernel holds a lookup on `ino` during the request.
+    fn xattr_target(&self, ino: INodeNo) -> SysResult<ProcPath> {
+        let node = self.node(ino)?;
+        Ok(ProcPath::new(node.raw()))
+    }
+
+    fn remove(&self, parent: INodeNo, name: &OsStr, flags: i32, reply: ReplyEmpty) {
+        if virt::is_virtual(parent.0) {
+            return reply.error(Errno::EROFS);
+        }
+        if parent.0 == ROOT && virt::is_reserved_root_name(name) {
+            return reply.error(Errno::EBUSY);
+        }
+        let r = self.node(parent).and_then(|p| {
+            let n = CName::new(name)?;
+            check(unsafe { libc::unlinkat(p.raw(), n.ptr(), flags) })
+        });
+        match r {
+            Ok(_) => {
+                self.hooks.changed(&self.rel(parent, name));
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir_real(&self, ino: INodeNo, st: &mut DirState, offset: u64, reply: &mut ReplyDirectory) -> SysResult<()> {
+        let is_root = ino.0 == ROOT;
+        if offset < VOFF {
+            if offset != st.pos {
+                if unsafe { libc::lseek(st.fd.as_raw_fd(), offset as i64, libc::SEEK_SET) } < 0 {
+                    return Err(last_errno());
+                }
+                st.pos = offset;
+            }
+            if st.buf.len() < 32768 {
+                st.buf.resize(32768, 0);
+            }
+            loop {
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_getdents64,
+                        st.fd.as_raw_fd(),
+                        st.buf.as_mut_ptr(),
+                        st.buf.len(),
+                    )
+                };
+                if n < 0 {
+                    return Err(last_errno());
+                }
+                if n == 0 {
+                    break;
+                }
+                let mut i = 0usize;
+                let n = n as usize;
+                while i < n {
+                    let b = &st.buf[i..];
+                    let d_ino = u64::from_ne_bytes(b[0..8].try_into().unwrap_or([0; 8]));
+                    let d_off = u64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
+                    let reclen = u16::from_ne_bytes(b[16..18].try_into().unwrap_or([0; 2])) as usize;
+                    let dtype = b[18];
+                    let name_bytes = &b[19..reclen];
+                    let end = name_bytes.iter().position(|c| *c == 0).unwrap_or(name_bytes.len());
+                    let name = OsStr::from_bytes(&name_bytes[..end]);
+                    if reclen == 0 {
+                        return Err(Errno::EIO);
+                    }
+                    let skip = is_root && virt::is_reserved_root_name(name);
+                    if !skip && reply.add(INodeNo(d_ino), d_off, dtype_kind(dtype), name) {
+                        // Full: resume at this entry next time.
+                        if unsafe { libc::lseek(st.fd.as_raw_fd(), st.pos as i64, libc::SEEK_SET) } < 0 {
+                            return Err(last_errno());
+                        }
+                        return Ok(());
+                    }
+                    st.pos = d_off;
+                    i += reclen;
+                }
+            }
+        }
+        if is_root {
+            // The virtual entries follow the real ones.
+            let virtuals: [(u64, &str); 2] = [(virt::LAKE_DIR, ".lake"), (virt::VIEWS, "views")];
+            let first = if offset >= VOFF { (offset - VOFF) as usize } else { 0 };
+            for (k, (vino, vname)) in virtuals.iter().enumerate().skip(first) {
+                if reply.add(INodeNo(*vino), VOFF + k as u64 + 1, FileType::Directory, vname) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dtype_kind(t: u8) -> FileType {
+    match t {
+        libc::DT_DIR => FileType::Directory,
+        libc::DT_LNK => FileType::Symlink,
+        libc::DT_FIFO => FileType::NamedPipe,
+        libc::DT_SOCK => FileType::Socket,
+        libc::DT_CHR => FileType::CharDevice,
+        libc::DT_BLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}

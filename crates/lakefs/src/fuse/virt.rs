@@ -1,0 +1,370 @@
+//! The virtual paths that are not in the working tree: `.lake/` (info, control,
+//! at/<when>/...) and `views/` at the mount's root. Answered through the hooks.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use fuser::{Errno, FileAttr, FileType, INodeNo};
+
+use super::hooks::VolumeHooks;
+use super::sys::time;
+use crate::id::ObjectId;
+use crate::tree::{Content, Meta, Node};
+
+/// Virtual inode numbers live far above the counter used for real inodes.
+pub const BASE: u64 = 1 << 56;
+pub const LAKE_DIR: u64 = BASE + 1;
+pub const INFO: u64 = BASE + 2;
+pub const CONTROL: u64 = BASE + 3;
+pub const AT: u64 = BASE + 4;
+pub const VIEWS: u64 = BASE + 5;
+const FIRST_DYNAMIC: u64 = BASE + 16;
+
+/// Names at the root that belong to the driver, not the working tree.
+pub fn is_reserved_root_name(name: &OsStr) -> bool {
+    name == ".lake" || name == "views"
+}
+
+pub fn is_virtual(ino: u64) -> bool {
+    ino >= BASE
+}
+
+#[derive(Clone)]
+pub enum VNode {
+    LakeDir,
+    Info,
+    Control,
+    At,
+    Views,
+    ViewDir(String),
+    ViewLink(Vec<u8>),
+    /// A directory of a past tree; `root` is the tree of `<when>/` (for hard links).
+    AtDir {
+        tree: ObjectId,
+        root: ObjectId,
+        meta: Meta,
+    },
+    AtFile {
+        content: Content,
+        size: u64,
+        meta: Meta,
+    },
+    AtLink {
+        target: Vec<u8>,
+        meta: Meta,
+    },
+    AtOther {
+        kind: FileType,
+        meta: Meta,
+        rdev: u64,
+    },
+}
+
+pub struct Virt {
+    hooks: Arc<dyn VolumeHooks>,
+    nodes: Mutex<HashMap<u64, VNode>>,
+    by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
+    next: AtomicU64,
+    started: SystemTime,
+}
+
+/// What opening a virtual file gives.
+pub enum VOpen {
+    Bytes(Vec<u8>),
+    Control,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn io_err(_e: crate::error::Error) -> Errno {
+    Errno::EIO
+}
+
+impl Virt {
+    pub fn new(hooks: Arc<dyn VolumeHooks>) -> Virt {
+        Virt {
+            hooks,
+            nodes: Mutex::new(HashMap::new()),
+            by_name: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(FIRST_DYNAMIC),
+            started: SystemTime::now(),
+        }
+    }
+
+    fn node(&self, ino: u64) -> Option<VNode> {
+        match ino {
+            LAKE_DIR => Some(VNode::LakeDir),
+            INFO => Some(VNode::Info),
+            CONTROL => Some(VNode::Control),
+            AT => Some(VNode::At),
+            VIEWS => Some(VNode::Views),
+            _ => lock(&self.nodes).get(&ino).cloned(),
+        }
+    }
+
+    /// The inode for `name` in virtual directory `parent`, (re)bound to `node`.
+    fn bind(&self, parent: u64, name: &[u8], node: VNode) -> u64 {
+        let ino = *lock(&self.by_name)
+            .entry((parent, name.to_vec()))
+            .or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed));
+        lock(&self.nodes).insert(ino, node);
+        ino
+    }
+
+    fn synthetic(&self, ino: u64, kind: FileType, perm: u16, size: u64) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.started,
+            mtime: self.started,
+            ctime: self.started,
+            crtime: self.started,
+            kind,
+            perm,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn from_meta(&self, ino: u64, kind: FileType, meta: &Meta, size: u64, rdev: u64) -> FileAttr {
+        let t = time(meta.mtime, i64::from(meta.mtime_nsec));
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind,
+            // Past trees are read-only: show them without write bits.
+            perm: (meta.mode & 0o7555) as u16,
+            nlink: if kind == FileType::Directory { 2 } else { 1 },
+            uid: meta.uid,
+            gid: meta.gid,
+            rdev: rdev as u32,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<FileAttr, Errno> {
+        let node = self.node(ino).ok_or(Errno::ENOENT)?;
+        Ok(match node {
+            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) => {
+                self.synthetic(ino, FileType::Directory, 0o555, 0)
+            }
+            VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
+            VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, 0),
+            VNode::ViewLink(t) => self.synthetic(ino, FileType::Symlink, 0o777, t.len() as u64),
+            VNode::AtDir { meta, .. } => self.from_meta(ino, FileType::Directory, &meta, 0, 0),
+            VNode::AtFile { meta, size, .. } => self.from_meta(ino, FileType::RegularFile, &meta, size, 0),
+            VNode::AtLink { meta, target } => {
+                let mut a = self.from_meta(ino, FileType::Symlink, &meta, target.len() as u64, 0);
+                a.perm = 0o777;
+                a
+            }
+            VNode::AtOther { kind, meta, rdev } => self.from_meta(ino, kind, &meta, 0, rdev),
+        })
+    }
+
+    /// Lookup of `name` in the virtual directory `parent`; for the root, `parent` is 1.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+        let nb = name.as_bytes();
+        let ino = match self.node(parent).ok_or(Errno::ENOENT)? {
+            VNode::LakeDir => match nb {
+                b"info" => INFO,
+                b"control" => CONTROL,
+                b"at" => AT,
+                _ => return Err(Errno::ENOENT),
+            },
+            VNode::At => {
+                let when = std::str::from_utf8(nb).map_err(|_| Errno::ENOENT)?;
+                match self.hooks.tree_at(when).map_err(io_err)? {
+                    Some((tree, meta)) => self.bind(AT, nb, VNode::AtDir { tree, root: tree, meta }),
+                    None => return Err(Errno::ENOENT),
+                }
+            }
+            VNode::Views => {
+                let view = std::str::from_utf8(nb).map_err(|_| Errno::ENOENT)?;
+                if self.hooks.view_entries(view).is_none() {
+                    return Err(Errno::ENOENT);
+                }
+                self.bind(VIEWS, nb, VNode::ViewDir(view.to_string()))
+            }
+            VNode::ViewDir(view) => {
+                let entries = self.hooks.view_entries(&view).ok_or(Errno::ENOENT)?;
+                let e = entries.iter().find(|e| e.name.as_bytes() == nb).ok_or(Errno::ENOENT)?;
+                self.bind(parent, nb, VNode::ViewLink(view_target(&e.path)))
+            }
+            VNode::AtDir { tree, root, .. } => {
+                let node = self.at_child(&tree, &root, nb)?.ok_or(Errno::ENOENT)?;
+                self.bind(parent, nb, node)
+            }
+            _ => return Err(Errno::ENOTDIR),
+        };
+        self.getattr(ino)
+    }
+
+    fn at_child(&self, tree: &ObjectId, root: &ObjectId, name: &[u8]) -> Result<Option<VNode>, Errno> {
+        let lake = self.hooks.lake();
+        let t = lake.read_tree(tree).map_err(io_err)?;
+        let Ok(i) = t.entries.binary_search_by(|e| e.name.as_slice().cmp(name)) else {
+            return Ok(None);
+        };
+        let mut node = t.entries[i].node.clone();
+        // A hard link names the path of its first name from the root of the tree.
+        let mut hops = 0;
+        while let Node::Hardlink { target } = &node {
+            hops += 1;
+            if hops > 8 {
+                return Err(Errno::EIO);
+            }
+            let mut cur = *root;
+            let parts: Vec<&[u8]> = target.split(|b| *b == b'/').filter(|p| !p.is_empty()).collect();
+            let mut found = None;
+            for (k, p) in parts.iter().enumerate() {
+                let t = lake.read_tree(&cur).map_err(io_err)?;
+                let Ok(i) = t.entries.binary_search_by(|e| e.name.as_slice().cmp(p)) else {
+                    return Ok(None);
+                };
+                if k + 1 == parts.len() {
+                    found = Some(t.entries[i].node.clone());
+                } else if let Node::Dir { tree, .. } = &t.entries[i].node {
+                    cur = *tree;
+                } else {
+                    return Ok(None);
+                }
+            }
+            node = found.ok_or(Errno::ENOENT)?;
+        }
+        Ok(Some(match node {
+            Node::File { meta, size, content } => VNode::AtFile { content, size, meta },
+            Node::Dir { meta, tree } => VNode::AtDir {
+                tree,
+                root: *root,
+                meta,
+            },
+            Node::Symlink { meta, target } => VNode::AtLink { target, meta },
+            Node::CharDev { meta, rdev } => VNode::AtOther {
+                kind: FileType::CharDevice,
+                meta,
+                rdev,
+            },
+            Node::BlockDev { meta, rdev } => VNode::AtOther {
+                kind: FileType::BlockDevice,
+                meta,
+                rdev,
+            },
+            Node::Fifo { meta } => VNode::AtOther {
+                kind: FileType::NamedPipe,
+                meta,
+                rdev: 0,
+            },
+            Node::Socket { meta } => VNode::AtOther {
+                kind: FileType::Socket,
+                meta,
+                rdev: 0,
+            },
+            Node::Hardlink { .. } => return Err(Errno::EIO),
+        }))
+    }
+
+    /// Entries of a virtual directory (without "." and ".."), binding inodes for them.
+    pub fn list(&self, ino: u64) -> Result<Vec<(u64, FileType, Vec<u8>)>, Errno> {
+        let mut out = Vec::new();
+        match self.node(ino).ok_or(Errno::ENOENT)? {
+            VNode::LakeDir => {
+                out.push((INFO, FileType::RegularFile, b"info".to_vec()));
+                out.push((CONTROL, FileType::RegularFile, b"control".to_vec()));
+                out.push((AT, FileType::Directory, b"at".to_vec()));
+            }
+            VNode::At => {
+                for when in self.hooks.recent_times() {
+                    // Bound lazily on lookup; the listing only needs a stable number.
+                    let ino = *lock(&self.by_name)
+                        .entry((AT, when.as_bytes().to_vec()))
+                        .or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed));
+                    out.push((ino, FileType::Directory, when.into_bytes()));
+                }
+            }
+            VNode::Views => {
+                for v in self.hooks.views() {
+                    let ino = self.bind(VIEWS, v.as_bytes(), VNode::ViewDir(v.clone()));
+                    out.push((ino, FileType::Directory, v.into_bytes()));
+                }
+            }
+            VNode::ViewDir(view) => {
+                for e in self.hooks.view_entries(&view).unwrap_or_default() {
+                    let ino = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
+                    out.push((ino, FileType::Symlink, e.name.into_bytes()));
+                }
+            }
+            VNode::AtDir { tree, root, .. } => {
+                let t = self.hooks.lake().read_tree(&tree).map_err(io_err)?;
+                for e in t.entries {
+                    let Some(node) = self.at_child(&tree, &root, &e.name)? else {
+                        continue;
+                    };
+                    let kind = match &node {
+                        VNode::AtDir { .. } => FileType::Directory,
+                        VNode::AtLink { .. } => FileType::Symlink,
+                        VNode::AtOther { kind, .. } => *kind,
+                        _ => FileType::RegularFile,
+                    };
+                    let c = self.bind(ino, &e.name, node);
+                    out.push((c, kind, e.name));
+                }
+            }
+            _ => return Err(Errno::ENOTDIR),
+        }
+        Ok(out)
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+        match self.node(ino).ok_or(Errno::ENOENT)? {
+            VNode::ViewLink(t) | VNode::AtLink { target: t, .. } => Ok(t),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    pub fn open(&self, ino: u64, write: bool) -> Result<VOpen, Errno> {
+        match self.node(ino).ok_or(Errno::ENOENT)? {
+            VNode::Control => Ok(VOpen::Control),
+            _ if write => Err(Errno::EROFS),
+            VNode::Info => Ok(VOpen::Bytes(self.hooks.info())),
+            VNode::AtFile { content, .. } => {
+                let mut buf = Vec::new();
+                self.hooks.lake().write_content(&content, &mut buf).map_err(io_err)?;
+                Ok(VOpen::Bytes(buf))
+            }
+            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) | VNode::AtDir { .. } => Err(Errno::EISDIR),
+            _ => Err(Errno::EACCES),
+        }
+    }
+
+    pub fn control(&self, request: &[u8]) -> Vec<u8> {
+        self.hooks.control(request)
+    }
+}
+
+/// `views/NAME/ENTRY` points two levels up, back into the volume.
+fn view_target(path: &str) -> Vec<u8> {
+    let mut t = b"../../".to_vec();
+    t.extend_from_slice(path.trim_start_matches('/').as_bytes());
+    t
+}
