@@ -6,6 +6,12 @@
 //! overlay upper layer holds): only those paths are scanned and only the trees on
 //! their way to the root are rewritten, so the cost follows the change.
 //!
+//! Scan options ([`ScanOptions`]) leave out excluded paths (a volume's POSIX
+//! zone) and reuse content ids like git's index: a file whose size, mtime (ns),
+//! mode, owner and xattrs equal those recorded for the same path in a base tree,
+//! or for the same inode by an earlier import ([`StatCache`]), is not read again,
+//! unless its mtime is so close to that scan that a later write could have kept it.
+//!
 //! Limitation of incremental imports: hard links are recorded among the scanned
 //! paths only; a new link between a changed and an unchanged path is stored as a
 //! separate file. A full import records every hard link.
@@ -15,6 +21,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -44,11 +51,101 @@ pub struct ImportStats {
     pub bytes: u64,
     /// Bytes appended to packs (compressed) by this import.
     pub packed_bytes: u64,
+    /// Files whose content id was reused from a base tree or the stat cache (not read).
+    pub reused: u64,
+}
+
+/// A write landing within this long of a scan may leave mtime unchanged (coarse
+/// kernel clocks); files modified that close to the scan are always read.
+const RACY_NS: i128 = 50_000_000;
+
+/// Content ids of files imported earlier, by inode, so a renamed directory is
+/// not read again. Bounded: cleared when it grows past `max` entries.
+pub struct StatCache {
+    max: usize,
+    map: Mutex<HashMap<(u64, u64), Remembered>>,
+}
+
+#[derive(Clone)]
+struct Remembered {
+    size: u64,
+    meta: Meta,
+    content: Content,
+    scanned_ns: i128,
+}
+
+impl StatCache {
+    pub fn new(max: usize) -> StatCache {
+        StatCache { max, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: (u64, u64)) -> Option<Remembered> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned()
+    }
+
+    fn put(&self, key: (u64, u64), r: Remembered) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= self.max {
+            m.clear();
+        }
+        m.insert(key, r);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What to leave out and what to reuse (see the module notes).
+#[derive(Clone, Default)]
+pub struct ScanOptions {
+    /// Source-relative paths (no leading '/') for which this is true are left
+    /// out, with everything below them.
+    pub exclude: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Remembers and reuses content ids by inode across imports.
+    pub cache: Option<Arc<StatCache>>,
+    /// Root tree whose files may be reused at the same path by a full import
+    /// (an incremental import uses its parent tree).
+    pub reuse_base: Option<ObjectId>,
+    /// When the scan that produced the base tree started (ns since the epoch);
+    /// without it, base-tree entries are not reused.
+    pub base_scanned_ns: Option<i128>,
+}
+
+impl std::fmt::Debug for ScanOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanOptions")
+            .field("exclude", &self.exclude.is_some())
+            .field("cache", &self.cache.as_ref().map(|c| c.len()))
+            .field("reuse_base", &self.reuse_base)
+            .field("base_scanned_ns", &self.base_scanned_ns)
+            .finish()
+    }
+}
+
+impl ScanOptions {
+    fn excluded(&self, rel: &Path) -> bool {
+        self.exclude.as_ref().is_some_and(|f| f(&rel.to_string_lossy()))
+    }
+}
+
+/// Nanoseconds since the epoch now (scan start times).
+pub fn now_ns() -> i128 {
+    let (s, n) = crate::util::now();
+    i128::from(s) * 1_000_000_000 + i128::from(n)
+}
+
+fn mtime_ns(m: &Meta) -> i128 {
+    i128::from(m.mtime) * 1_000_000_000 + i128::from(m.mtime_nsec)
 }
 
 enum Scan {
     Dir { meta: Meta, children: Vec<(Vec<u8>, Scan)> },
-    File { meta: Meta, size: u64, path: PathBuf, content: Option<(Content, u64)> },
+    File { meta: Meta, size: u64, path: PathBuf, ino: (u64, u64), content: Option<(Content, u64)> },
     Other(Node),
 }
 
@@ -56,15 +153,34 @@ struct Scanner<'a> {
     src: &'a Path,
     links: HashMap<(u64, u64), Vec<u8>>,
     stats: ImportStats,
+    opts: &'a ScanOptions,
+    lake: &'a crate::lake::Lake,
+    scanned_ns: i128,
 }
 
 fn rel_bytes(rel: &Path) -> Vec<u8> {
     rel.as_os_str().as_bytes().to_vec()
 }
 
-impl Scanner<'_> {
-    /// Scans `rel` (relative to the source root); `md` is its lstat.
-    fn scan(&mut self, rel: &Path, md: &std::fs::Metadata) -> Result<Scan> {
+impl<'a> Scanner<'a> {
+    fn new(src: &'a Path, opts: &'a ScanOptions, lake: &'a crate::lake::Lake) -> Self {
+        Scanner { src, links: HashMap::new(), stats: ImportStats::default(), opts, lake, scanned_ns: now_ns() }
+    }
+
+    /// A content id known for this file without reading it, if any.
+    fn reusable(&self, md: &std::fs::Metadata, meta: &Meta, base: Option<&Node>) -> Option<(Content, u64)> {
+        if let (Some(Node::File { meta: bm, size, content }), Some(before)) = (base, self.opts.base_scanned_ns) {
+            if *size == md.len() && bm == meta && mtime_ns(meta) < before - RACY_NS {
+                return Some((*content, *size));
+            }
+        }
+        let r = self.opts.cache.as_ref()?.get((md.dev(), md.ino()))?;
+        (r.size == md.len() && r.meta == *meta && mtime_ns(meta) < r.scanned_ns - RACY_NS).then_some((r.content, r.size))
+    }
+
+    /// Scans `rel` (relative to the source root); `md` is its lstat; `base` is
+    /// what a base tree holds at the same path (for reuse).
+    fn scan(&mut self, rel: &Path, md: &std::fs::Metadata, base: Option<&Node>) -> Result<Scan> {
         let path = self.src.join(rel);
         let ft = md.file_type();
         if !ft.is_dir() && md.nlink() > 1 {
@@ -84,19 +200,36 @@ impl Scanner<'_> {
                 .collect::<std::io::Result<_>>()
                 .at(&path)?;
             names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let base_tree = match base {
+                Some(Node::Dir { tree, .. }) if self.opts.base_scanned_ns.is_some() => Some(self.lake.read_tree(tree)?),
+                _ => None,
+            };
             let mut children = Vec::with_capacity(names.len());
             for name in names {
                 let crel = rel.join(&name);
+                if self.opts.excluded(&crel) {
+                    continue;
+                }
                 let cpath = self.src.join(&crel);
-                let cmd = std::fs::symlink_metadata(&cpath).at(&cpath)?;
-                children.push((name.as_bytes().to_vec(), self.scan(&crel, &cmd)?));
+                let cmd = match std::fs::symlink_metadata(&cpath) {
+                    Ok(m) => m,
+                    // Removed while we listed the directory (the tree is live): leave it out.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&cpath, e)),
+                };
+                let cbase = base_tree.as_ref().and_then(|t| t.get(name.as_bytes())).map(|e| &e.node);
+                children.push((name.as_bytes().to_vec(), self.scan(&crel, &cmd, cbase)?));
             }
             return Ok(Scan::Dir { meta, children });
         }
         if ft.is_file() {
             self.stats.files += 1;
             self.stats.bytes += md.len();
-            return Ok(Scan::File { meta, size: md.len(), path, content: None });
+            let content = self.reusable(md, &meta, base);
+            if content.is_some() {
+                self.stats.reused += 1;
+            }
+            return Ok(Scan::File { meta, size: md.len(), path, ino: (md.dev(), md.ino()), content });
         }
         self.stats.others += 1;
         let node = if ft.is_symlink() {
@@ -199,13 +332,43 @@ fn store_all(w: &WriteSession, scans: &mut [&mut Scan], opts: &ImportOptions, pr
         _ => std::cmp::Reverse(0),
     });
     files.par_iter_mut().try_for_each(|s| {
-        if let Scan::File { meta, size, path, content } = &mut **s {
-            let r = store_file(w, path, *size, meta, opts)?;
+        if let Scan::File { meta, size, path, content, .. } = &mut **s {
+            if let Some((_, n)) = content {
+                progress.advance(1, *n);
+                return Ok(());
+            }
+            let r = match store_file(w, path, *size, meta, opts) {
+                Ok(r) => r,
+                // Removed between scan and read (the tree is live): recorded empty;
+                // its removal is the next change the caller reports.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    let id = ObjectId::hash(b"");
+                    w.put_with_id(id, Kind::Data, b"")?;
+                    (Content::Whole(id), 0)
+                }
+                Err(e) => return Err(e),
+            };
             progress.advance(1, r.1);
             *content = Some(r);
         }
         Ok(())
     })
+}
+
+/// Remembers the content ids of scanned files by inode (see [`StatCache`]).
+fn remember(scans: &mut [&mut Scan], cache: Option<&StatCache>, scanned_ns: i128) {
+    let Some(cache) = cache else { return };
+    let mut files: Vec<&mut Scan> = Vec::new();
+    for s in scans.iter_mut() {
+        collect_files(s, &mut files);
+    }
+    for s in files {
+        if let Scan::File { meta, size, ino, content: Some((c, n)), .. } = &*s {
+            if n == size {
+                cache.put(*ino, Remembered { size: *n, meta: meta.clone(), content: *c, scanned_ns });
+            }
+        }
+    }
 }
 
 fn node_of(w: &WriteSession, s: Scan) -> Result<Node> {
@@ -229,16 +392,30 @@ fn node_of(w: &WriteSession, s: Scan) -> Result<Node> {
 
 /// Imports the whole tree at `src`. Returns the root tree id and the root's metadata.
 pub fn import_full(w: &WriteSession, src: &Path, opts: &ImportOptions, progress: &dyn Progress) -> Result<(ObjectId, Meta, ImportStats)> {
+    import_full_with(w, src, opts, &ScanOptions::default(), progress)
+}
+
+/// [`import_full`] with exclusions and reuse.
+pub fn import_full_with(
+    w: &WriteSession,
+    src: &Path,
+    opts: &ImportOptions,
+    scan: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<(ObjectId, Meta, ImportStats)> {
     let md = std::fs::symlink_metadata(src).at(src)?;
     if !md.is_dir() {
         return Err(Error::Invalid(format!("{} is not a directory", src.display())));
     }
-    let mut sc = Scanner { src, links: HashMap::new(), stats: ImportStats::default() };
+    let mut sc = Scanner::new(src, scan, w.lake());
     progress.phase("scanning", 0, 0);
-    let mut root = sc.scan(Path::new(""), &md)?;
+    let base = scan.reuse_base.map(|tree| Node::Dir { meta: Meta::default(), tree });
+    let mut root = sc.scan(Path::new(""), &md, base.as_ref())?;
+    let scanned_ns = sc.scanned_ns;
     let mut stats = sc.stats;
     progress.phase("storing", stats.files, stats.bytes);
     store_all(w, &mut [&mut root], opts, progress)?;
+    remember(&mut [&mut root], scan.cache.as_deref(), scanned_ns);
     let Node::Dir { meta, tree } = node_of(w, root)? else {
         return Err(Error::Invalid(format!("{} is not a directory", src.display())));
     };
@@ -323,12 +500,27 @@ pub fn import_changes(
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<(ObjectId, Meta, ImportStats)> {
+    import_changes_with(w, src, parent, changed, opts, &ScanOptions::default(), progress)
+}
+
+/// [`import_changes`] with exclusions and reuse: a changed path's entry in
+/// `parent` is its base.
+pub fn import_changes_with(
+    w: &WriteSession,
+    src: &Path,
+    parent: &ObjectId,
+    changed: &[String],
+    opts: &ImportOptions,
+    scan: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<(ObjectId, Meta, ImportStats)> {
     let root_md = std::fs::symlink_metadata(src).at(src)?;
     let paths = normalise(changed)?;
     if paths.iter().any(|p| p.is_empty()) {
-        return import_full(w, src, opts, progress);
+        let scan = ScanOptions { reuse_base: Some(*parent), ..scan.clone() };
+        return import_full_with(w, src, opts, &scan, progress);
     }
-    let mut sc = Scanner { src, links: HashMap::new(), stats: ImportStats::default() };
+    let mut sc = Scanner::new(src, scan, w.lake());
     let mut root = Edit::open(w, fsmeta::meta_from(&root_md, fsmeta::read_xattrs(src)?), parent)?;
     progress.phase("scanning changes", 0, 0);
     for comps in &paths {
@@ -343,6 +535,8 @@ pub fn import_changes(
                 Err(e) => return Err(Error::io(&abs, e)),
             };
             let last = i + 1 == comps.len();
+            // An excluded path is not in the tree, whatever is on disk.
+            let md = if scan.excluded(&rel) { None } else { md };
             let Some(md) = md else {
                 dir.children.remove(c);
                 break;
@@ -362,20 +556,31 @@ pub fn import_changes(
                         break;
                     }
                     // New or no longer a directory in the parent: scan it whole.
-                    _ => {
-                        dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
+                    other => {
+                        let base = match &other {
+                            Some(Slot::Kept(n)) => Some(n),
+                            _ => None,
+                        };
+                        let s = sc.scan(&rel, &md, base)?;
+                        dir.children.insert(c.clone(), Slot::Scanned(s));
                         break;
                     }
                 };
                 dir.children.insert(c.clone(), Slot::Opened(edit));
                 let Some(Slot::Opened(next)) = dir.children.get_mut(c) else { unreachable!("just inserted") };
                 dir = next;
-            } else if !last {
-                // The path runs through something that is not a directory now.
-                dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
-                break;
             } else {
-                dir.children.insert(c.clone(), Slot::Scanned(sc.scan(&rel, &md)?));
+                // The last component, or the path runs through something that is not a directory now.
+                let old = dir.children.remove(c);
+                let base = match &old {
+                    Some(Slot::Kept(n)) => Some(n),
+                    _ => None,
+                };
+                let s = sc.scan(&rel, &md, base)?;
+                dir.children.insert(c.clone(), Slot::Scanned(s));
+                if !last {
+                    break;
+                }
             }
         }
     }
@@ -384,6 +589,7 @@ pub fn import_changes(
     let mut scans = Vec::new();
     root.scans(&mut scans);
     store_all(w, &mut scans, opts, progress)?;
+    remember(&mut scans, scan.cache.as_deref(), sc.scanned_ns);
     let meta = root.meta.clone();
     let Node::Dir { tree, .. } = root.write(w)? else { unreachable!("an Edit writes a directory") };
     stats.packed_bytes = w.written_bytes();

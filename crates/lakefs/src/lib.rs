@@ -44,7 +44,9 @@ pub mod tree;
 pub mod tree_edit;
 pub mod util;
 pub mod verify;
+pub mod volume;
 pub mod writer;
+pub mod zones;
 
 pub use error::{Error, Result};
 pub use id::ObjectId;

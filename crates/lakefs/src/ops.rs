@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::commit::Commit;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::import::{self, ImportOptions, ImportStats};
+use crate::import::{self, ImportOptions, ImportStats, ScanOptions};
 use crate::lake::{is_ref_name, Lake};
 use crate::progress::Progress;
 use crate::writer::{RefUpdate, WriteSession};
@@ -42,6 +42,17 @@ pub fn commit_dir(lake: &Lake, req: &CommitRequest, progress: &dyn Progress) -> 
 /// of the ref's tree: a running root's upper layer holds the changes since its
 /// generation's commit, which may be older than the ref's head.
 pub fn commit_dir_onto(lake: &Lake, req: &CommitRequest, base: Option<&ObjectId>, progress: &dyn Progress) -> Result<CommitOutcome> {
+    commit_dir_with(lake, req, base, &ScanOptions::default(), progress)
+}
+
+/// Like [`commit_dir_onto`], with exclusions and content reuse (LAKE-zone volumes).
+pub fn commit_dir_with(
+    lake: &Lake,
+    req: &CommitRequest,
+    base: Option<&ObjectId>,
+    scan: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<CommitOutcome> {
     if !is_ref_name(req.reference) {
         return Err(Error::BadRefName(req.reference.to_owned()));
     }
@@ -49,14 +60,14 @@ pub fn commit_dir_onto(lake: &Lake, req: &CommitRequest, base: Option<&ObjectId>
     let parent = lake.get_ref(req.reference)?;
     let parent_commit = parent.map(|p| lake.read_commit(&p)).transpose()?;
     let (tree, root, stats) = match (req.changed, &parent_commit) {
-        (Some(changed), Some(pc)) => import::import_changes(&w, req.src, base.unwrap_or(&pc.tree), changed, &req.options, progress)?,
+        (Some(changed), Some(pc)) => import::import_changes_with(&w, req.src, base.unwrap_or(&pc.tree), changed, &req.options, scan, progress)?,
         (Some(_), None) => {
             return Err(Error::Invalid(format!(
                 "ref '{}' has no commit yet: the first import must be a full one (drop the change list)",
                 req.reference
             )))
         }
-        (None, _) => import::import_full(&w, req.src, &req.options, progress)?,
+        (None, _) => import::import_full_with(&w, req.src, &req.options, scan, progress)?,
     };
     if let (Some(p), Some(pc)) = (parent, &parent_commit) {
         if !req.allow_empty && pc.tree == tree && pc.root == root {

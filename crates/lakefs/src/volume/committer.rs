@@ -1,0 +1,402 @@
+//! The committer: turns the driver's notices into commits of the volume.
+//!
+//! - Changes and closes go into a dirty set; a batch commits it `batch_delay`
+//!   after its first entry, so an untar or a build becomes a handful of commits.
+//! - fsync is a group commit: the caller waits for the next batch to start and
+//!   finish (it holds the file); fsyncs arriving meanwhile share the batch after.
+//! - Micro-snapshots: every tick, LAKE-zone files open for writing whose stat
+//!   changed since their last snapshot are committed (trigger `snapshot`) once
+//!   their type's interval has passed. HYBRID files are committed on close only,
+//!   POSIX-zone paths never.
+//! - The set of files open for writing is persisted (the journal) at most once a
+//!   tick, so recovery knows which files were being written at a crash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::zones::Zone;
+
+use super::{DaemonOptions, Volume};
+
+/// Why a path is in the dirty set; a batch's commit carries the strongest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cause {
+    Snapshot,
+    Change,
+    Close,
+    Fsync,
+}
+
+impl Cause {
+    pub fn trigger(self) -> &'static str {
+        match self {
+            Cause::Snapshot => "snapshot",
+            Cause::Change | Cause::Close => "close",
+            Cause::Fsync => "fsync",
+        }
+    }
+}
+
+/// What a file's stat looked like at its last snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sig {
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+fn sig_of(md: &std::fs::Metadata) -> Sig {
+    Sig { size: md.len(), mtime: md.mtime(), mtime_nsec: md.mtime_nsec(), ctime: md.ctime(), ctime_nsec: md.ctime_nsec() }
+}
+
+struct OpenFile {
+    writers: u32,
+    sig: Option<Sig>,
+    last_snapshot: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    dirty: BTreeMap<String, Cause>,
+    first_pending: Option<Instant>,
+    open: HashMap<String, OpenFile>,
+    journal_dirty: bool,
+    /// Run the next batch now (fsync, flush).
+    urgent: bool,
+    /// The next batch rescans the whole tree (after a zone reload).
+    rescan: bool,
+    started: u64,
+    finished: u64,
+    /// Outcome of recent batches: commit (None: nothing to commit) or error text.
+    results: BTreeMap<u64, std::result::Result<Option<ObjectId>, String>>,
+    stop: bool,
+    final_result: Option<std::result::Result<(), String>>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) vol: Volume,
+    opts: DaemonOptions,
+    st: Mutex<State>,
+    /// Wakes the committer.
+    wake: Condvar,
+    /// Wakes waiters when a batch finishes.
+    done: Condvar,
+    /// (trigger, message) for the next batch, set by a flush that says why
+    /// (restore, switch, merge).
+    next_label: Mutex<Option<(String, String)>>,
+}
+
+/// How many batch results are kept for waiters.
+const KEEP_RESULTS: usize = 256;
+
+impl Shared {
+    pub(crate) fn new(vol: Volume, opts: DaemonOptions) -> Shared {
+        Shared { vol, opts, st: Mutex::new(State::default()), wake: Condvar::new(), done: Condvar::new(), next_label: Mutex::new(None) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mark(st: &mut State, rel: &str, cause: Cause) {
+        let e = st.dirty.entry(rel.to_owned()).or_insert(cause);
+        *e = (*e).max(cause);
+        st.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    pub(crate) fn changed(&self, rel: &str) {
+        if self.vol.zone(rel) == Zone::Posix {
+            return;
+        }
+        let mut st = self.lock();
+        // Writes to a file open for writing wait for its close or snapshot.
+        if st.open.contains_key(rel) {
+            return;
+        }
+        Self::mark(&mut st, rel, Cause::Change);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn opened_for_write(&self, rel: &str) {
+        if self.vol.zone(rel) == Zone::Posix {
+            return;
+        }
+        let sig = std::fs::symlink_metadata(self.vol.work_dir().join(rel)).ok().map(|m| sig_of(&m));
+        let mut st = self.lock();
+        let f = st.open.entry(rel.to_owned()).or_insert_with(|| OpenFile { writers: 0, sig, last_snapshot: Instant::now() });
+        f.writers += 1;
+        if f.writers == 1 {
+            st.journal_dirty = true;
+        }
+    }
+
+    pub(crate) fn released(&self, rel: &str) {
+        if self.vol.zone(rel) == Zone::Posix {
+            return;
+        }
+        let mut st = self.lock();
+        if let Some(f) = st.open.get_mut(rel) {
+            f.writers = f.writers.saturating_sub(1);
+            if f.writers == 0 {
+                st.open.remove(rel);
+                st.journal_dirty = true;
+            }
+        }
+        Self::mark(&mut st, rel, Cause::Close);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Waits until batch `ticket` finished; returns its outcome.
+    fn wait_for(&self, mut st: MutexGuard<'_, State>, ticket: u64) -> Result<Option<ObjectId>> {
+        while st.finished < ticket {
+            if st.final_result.is_some() {
+                return Err(Error::Invalid("the volume was unmounted before the commit".into()));
+            }
+            st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        match st.results.get(&ticket) {
+            Some(Ok(c)) => Ok(*c),
+            Some(Err(e)) => Err(Error::Invalid(format!("commit failed: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn fsync(&self, rel: &str) -> Result<()> {
+        // HYBRID files are committed on close only; POSIX ones never (the driver
+        // makes the data durable either way).
+        if self.vol.zone(rel) != Zone::Lake {
+            return Ok(());
+        }
+        let mut st = self.lock();
+        Self::mark(&mut st, rel, Cause::Fsync);
+        st.urgent = true;
+        let ticket = st.started + 1;
+        self.wake.notify_one();
+        self.wait_for(st, ticket).map(|_| ())
+    }
+
+    /// Commits what is pending now (and, with `rescan`, the whole tree); returns the head.
+    pub(crate) fn flush(&self, rescan: bool, cause_override: Option<(String, String)>) -> Result<Option<ObjectId>> {
+        let mut st = self.lock();
+        if rescan {
+            st.rescan = true;
+        }
+        if st.dirty.is_empty() && !st.rescan {
+            drop(st);
+            return self.vol.head();
+        }
+        if let Some(o) = cause_override {
+            *self.next_label.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+        }
+        st.urgent = true;
+        let ticket = st.started + 1;
+        self.wake.notify_one();
+        let r = self.wait_for(st, ticket)?;
+        match r {
+            Some(c) => Ok(Some(c)),
+            None => self.vol.head(),
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.lock().stop = true;
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn final_result(&self) -> Result<()> {
+        match &self.lock().final_result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(Error::Invalid(format!("final commit failed: {e}"))),
+            None => Err(Error::Invalid("the committer did not finish".into())),
+        }
+    }
+
+    /// Files open for writing now (mount-relative).
+    pub(crate) fn open_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().open.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Adds due micro-snapshots to the dirty set. Stats run outside the lock.
+    fn snapshots(&self) {
+        let now = Instant::now();
+        let zones = self.vol.zones();
+        let due: Vec<(String, Option<Sig>)> = {
+            let st = self.lock();
+            st.open
+                .iter()
+                .filter(|(rel, f)| {
+                    let secs = zones.snapshot_secs(rel);
+                    secs > 0 && now.duration_since(f.last_snapshot) >= Duration::from_secs(secs)
+                })
+                .map(|(rel, f)| (rel.clone(), f.sig))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let fresh: Vec<(String, Option<Sig>, bool)> = due
+            .into_iter()
+            .map(|(rel, old)| {
+                let new = std::fs::symlink_metadata(self.vol.work_dir().join(&rel)).ok().map(|m| sig_of(&m));
+                let changed = new != old;
+                (rel, new, changed)
+            })
+            .collect();
+        let mut st = self.lock();
+        for (rel, sig, changed) in fresh {
+            let Some(f) = st.open.get_mut(&rel) else { continue };
+            f.last_snapshot = now;
+            if changed {
+                f.sig = sig;
+                Self::mark(&mut st, &rel, Cause::Snapshot);
+                // A snapshot is due now, not a batch delay later.
+                st.urgent = true;
+            }
+        }
+    }
+
+    fn write_journal(&self) {
+        let open = {
+            let mut st = self.lock();
+            if !st.journal_dirty {
+                return;
+            }
+            st.journal_dirty = false;
+            let mut v: Vec<String> = st.open.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        if let Err(e) = super::recovery::write_journal(&self.vol, &open) {
+            eprintln!("lakefs: volume {}: cannot write the open-files journal: {e}", self.vol.name());
+            self.lock().journal_dirty = true;
+        }
+    }
+}
+
+impl Shared {
+    fn take_label(&self) -> Option<(String, String)> {
+        self.next_label.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn describe(paths: &BTreeMap<String, Cause>) -> String {
+    let mut it = paths.keys();
+    match (it.next(), paths.len()) {
+        (None, _) => "rescan".into(),
+        (Some(p), 1) => p.clone(),
+        (Some(p), n) => format!("{p} and {} more", n - 1),
+    }
+}
+
+/// One batch: commits the dirty set (or the whole tree). Runs without the lock.
+fn batch(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+    let cause = paths.values().copied().max().unwrap_or(Cause::Change);
+    let (trigger, message) = label.unwrap_or_else(|| (cause.trigger().to_owned(), describe(paths)));
+    let out = if rescan {
+        sh.vol.commit_all(&trigger, &message)?
+    } else {
+        let list: Vec<String> = paths.keys().cloned().collect();
+        sh.vol.commit_paths(&list, &trigger, &message)?
+    };
+    Ok((!out.unchanged).then_some(out.commit))
+}
+
+/// The committer thread's loop.
+pub(crate) fn run(sh: &Shared) {
+    let mut last_tick = Instant::now();
+    loop {
+        let mut st = sh.lock();
+        // Sleep until the next tick, or the batch is due.
+        loop {
+            if st.stop {
+                break;
+            }
+            let now = Instant::now();
+            let due = st.urgent || st.rescan || st.first_pending.is_some_and(|t| now.duration_since(t) >= sh.opts.batch_delay);
+            if due || now.duration_since(last_tick) >= sh.opts.tick {
+                break;
+            }
+            let mut wait = sh.opts.tick.saturating_sub(now.duration_since(last_tick));
+            if let Some(t) = st.first_pending {
+                wait = wait.min(sh.opts.batch_delay.saturating_sub(now.duration_since(t)));
+            }
+            st = sh.wake.wait_timeout(st, wait.max(Duration::from_millis(1))).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        let stopping = st.stop;
+        drop(st);
+        if Instant::now().duration_since(last_tick) >= sh.opts.tick || stopping {
+            last_tick = Instant::now();
+            sh.snapshots();
+            sh.write_journal();
+        }
+        let mut st = sh.lock();
+        if stopping {
+            // Final batch: everything pending and every file still open.
+            let open: Vec<String> = st.open.keys().cloned().collect();
+            for rel in open {
+                Shared::mark(&mut st, &rel, Cause::Close);
+            }
+        }
+        let now = Instant::now();
+        let due = stopping || st.urgent || st.rescan || st.first_pending.is_some_and(|t| now.duration_since(t) >= sh.opts.batch_delay);
+        if !due || (st.dirty.is_empty() && !st.rescan) {
+            st.urgent = false;
+            if st.dirty.is_empty() {
+                st.first_pending = None;
+            }
+            if stopping {
+                st.final_result = Some(Ok(()));
+                drop(st);
+                sh.done.notify_all();
+                return;
+            }
+            continue;
+        }
+        let paths = std::mem::take(&mut st.dirty);
+        let rescan = std::mem::take(&mut st.rescan);
+        st.first_pending = None;
+        st.urgent = false;
+        st.started += 1;
+        let n = st.started;
+        drop(st);
+        let label = sh.take_label();
+        let r = batch(sh, &paths, rescan, label);
+        let mut st = sh.lock();
+        st.finished = n;
+        match &r {
+            Ok(c) => {
+                st.results.insert(n, Ok(*c));
+            }
+            Err(e) => {
+                eprintln!("lakefs: volume {}: commit of {} failed: {e}", sh.vol.name(), describe(&paths));
+                st.results.insert(n, Err(e.to_string()));
+                // Keep them for the next batch.
+                for (p, c) in paths {
+                    Shared::mark(&mut st, &p, c);
+                }
+                st.rescan |= rescan;
+            }
+        }
+        while st.results.len() > KEEP_RESULTS {
+            st.results.pop_first();
+        }
+        if stopping {
+            st.final_result = Some(r.map(|_| ()).map_err(|e| e.to_string()));
+            drop(st);
+            sh.done.notify_all();
+            return;
+        }
+        drop(st);
+        sh.done.notify_all();
+    }
+}

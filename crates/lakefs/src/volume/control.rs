@@ -1,0 +1,115 @@
+//! The control file `<mount>/.lake/control`: one JSON request written, the JSON
+//! reply read back on the same open file.
+//!
+//! Requests: `{"op":"flush"}` (commit what is pending now; optional `trigger`
+//! and `message` label the commit, e.g. `restore`), `{"op":"commit","paths":[..],
+//! "message":".."}` (one commit of exactly those paths, trigger manual),
+//! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status"}` (head, open
+//! files). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, IoContext, Result};
+
+use super::committer::Shared;
+
+/// Triggers a flush may name (the others belong to the committer).
+const FLUSH_TRIGGERS: [&str; 5] = ["manual", "restore", "switch", "merge", "close"];
+
+fn reply(r: Result<Value>) -> Vec<u8> {
+    let v = match r {
+        Ok(mut v) => {
+            v["ok"] = true.into();
+            v
+        }
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    let mut b = serde_json::to_vec(&v).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    b.push(b'\n');
+    b
+}
+
+fn check_rel(p: &str) -> Result<String> {
+    let t = p.trim_matches('/');
+    if t.split('/').any(|c| c == "..") || t.contains('\0') {
+        return Err(Error::Invalid(format!("path '{p}' must be mount-relative without '..'")));
+    }
+    Ok(t.to_owned())
+}
+
+pub(crate) fn handle(sh: &Shared, request: &[u8]) -> Vec<u8> {
+    reply(handle_inner(sh, request))
+}
+
+fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
+    let req: Value = serde_json::from_slice(request).map_err(|e| Error::Invalid(format!("control request is not JSON: {e}")))?;
+    let op = req["op"].as_str().unwrap_or_default();
+    let text = |k: &str| req[k].as_str().map(str::to_owned);
+    match op {
+        "flush" => {
+            let label = match (text("trigger"), text("message")) {
+                (None, None) => None,
+                (t, m) => {
+                    let t = t.unwrap_or_else(|| "manual".into());
+                    if !FLUSH_TRIGGERS.contains(&t.as_str()) {
+                        return Err(Error::Invalid(format!("flush trigger '{t}' is not one of {FLUSH_TRIGGERS:?}")));
+                    }
+                    Some((t, m.unwrap_or_default()))
+                }
+            };
+            let c = sh.flush(false, label)?;
+            Ok(json!({"commit": c}))
+        }
+        "commit" => {
+            let paths = req["paths"].as_array().ok_or_else(|| Error::Invalid("commit needs \"paths\": [..]".into()))?;
+            let paths: Vec<String> = paths
+                .iter()
+                .map(|p| p.as_str().ok_or_else(|| Error::Invalid("paths must be strings".into())).and_then(check_rel))
+                .collect::<Result<_>>()?;
+            if paths.is_empty() || paths.iter().any(|p| p.is_empty()) {
+                return Err(Error::Invalid("commit needs at least one path below the mount root".into()));
+            }
+            let message = text("message").unwrap_or_default();
+            let out = sh.vol.commit_paths(&paths, "manual", &message)?;
+            Ok(json!({"commit": out.commit, "unchanged": out.unchanged}))
+        }
+        "reload" => {
+            sh.vol.reload_zones()?;
+            let c = sh.flush(true, Some(("manual".into(), "zones changed".into())))?;
+            Ok(json!({"commit": c}))
+        }
+        "status" => Ok(json!({"head": sh.vol.head()?, "open": sh.open_files()})),
+        "" => Err(Error::Invalid("control request needs \"op\"".into())),
+        other => Err(Error::Invalid(format!("unknown control op '{other}' (flush, commit, reload, status)"))),
+    }
+}
+
+/// Sends `req` to the daemon of the mount at `mountpoint`; returns its reply, or
+/// an error carrying the daemon's message when it says `ok: false`.
+pub fn request(mountpoint: &Path, req: &Value) -> Result<Value> {
+    let path = mountpoint.join(".lake").join("control");
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
+    let body = serde_json::to_vec(req).map_err(|e| Error::Invalid(format!("encoding the request: {e}")))?;
+    f.write_all(&body).at(&path)?;
+    // The reply is read from the start of the same open file.
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read_at(&mut buf, out.len() as u64).at(&path)?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let v: Value = serde_json::from_slice(&out)
+        .map_err(|e| Error::Invalid(format!("{}: reply is not JSON ({e}): {}", path.display(), String::from_utf8_lossy(&out))))?;
+    if v["ok"].as_bool() != Some(true) {
+        let msg = v["error"].as_str().unwrap_or("no reason given").to_owned();
+        return Err(Error::Invalid(format!("{}: {msg}", mountpoint.display())));
+    }
+    Ok(v)
+}

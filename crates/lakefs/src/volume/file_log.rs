@@ -1,0 +1,103 @@
+//! The history of one path of a volume: the commits where its entry changed.
+
+use crate::error::Result;
+use crate::id::ObjectId;
+use crate::lake::Lake;
+use crate::tree::Node;
+
+/// One version of a path, newest first in [`file_log`]'s answer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FileVersion {
+    pub commit: ObjectId,
+    pub time: i64,
+    pub time_nsec: u32,
+    pub trigger: String,
+    pub message: String,
+    /// file, dir, symlink, ...; "deleted" when the path stopped existing here.
+    pub kind: String,
+    /// Size of a file version.
+    pub size: Option<u64>,
+    /// Only metadata (mode, owner, times, xattrs) differs from the version before.
+    pub metadata_only: bool,
+    #[serde(skip)]
+    pub node: Option<Node>,
+}
+
+/// Follows `rel` down from a root tree; `prev` remembers the trees of the last
+/// lookup so unchanged subtrees are not read again.
+fn lookup(lake: &Lake, root: &ObjectId, comps: &[&str]) -> Result<Option<Node>> {
+    if comps.is_empty() {
+        return Ok(Some(Node::Dir { meta: Default::default(), tree: *root }));
+    }
+    let mut tree = *root;
+    for (i, c) in comps.iter().enumerate() {
+        let t = lake.read_tree(&tree)?;
+        let Some(e) = t.get(c.as_bytes()) else { return Ok(None) };
+        if i + 1 == comps.len() {
+            return Ok(Some(e.node.clone()));
+        }
+        match &e.node {
+            Node::Dir { tree: sub, .. } => tree = *sub,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Versions of mount-relative `rel` on `reference` (first-parent history),
+/// newest first: every commit whose entry differs from the one before it,
+/// including deletions. At most `max` versions.
+pub fn file_log_limit(lake: &Lake, reference: &str, rel: &str, max: usize) -> Result<Vec<FileVersion>> {
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let Some(head) = lake.get_ref(reference)? else { return Ok(Vec::new()) };
+    // (commit, its node) newest first; consecutive commits with the same root tree share the lookup.
+    let mut out = Vec::new();
+    let mut cur = Some(head);
+    let mut newer: Option<(ObjectId, crate::commit::Commit, Option<Node>)> = None;
+    let mut last_tree: Option<(ObjectId, Option<Node>)> = None;
+    while let Some(id) = cur {
+        let c = lake.read_commit(&id)?;
+        let node = match &last_tree {
+            Some((t, n)) if *t == c.tree => n.clone(),
+            _ => lookup(lake, &c.tree, &comps)?,
+        };
+        last_tree = Some((c.tree, node.clone()));
+        if let Some((nid, nc, nnode)) = newer.take() {
+            if nnode != node {
+                out.push(version(nid, &nc, nnode.as_ref(), node.as_ref()));
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+        cur = c.parents.first().copied();
+        newer = Some((id, c, node));
+    }
+    if let Some((nid, nc, Some(n))) = newer {
+        out.push(version(nid, &nc, Some(&n), None));
+    }
+    Ok(out)
+}
+
+/// All versions of `rel` (see [`file_log_limit`]).
+pub fn file_log(lake: &Lake, reference: &str, rel: &str) -> Result<Vec<FileVersion>> {
+    file_log_limit(lake, reference, rel, usize::MAX)
+}
+
+fn version(id: ObjectId, c: &crate::commit::Commit, node: Option<&Node>, older: Option<&Node>) -> FileVersion {
+    let size = match node {
+        Some(Node::File { size, .. }) => Some(*size),
+        _ => None,
+    };
+    FileVersion {
+        commit: id,
+        time: c.time,
+        time_nsec: c.time_nsec,
+        trigger: c.trigger.clone(),
+        message: c.message.clone(),
+        kind: node.map_or("deleted", |n| n.kind_name()).to_owned(),
+        size,
+        metadata_only: matches!((node, older), (Some(a), Some(b)) if a.same_content(b)),
+        node: node.cloned(),
+    }
+}

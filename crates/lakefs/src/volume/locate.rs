@@ -1,0 +1,84 @@
+//! Finding the lakefs mount a path is in: walk up to the directory whose
+//! `.lake/info` exists (a virtual file the driver serves at the mount root).
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// The contents of `<mount>/.lake/info`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeInfo {
+    pub lake: PathBuf,
+    pub volume: String,
+    pub mountpoint: PathBuf,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The working tree the mount passes through.
+    #[serde(default)]
+    pub work: PathBuf,
+}
+
+/// A path inside a mounted volume.
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub info: VolumeInfo,
+    /// The mount root as found (where `.lake/info` is).
+    pub root: PathBuf,
+    /// `path` relative to the mount root, '/'-separated, no leading '/' ("" = the root).
+    pub rel: String,
+}
+
+/// Absolute form of `path` with symlinks of its existing part resolved; the
+/// part that does not exist (a deleted file) is appended as written.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = if path.is_absolute() { path.to_owned() } else { std::env::current_dir().at(".")?.join(path) };
+    let mut missing: Vec<std::ffi::OsString> = Vec::new();
+    let mut cur = abs.clone();
+    loop {
+        match std::fs::canonicalize(&cur) {
+            Ok(mut c) => {
+                for m in missing.iter().rev() {
+                    c.push(m);
+                }
+                return Ok(c);
+            }
+            Err(_) => {
+                let name = cur.file_name().map(|n| n.to_owned());
+                match (name, cur.parent()) {
+                    (Some(n), Some(p)) => {
+                        missing.push(n);
+                        cur = p.to_owned();
+                    }
+                    _ => return Ok(abs),
+                }
+            }
+        }
+    }
+}
+
+/// The volume `path` is in, or None when it is not inside a lakefs mount.
+pub fn locate(path: &Path) -> Result<Option<Located>> {
+    let abs = absolute(path)?;
+    let mut dir = abs.clone();
+    loop {
+        let info = dir.join(".lake").join("info");
+        // The mount's own `.lake` is not part of the volume; below it nothing is.
+        if info.is_file() && !abs.starts_with(dir.join(".lake").join("info")) {
+            let text = std::fs::read(&info).at(&info)?;
+            let info: VolumeInfo =
+                serde_json::from_slice(&text).map_err(|e| Error::Invalid(format!("{}: not volume info JSON: {e}", info.display())))?;
+            let rel = abs.strip_prefix(&dir).unwrap_or(Path::new(""));
+            let rel: Vec<String> = rel
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            return Ok(Some(Located { info, root: dir, rel: rel.join("/") }));
+        }
+        if !dir.pop() {
+            return Ok(None);
+        }
+    }
+}

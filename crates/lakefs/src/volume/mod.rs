@@ -1,0 +1,374 @@
+//! LAKE-zone volumes: a working tree on the lake's ext4 (`LAKE/state/NAME/`)
+//! that the FUSE driver passes through, its history on ref `NAME/main`, and the
+//! daemon that turns the driver's change notices into commits.
+//!
+//! - [`Volume`]: the directories, the ref, zones, and `commit_paths`;
+//! - [`Daemon`]: what `lakefs mount` runs; implements [`VolumeHooks`];
+//! - [`committer`]: dirty set, batching, group commit for fsync, micro-snapshots;
+//! - [`recovery`]: bringing a volume back after a crash;
+//! - [`file_log`]: the versions of one file; [`locate`] and [`control`]: how
+//!   lakectl finds a mount and talks to its daemon.
+//!
+//! Volume state (`LAKE/volumes/NAME/`): `zones.toml` (overrides), `open-files.json`
+//! (files open for writing, for recovery), `clean` (present while unmounted cleanly).
+
+pub mod branch;
+pub mod committer;
+pub mod control;
+pub mod file_log;
+pub mod locate;
+pub mod merge;
+pub mod recovery;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use locate::{locate, Located, VolumeInfo};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fuse::hooks::{ViewEntry, VolumeHooks};
+use crate::id::ObjectId;
+use crate::import::{ImportOptions, ImportStats, ScanOptions, StatCache};
+use crate::lake::Lake;
+use crate::zones::{VolumeZones, Zone};
+
+/// Directory of working trees inside a lake (`LAKE/state/NAME`).
+pub const STATE_DIR: &str = "state";
+/// Directory of volume state inside a lake (`LAKE/volumes/NAME`).
+pub const VOLUMES_DIR: &str = "volumes";
+/// Present while the volume is not mounted after a clean unmount.
+pub const CLEAN_MARKER: &str = "clean";
+/// Files open for writing (JSON), rewritten while mounted.
+pub const JOURNAL: &str = "open-files.json";
+/// The per-volume zone overrides.
+pub const ZONES_FILE: &str = "zones.toml";
+/// Where crash recovery puts bytes newer than a file's last snapshot (inside the volume).
+pub const LOST_FOUND: &str = "lost+found";
+/// Commit extra key: when the commit's scan started (ns since the epoch), for stat reuse.
+pub const SCANNED_KEY: &str = "scanned";
+
+/// Inodes remembered for content reuse (renames) per mounted volume.
+const STAT_CACHE_MAX: usize = 500_000;
+
+/// A volume name: a short word usable in paths and ref names.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// What one commit of the volume did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VolumeCommit {
+    pub commit: ObjectId,
+    pub old_tree: Option<ObjectId>,
+    pub tree: ObjectId,
+    /// Nothing changed: `commit` is the unchanged head.
+    pub unchanged: bool,
+    pub stats: ImportStats,
+}
+
+pub struct Volume {
+    lake: Lake,
+    name: String,
+    work: PathBuf,
+    state: PathBuf,
+    reference: String,
+    mountpoint: PathBuf,
+    zones: RwLock<Arc<VolumeZones>>,
+    cache: Arc<StatCache>,
+    /// One commit at a time (the committer's batches and control commits).
+    commit_lock: Mutex<()>,
+}
+
+impl Volume {
+    /// Opens volume `name` of the lake at `lake_root`, creating its working tree
+    /// and state directories if missing. `mountpoint` is where it is (or would
+    /// be) mounted: zone prefixes are mapped onto it.
+    pub fn open(lake_root: &Path, name: &str, mountpoint: &Path) -> Result<Volume> {
+        if !valid_name(name) {
+            return Err(Error::Invalid(format!("invalid volume name '{name}': use letters, digits, - and _")));
+        }
+        let lake = Lake::open(lake_root)?;
+        let work = lake_root.join(STATE_DIR).join(name);
+        let state = lake_root.join(VOLUMES_DIR).join(name);
+        for d in [&work, &state] {
+            std::fs::create_dir_all(d).at(d)?;
+        }
+        let zones = VolumeZones::load(&state.join(ZONES_FILE), mountpoint)?;
+        Ok(Volume {
+            lake,
+            name: name.to_owned(),
+            work,
+            state,
+            reference: format!("{name}/main"),
+            mountpoint: mountpoint.to_owned(),
+            zones: RwLock::new(Arc::new(zones)),
+            cache: Arc::new(StatCache::new(STAT_CACHE_MAX)),
+            commit_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The working tree (what the FUSE driver passes through).
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
+    /// `LAKE/volumes/NAME`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The history ref, `NAME/main`.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    pub fn head(&self) -> Result<Option<ObjectId>> {
+        self.lake.get_ref(&self.reference)
+    }
+
+    pub fn zones(&self) -> Arc<VolumeZones> {
+        self.zones.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn zone(&self, rel: &str) -> Zone {
+        self.zones().zone(rel)
+    }
+
+    /// Rereads the system zone map and the volume's overrides.
+    pub fn reload_zones(&self) -> Result<()> {
+        let z = VolumeZones::load(&self.state.join(ZONES_FILE), &self.mountpoint)?;
+        *self.zones.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(z);
+        Ok(())
+    }
+
+    /// One commit holding the current state of `paths` (mount-relative) on top of
+    /// the head; the first commit of a volume is a full import. POSIX-zone paths
+    /// are left out.
+    pub fn commit_paths(&self, paths: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+        self.commit(Some(paths), trigger, message)
+    }
+
+    /// A commit of the whole working tree (rescan; unchanged files are not read again).
+    pub fn commit_all(&self, trigger: &str, message: &str) -> Result<VolumeCommit> {
+        self.commit(None, trigger, message)
+    }
+
+    fn commit(&self, paths: Option<&[String]>, trigger: &str, message: &str) -> Result<VolumeCommit> {
+        let _g = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tries = 0;
+        loop {
+            match self.commit_once(paths, trigger, message) {
+                // Someone else (lakectl on this lake) moved the ref: build on the new head.
+                Err(Error::RefRace { .. }) if tries < 3 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn commit_once(&self, paths: Option<&[String]>, trigger: &str, message: &str) -> Result<VolumeCommit> {
+        let head = self.head()?;
+        let head_commit = head.map(|h| self.lake.read_commit(&h)).transpose()?;
+        let zones = self.zones();
+        let ex = zones.clone();
+        let scan = ScanOptions {
+            exclude: Some(Arc::new(move |p: &str| ex.zone(p) == Zone::Posix)),
+            cache: Some(self.cache.clone()),
+            reuse_base: head_commit.as_ref().map(|c| c.tree),
+            base_scanned_ns: head_commit.as_ref().and_then(scanned_ns),
+        };
+        let scope = format!("volume:{}", self.name);
+        let scanned = crate::import::now_ns();
+        let req = crate::ops::CommitRequest {
+            src: &self.work,
+            reference: &self.reference,
+            message,
+            scope: &scope,
+            trigger,
+            changed: if head.is_some() { paths } else { None },
+            options: ImportOptions::default(),
+            extra: vec![(SCANNED_KEY.to_owned(), scanned.to_string())],
+            allow_empty: false,
+        };
+        let out = crate::ops::commit_dir_with(&self.lake, &req, None, &scan, &crate::progress::Silent)?;
+        let old_tree = head_commit.as_ref().map(|c| c.tree);
+        if !out.unchanged {
+            let z = zones.clone();
+            if let Err(e) = crate::catalog::index_commit(&self.lake, &self.name, old_tree.as_ref(), &out.tree, &|p| z.zone(p) == Zone::Lake)
+            {
+                // The catalog is derived data: the commit stands; the next index pass catches up.
+                eprintln!("lakefs: volume {}: catalog update after {} failed: {e}", self.name, out.commit);
+            }
+        }
+        Ok(VolumeCommit { commit: out.commit, old_tree, tree: out.tree, unchanged: out.unchanged, stats: out.stats })
+    }
+}
+
+/// The scan start recorded in a volume commit.
+pub fn scanned_ns(c: &crate::commit::Commit) -> Option<i128> {
+    c.extra.iter().find(|(k, _)| k == SCANNED_KEY).and_then(|(_, v)| v.parse().ok())
+}
+
+/// Tuning of the committer; the defaults are what `lakefs mount` uses.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// How long a change waits for others to join its commit.
+    pub batch_delay: std::time::Duration,
+    /// How often open files are checked for micro-snapshots (and the journal rewritten).
+    pub tick: std::time::Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions { batch_delay: std::time::Duration::from_secs(2), tick: std::time::Duration::from_millis(500) }
+    }
+}
+
+/// A mounted volume: what the FUSE driver talks to.
+pub struct Daemon {
+    shared: Arc<committer::Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Daemon {
+    /// Opens (creating if needed) volume `name` of the lake at `lake_root` for a
+    /// mount on `mountpoint`: recovers from a crash if the last unmount was not
+    /// clean, commits what changed while unmounted, starts the committer.
+    pub fn start(lake_root: &Path, name: &str, mountpoint: &Path) -> Result<Arc<Daemon>> {
+        Daemon::start_with(lake_root, name, mountpoint, DaemonOptions::default())
+    }
+
+    pub fn start_with(lake_root: &Path, name: &str, mountpoint: &Path, opts: DaemonOptions) -> Result<Arc<Daemon>> {
+        let vol = Volume::open(lake_root, name, mountpoint)?;
+        recovery::prepare(&vol)?;
+        let shared = Arc::new(committer::Shared::new(vol, opts));
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("lakefs-commit-{name}"))
+            .spawn(move || committer::run(&s))
+            .map_err(|e| Error::Invalid(format!("cannot start the committer thread: {e}")))?;
+        Ok(Arc::new(Daemon { shared, thread: Mutex::new(Some(thread)) }))
+    }
+
+    pub fn volume(&self) -> &Volume {
+        &self.shared.vol
+    }
+
+    /// The directory the driver passes through.
+    pub fn work_dir(&self) -> &Path {
+        self.shared.vol.work_dir()
+    }
+
+    pub fn zone(&self, rel: &str) -> Zone {
+        self.shared.vol.zone(rel)
+    }
+
+    /// Commits everything pending and every file still open, then marks the
+    /// volume cleanly unmounted. Call after the kernel released the mount.
+    pub fn shutdown(&self) -> Result<()> {
+        self.shared.stop();
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+        self.shared.final_result()?;
+        recovery::mark_clean(&self.shared.vol)
+    }
+}
+
+impl VolumeHooks for Daemon {
+    fn lake(&self) -> &Lake {
+        self.shared.vol.lake()
+    }
+
+    fn changed(&self, rel: &str) {
+        self.shared.changed(rel);
+    }
+
+    fn opened_for_write(&self, rel: &str) {
+        self.shared.opened_for_write(rel);
+    }
+
+    fn released(&self, rel: &str) {
+        self.shared.released(rel);
+    }
+
+    fn fsync(&self, rel: &str) -> Result<()> {
+        self.shared.fsync(rel)
+    }
+
+    fn control(&self, request: &[u8]) -> Vec<u8> {
+        control::handle(&self.shared, request)
+    }
+
+    fn info(&self) -> Vec<u8> {
+        let v = &self.shared.vol;
+        let info = VolumeInfo {
+            lake: v.lake().root().to_owned(),
+            volume: v.name().to_owned(),
+            mountpoint: v.mountpoint().to_owned(),
+            reference: v.reference().to_owned(),
+            work: v.work_dir().to_owned(),
+        };
+        let mut b = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        b.push(b'\n');
+        b
+    }
+
+    fn tree_at(&self, when: &str) -> Result<Option<(ObjectId, crate::tree::Meta)>> {
+        let v = &self.shared.vol;
+        match crate::rev::resolve(v.lake(), when, v.reference()) {
+            Ok(id) => {
+                let c = v.lake().read_commit(&id)?;
+                Ok(Some((c.tree, c.root)))
+            }
+            Err(Error::UnknownRevision(_) | Error::NothingAtTime { .. } | Error::AmbiguousRevision { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn recent_times(&self) -> Vec<String> {
+        recent_times(&self.shared.vol, 50).unwrap_or_default()
+    }
+
+    fn views(&self) -> Vec<String> {
+        let v = &self.shared.vol;
+        crate::catalog::view_names(v.lake(), v.name()).unwrap_or_default()
+    }
+
+    fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>> {
+        let v = &self.shared.vol;
+        crate::catalog::view_entries(v.lake(), v.name(), name).ok().flatten()
+    }
+}
+
+/// Local times (to the second) of the newest `max` commits, distinct, newest first.
+pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = v.head()?;
+    while let Some(id) = cur {
+        if out.len() >= max {
+            break;
+        }
+        let c = v.lake().read_commit(&id)?;
+        if let Ok(ts) = jiff::Timestamp::from_second(c.time) {
+            let s = ts.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%dT%H:%M:%S").to_string();
+            if out.last() != Some(&s) {
+                out.push(s);
+            }
+        }
+        cur = c.parents.first().copied();
+    }
+    Ok(out)
+}

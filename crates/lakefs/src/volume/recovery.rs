@@ -1,0 +1,185 @@
+//! Bringing a volume back at mount time.
+//!
+//! A clean unmount leaves the `clean` marker. Without it the daemon died while
+//! mounted: files that were open for writing (the journal) go back to their
+//! last committed version (their last micro-snapshot or fsync), and their newer
+//! bytes move to `lost+found/<time>/<path>` inside the volume; then everything
+//! else that changed is committed with trigger `recovery`. So nothing recorded
+//! is lost and nothing is silently dropped. Either way the working tree is
+//! compared with the head first (changes made while unmounted are committed);
+//! stat reuse keeps that to a walk plus the trees.
+
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use crate::error::{Error, IoContext, Result};
+use crate::id::ObjectId;
+use crate::tree::Node;
+use crate::zones::Zone;
+
+use super::{Volume, CLEAN_MARKER, JOURNAL, LOST_FOUND};
+
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    open: Vec<String>,
+}
+
+/// Rewrites the journal of files open for writing (atomically).
+pub(crate) fn write_journal(vol: &Volume, open: &[String]) -> Result<()> {
+    let j = Journal { open: open.to_vec() };
+    let b = serde_json::to_vec_pretty(&j).map_err(|e| Error::Invalid(format!("journal: {e}")))?;
+    crate::util::write_atomic(&vol.state_dir().join(JOURNAL), &b)
+}
+
+/// Files the journal says were open for writing (empty when there is none).
+pub fn read_journal(vol: &Volume) -> Result<Vec<String>> {
+    let p = vol.state_dir().join(JOURNAL);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice::<Journal>(&b)
+            .map(|j| j.open)
+            .map_err(|e| Error::Invalid(format!("{}: damaged journal: {e}", p.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(&p, e)),
+    }
+}
+
+pub(crate) fn mark_clean(vol: &Volume) -> Result<()> {
+    write_journal(vol, &[])?;
+    let m = vol.state_dir().join(CLEAN_MARKER);
+    crate::util::write_atomic(&m, b"clean unmount\n")
+}
+
+/// What a recovery did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecoveryReport {
+    /// Files put back at their last committed version (newer bytes in lost+found).
+    pub restored: Vec<String>,
+    /// Files never committed that were open at the crash: moved to lost+found whole.
+    pub moved: Vec<String>,
+    /// `lost+found/<time>` (mount-relative) when anything went there.
+    pub lost_found: Option<String>,
+    /// The recovery commit, if anything changed.
+    pub commit: Option<ObjectId>,
+}
+
+/// Runs at mount: first import, crash recovery, or a rescan; then arms the
+/// marker (removed: a crash from now on is detected).
+pub(crate) fn prepare(vol: &Volume) -> Result<()> {
+    let marker = vol.state_dir().join(CLEAN_MARKER);
+    if vol.head()?.is_none() {
+        vol.commit_all("manual", &format!("initial import of volume {}", vol.name()))?;
+    } else if !marker.exists() {
+        let r = recover(vol)?;
+        if !r.restored.is_empty() || !r.moved.is_empty() || r.commit.is_some() {
+            eprintln!(
+                "lakefs: volume {} was not unmounted cleanly: {} open file(s) back at their last snapshot, {} never-committed file(s) moved{}{}",
+                vol.name(),
+                r.restored.len(),
+                r.moved.len(),
+                r.lost_found.as_deref().map(|l| format!(", newer bytes in {l}")).unwrap_or_default(),
+                r.commit.map(|c| format!("; recovery commit {c}")).unwrap_or_default()
+            );
+        }
+    } else {
+        vol.commit_all("recovery", "changes made while the volume was not mounted")?;
+    }
+    write_journal(vol, &[])?;
+    match std::fs::remove_file(&marker) {
+        Ok(()) => crate::util::fsync_dir(vol.state_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&marker, e)),
+    }
+}
+
+/// Compares the file at `path` (of length `len`) with stored content.
+struct Compare {
+    f: BufReader<std::fs::File>,
+    equal: bool,
+    buf: Vec<u8>,
+}
+
+impl Write for Compare {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.equal {
+            self.buf.resize(b.len(), 0);
+            match self.f.read_exact(&mut self.buf) {
+                Ok(()) => self.equal = self.buf == b,
+                Err(_) => self.equal = false,
+            }
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn same_bytes(vol: &Volume, content: &crate::tree::Content, size: u64, path: &Path, md: &std::fs::Metadata) -> Result<bool> {
+    if md.len() != size {
+        return Ok(false);
+    }
+    let f = std::fs::File::open(path).at(path)?;
+    let mut c = Compare { f: BufReader::new(f), equal: true, buf: Vec::new() };
+    vol.lake().write_content(content, &mut c)?;
+    Ok(c.equal)
+}
+
+fn stamp() -> String {
+    jiff::Zoned::now().strftime("%Y-%m-%dT%H-%M-%S").to_string()
+}
+
+/// Crash recovery (see the module notes). Runs before the mount is up.
+pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport::default();
+    let head = vol.head()?.ok_or_else(|| Error::Invalid(format!("volume {} has no history to recover to", vol.name())))?;
+    let tree = vol.lake().read_commit(&head)?.tree;
+    let work = vol.work_dir();
+    let lf_rel = format!("{LOST_FOUND}/{}", stamp());
+    for rel in read_journal(vol)? {
+        if vol.zone(&rel) == Zone::Posix || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            continue;
+        }
+        let path = work.join(&rel);
+        let md = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            // Removed or replaced by a non-file since: the rescan commits that.
+            _ => continue,
+        };
+        let node = vol.lake().lookup(&tree, &rel)?;
+        let keep = match &node {
+            Some(Node::File { content, size, .. }) => same_bytes(vol, content, *size, &path, &md)?,
+            _ => false,
+        };
+        if keep {
+            continue;
+        }
+        let dest = work.join(&lf_rel).join(&rel);
+        if let Some(d) = dest.parent() {
+            std::fs::create_dir_all(d).at(d)?;
+        }
+        std::fs::rename(&path, &dest).at(&path)?;
+        report.lost_found = Some(lf_rel.clone());
+        match node {
+            Some(Node::File { meta, content, .. }) => {
+                let mut f = std::fs::File::create(&path).at(&path)?;
+                vol.lake().write_content(&content, &mut f)?;
+                f.sync_all().at(&path)?;
+                drop(f);
+                crate::fsmeta::apply(&path, &meta, false)?;
+                report.restored.push(rel);
+            }
+            _ => report.moved.push(rel),
+        }
+    }
+    let msg = match &report.lost_found {
+        Some(lf) => format!(
+            "crash recovery: {} open file(s) back at their last snapshot, {} never committed; newer bytes in {lf}",
+            report.restored.len(),
+            report.moved.len()
+        ),
+        None => "crash recovery: changes since the last commit".to_owned(),
+    };
+    let out = vol.commit_all("recovery", &msg)?;
+    report.commit = (!out.unchanged).then_some(out.commit);
+    Ok(report)
+}
