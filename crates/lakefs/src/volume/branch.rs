@@ -138,11 +138,7 @@ pub fn ensure_schema(lake: &Lake) -> Result<()> {
 /// Mount-relative scope in canonical form: no leading/trailing '/', no `.`/`..`.
 pub fn normalise_scope(scope: &str) -> Result<String> {
     let comps = crate::tree_edit::components(scope)?;
-    Ok(comps
-        .iter()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join("/"))
+    Ok(comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/"))
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -150,13 +146,9 @@ fn check_name(name: &str) -> Result<()> {
         && name.len() <= 100
         && !name.starts_with(['-', '.'])
         && !name.contains("..")
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
     if !ok {
-        return Err(Error::Invalid(format!(
-            "invalid branch name '{name}': use letters, digits and - _ . (not starting with '-' or '.')"
-        )));
+        return Err(Error::Invalid(format!("invalid branch name '{name}': use letters, digits and - _ . (not starting with '-' or '.')")));
     }
     Ok(())
 }
@@ -175,29 +167,13 @@ fn ref_for(volume: &str, scope: &str, name: &str) -> String {
 
 /// `inner` is `outer` or below it.
 pub fn path_within(inner: &str, outer: &str) -> bool {
-    outer.is_empty()
-        || inner == outer
-        || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
+    outer.is_empty() || inner == outer || (inner.starts_with(outer) && inner.as_bytes().get(outer.len()) == Some(&b'/'))
 }
 
-fn row_to_branch(
-    lake: &Lake,
-    volume: &str,
-    scope: String,
-    name: String,
-    reference: String,
-    created: i64,
-) -> Result<Branch> {
+fn row_to_branch(lake: &Lake, volume: &str, scope: String, name: String, reference: String, created: i64) -> Result<Branch> {
     let tip = lake.get_ref(&reference)?;
     let current = current_branch(lake, volume, &scope)? == name;
-    Ok(Branch {
-        name,
-        scope,
-        reference,
-        created,
-        current,
-        tip,
-    })
+    Ok(Branch { name, scope, reference, created, current, tip })
 }
 
 /// Branches of `volume`, all or those of one scope (main lines included).
@@ -209,13 +185,8 @@ pub fn list(lake: &Lake, volume: &str, scope: Option<&str>) -> Result<Vec<Branch
             .conn
             .prepare("SELECT scope, name, ref, created FROM volume_branches WHERE volume=?1 ORDER BY scope, name<>'main', name")
             .map_err(|e| db.err(e))?;
-        let rows = s
-            .query_map(params![volume], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .map_err(|e| db.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| db.err(e))?
+        let rows = s.query_map(params![volume], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(|e| db.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e))?
     };
     let mut out = Vec::new();
     for (sc, name, reference, created) in rows {
@@ -241,59 +212,39 @@ pub fn get(lake: &Lake, volume: &str, name: &str) -> Result<Option<Branch>> {
             .optional()
             .map_err(|e| db.err(e))?
     };
-    row.map(|(sc, reference, created)| {
-        row_to_branch(lake, volume, sc, name.to_owned(), reference, created)
-    })
-    .transpose()
+    row.map(|(sc, reference, created)| row_to_branch(lake, volume, sc, name.to_owned(), reference, created)).transpose()
 }
 
 /// The scopes of `volume` that have branches.
 pub fn scopes(lake: &Lake, volume: &str) -> Result<Vec<String>> {
     ensure_schema(lake)?;
     let db = lake.db();
-    let mut s = db
-        .conn
-        .prepare("SELECT DISTINCT scope FROM volume_branches WHERE volume=?1 ORDER BY scope")
-        .map_err(|e| db.err(e))?;
-    let rows = s
-        .query_map(params![volume], |r| r.get(0))
-        .map_err(|e| db.err(e))?;
+    let mut s = db.conn.prepare("SELECT DISTINCT scope FROM volume_branches WHERE volume=?1 ORDER BY scope").map_err(|e| db.err(e))?;
+    let rows = s.query_map(params![volume], |r| r.get(0)).map_err(|e| db.err(e))?;
     rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e))
 }
 
 /// The scope with branches that holds mount-relative `path`, if any.
 pub fn scope_of(lake: &Lake, volume: &str, path: &str) -> Result<Option<String>> {
-    Ok(scopes(lake, volume)?
-        .into_iter()
-        .filter(|s| path_within(path, s))
-        .max_by_key(|s| s.len()))
+    Ok(scopes(lake, volume)?.into_iter().filter(|s| path_within(path, s)).max_by_key(|s| s.len()))
 }
 
 /// Finds a branch by name; `main` needs `scope` (a path inside the scope), or
 /// is taken from the only scope with branches.
 pub fn find(lake: &Lake, volume: &str, name: &str, scope: Option<&str>) -> Result<Branch> {
     if name != MAIN {
-        let b = get(lake, volume, name)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "no branch '{name}' in volume '{volume}' (see `lakectl branch list`)"
-            ))
-        })?;
+        let b = get(lake, volume, name)?
+            .ok_or_else(|| Error::Invalid(format!("no branch '{name}' in volume '{volume}' (see `lakectl branch list`)")))?;
         if let Some(p) = scope {
             if !path_within(p, &b.scope) {
-                return Err(Error::Invalid(format!(
-                    "branch '{name}' covers '{}', not '{p}'",
-                    b.scope
-                )));
+                return Err(Error::Invalid(format!("branch '{name}' covers '{}', not '{p}'", b.scope)));
             }
         }
         return Ok(b);
     }
     let sc = match scope {
-        Some(p) => scope_of(lake, volume, p)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "'{p}' is in no scope with branches (see `lakectl branch list`)"
-            ))
-        })?,
+        Some(p) => scope_of(lake, volume, p)?
+            .ok_or_else(|| Error::Invalid(format!("'{p}' is in no scope with branches (see `lakectl branch list`)")))?,
         None => {
             let all = scopes(lake, volume)?;
             match all.as_slice() {
@@ -302,10 +253,7 @@ pub fn find(lake: &Lake, volume: &str, name: &str, scope: Option<&str>) -> Resul
                 _ => {
                     return Err(Error::Invalid(format!(
                         "several scopes have a main line ({}); say which with --path",
-                        all.iter()
-                            .map(|s| format!("'{s}'"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        all.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
                     )))
                 }
             }
@@ -322,11 +270,7 @@ pub fn current_branch(lake: &Lake, volume: &str, scope: &str) -> Result<String> 
     let db = lake.db();
     let cur: Option<String> = db
         .conn
-        .query_row(
-            "SELECT branch FROM volume_branch_current WHERE volume=?1 AND scope=?2",
-            params![volume, scope],
-            |r| r.get(0),
-        )
+        .query_row("SELECT branch FROM volume_branch_current WHERE volume=?1 AND scope=?2", params![volume, scope], |r| r.get(0))
         .optional()
         .map_err(|e| db.err(e))?;
     Ok(cur.unwrap_or_else(|| MAIN.to_owned()))
@@ -335,10 +279,7 @@ pub fn current_branch(lake: &Lake, volume: &str, scope: &str) -> Result<String> 
 fn set_current(lake: &Lake, volume: &str, scope: &str, name: &str) -> Result<()> {
     let db = lake.db();
     db.conn
-        .execute(
-            "INSERT OR REPLACE INTO volume_branch_current(volume, scope, branch) VALUES(?1, ?2, ?3)",
-            params![volume, scope, name],
-        )
+        .execute("INSERT OR REPLACE INTO volume_branch_current(volume, scope, branch) VALUES(?1, ?2, ?3)", params![volume, scope, name])
         .map(|_| ())
         .map_err(|e| db.err(e))
 }
@@ -359,20 +300,9 @@ pub fn pending_merge(lake: &Lake, volume: &str, scope: &str) -> Result<Option<Pe
         return Ok(None);
     };
     let id = |b: &[u8]| {
-        ObjectId::from_slice(b).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: bad commit id in volume_merges",
-                db.path().display()
-            ))
-        })
+        ObjectId::from_slice(b).ok_or_else(|| Error::Invalid(format!("{}: bad commit id in volume_merges", db.path().display())))
     };
-    Ok(Some(PendingMerge {
-        scope: scope.to_owned(),
-        ours,
-        theirs,
-        ours_commit: id(&oc)?,
-        theirs_commit: id(&tc)?,
-    }))
+    Ok(Some(PendingMerge { scope: scope.to_owned(), ours, theirs, ours_commit: id(&oc)?, theirs_commit: id(&tc)? }))
 }
 
 /// Unresolved merge conflicts of `volume` (for `lakectl status`).
@@ -385,13 +315,7 @@ pub fn conflicts(lake: &Lake, volume: &str) -> Result<Vec<Conflict>> {
         .map_err(|e| db.err(e))?;
     let rows = s
         .query_map(params![volume], |r| {
-            Ok(Conflict {
-                path: r.get(0)?,
-                scope: r.get(1)?,
-                kind: r.get(2)?,
-                theirs: r.get(3)?,
-                theirs_copy: r.get(4)?,
-            })
+            Ok(Conflict { path: r.get(0)?, scope: r.get(1)?, kind: r.get(2)?, theirs: r.get(3)?, theirs_copy: r.get(4)? })
         })
         .map_err(|e| db.err(e))?;
     rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e))
@@ -404,10 +328,7 @@ pub fn conflicts(lake: &Lake, volume: &str) -> Result<Vec<Conflict>> {
 pub fn scope_state(lake: &Lake, head: &ObjectId, scope: &str) -> Result<Option<Node>> {
     let c = lake.read_commit(head)?;
     if scope.is_empty() {
-        return Ok(Some(Node::Dir {
-            meta: c.root,
-            tree: c.tree,
-        }));
+        return Ok(Some(Node::Dir { meta: c.root, tree: c.tree }));
     }
     lake.lookup(&c.tree, scope)
 }
@@ -419,22 +340,11 @@ fn basename(scope: &str) -> &str {
 /// The scope state a branch commit records.
 pub fn branch_state(lake: &Lake, commit: &ObjectId, scope: &str) -> Result<Option<Node>> {
     let c = lake.read_commit(commit)?;
-    let kind = c
-        .extra
-        .iter()
-        .find(|(k, _)| k == "scope-node")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("dir");
+    let kind = c.extra.iter().find(|(k, _)| k == "scope-node").map(|(_, v)| v.as_str()).unwrap_or("dir");
     match kind {
-        "dir" => Ok(Some(Node::Dir {
-            meta: c.root,
-            tree: c.tree,
-        })),
+        "dir" => Ok(Some(Node::Dir { meta: c.root, tree: c.tree })),
         "absent" => Ok(None),
-        _ => Ok(lake
-            .read_tree(&c.tree)?
-            .get(basename(scope).as_bytes())
-            .map(|e| e.node.clone())),
+        _ => Ok(lake.read_tree(&c.tree)?.get(basename(scope).as_bytes()).map(|e| e.node.clone())),
     }
 }
 
@@ -454,12 +364,7 @@ pub(crate) fn commit_state(
     let (tree, root, kind) = match state {
         Some(Node::Dir { meta, tree }) => (*tree, meta.clone(), "dir"),
         Some(other) => {
-            let t = Tree {
-                entries: vec![Entry {
-                    name: basename(scope).as_bytes().to_vec(),
-                    node: other.clone(),
-                }],
-            };
+            let t = Tree { entries: vec![Entry { name: basename(scope).as_bytes().to_vec(), node: other.clone() }] };
             (w.put_tree(&t)?, Meta::default(), "entry")
         }
         None => (w.put_tree(&Tree::default())?, Meta::default(), "absent"),
@@ -478,28 +383,13 @@ pub(crate) fn commit_state(
     };
     let id = w.put_commit(&commit)?;
     let expected = lake.get_ref(reference)?;
-    w.finish(
-        &[(id, commit)],
-        &[RefUpdate {
-            name: reference.to_owned(),
-            expected,
-            new: id,
-            reason: format!("{trigger}: {message}"),
-        }],
-    )?;
+    w.finish(&[(id, commit)], &[RefUpdate { name: reference.to_owned(), expected, new: id, reason: format!("{trigger}: {message}") }])?;
     Ok(id)
 }
 
 /// Records the working state of `scope` (from volume commit `head`) on its
 /// current branch if it differs from the tip. Returns the new commit, if any.
-fn save_current(
-    lake: &Lake,
-    volume: &str,
-    scope: &str,
-    head: &ObjectId,
-    trigger: &str,
-    message: &str,
-) -> Result<Option<ObjectId>> {
+fn save_current(lake: &Lake, volume: &str, scope: &str, head: &ObjectId, trigger: &str, message: &str) -> Result<Option<ObjectId>> {
     let cur = current_branch(lake, volume, scope)?;
     let reference = ref_for(volume, scope, &cur);
     let state = scope_state(lake, head, scope)?;
@@ -510,16 +400,7 @@ fn save_current(
         }
     }
     let parents: Vec<ObjectId> = tip.into_iter().collect();
-    Ok(Some(commit_state(
-        lake,
-        volume,
-        scope,
-        &reference,
-        state.as_ref(),
-        &parents,
-        trigger,
-        message,
-    )?))
+    Ok(Some(commit_state(lake, volume, scope, &reference, state.as_ref(), &parents, trigger, message)?))
 }
 
 // ---------------------------------------------------------------------------
@@ -527,31 +408,17 @@ fn save_current(
 
 /// Starts branch `name` of `scope` from its working state (the scope's main
 /// line is created with it the first time). The working copy stays as it is.
-pub fn create(
-    lake: &Lake,
-    volume: &str,
-    scope: &str,
-    name: &str,
-    wd: &mut Workdir,
-) -> Result<Branch> {
+pub fn create(lake: &Lake, volume: &str, scope: &str, name: &str, wd: &mut Workdir) -> Result<Branch> {
     ensure_schema(lake)?;
     let scope = normalise_scope(scope)?;
     check_name(name)?;
     if name == MAIN {
-        return Err(Error::Invalid(
-            "'main' is every scope's own line; choose another name".into(),
-        ));
+        return Err(Error::Invalid("'main' is every scope's own line; choose another name".into()));
     }
     if let Some(b) = get(lake, volume, name)? {
-        return Err(Error::Invalid(format!(
-            "branch '{name}' already exists (of '{}')",
-            b.scope
-        )));
+        return Err(Error::Invalid(format!("branch '{name}' already exists (of '{}')", b.scope)));
     }
-    if let Some(other) = scopes(lake, volume)?
-        .into_iter()
-        .find(|s| *s != scope && (path_within(s, &scope) || path_within(&scope, s)))
-    {
+    if let Some(other) = scopes(lake, volume)?.into_iter().find(|s| *s != scope && (path_within(s, &scope) || path_within(&scope, s))) {
         return Err(Error::Invalid(format!(
             "'{scope}' overlaps '{other}', which already has branches; branch '{other}' instead (scopes do not nest)"
         )));
@@ -559,25 +426,14 @@ pub fn create(
     let head = (wd.flush)()?;
     let state = scope_state(lake, &head, &scope)?;
     if state.is_none() {
-        return Err(Error::Invalid(format!(
-            "'{scope}' does not exist in the volume's latest commit"
-        )));
+        return Err(Error::Invalid(format!("'{scope}' does not exist in the volume's latest commit")));
     }
     let (now, _) = crate::util::now();
     let main_ref = ref_for(volume, &scope, MAIN);
     let is_new_scope = !scopes(lake, volume)?.contains(&scope);
     if is_new_scope {
         let msg = format!("main line of '{scope}'");
-        commit_state(
-            lake,
-            volume,
-            &scope,
-            &main_ref,
-            state.as_ref(),
-            &[],
-            "branch",
-            &msg,
-        )?;
+        commit_state(lake, volume, &scope, &main_ref, state.as_ref(), &[], "branch", &msg)?;
         let db = lake.db();
         db.conn
             .execute(
@@ -586,32 +442,15 @@ pub fn create(
             )
             .map_err(|e| db.err(e))?;
     } else {
-        save_current(
-            lake,
-            volume,
-            &scope,
-            &head,
-            "branch",
-            &format!("before branching '{name}'"),
-        )?;
+        save_current(lake, volume, &scope, &head, "branch", &format!("before branching '{name}'"))?;
     }
     let cur = current_branch(lake, volume, &scope)?;
     let from = lake
         .get_ref(&ref_for(volume, &scope, &cur))?
-        .ok_or_else(|| {
-            Error::Invalid(format!("current branch '{cur}' of '{scope}' has no commit"))
-        })?;
+        .ok_or_else(|| Error::Invalid(format!("current branch '{cur}' of '{scope}' has no commit")))?;
     let reference = ref_for(volume, &scope, name);
     let w = WriteSession::begin(lake)?;
-    w.finish(
-        &[],
-        &[RefUpdate {
-            name: reference.clone(),
-            expected: None,
-            new: from,
-            reason: format!("branch: created from '{cur}'"),
-        }],
-    )?;
+    w.finish(&[], &[RefUpdate { name: reference.clone(), expected: None, new: from, reason: format!("branch: created from '{cur}'") }])?;
     {
         let db = lake.db();
         db.conn
@@ -628,9 +467,7 @@ pub fn create(
 /// Refuses the current branch of its scope and `main`. Returns its last tip.
 pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
     if name == MAIN {
-        return Err(Error::Invalid(
-            "a scope's main line cannot be deleted".into(),
-        ));
+        return Err(Error::Invalid("a scope's main line cannot be deleted".into()));
     }
     let b = find(lake, volume, name, None)?;
     if b.current {
@@ -642,10 +479,7 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
     }
     if let Some(m) = pending_merge(lake, volume, &b.scope)? {
         if m.theirs == name {
-            return Err(Error::Invalid(format!(
-                "branch '{name}' is being merged into '{}'; commit or abort that merge first",
-                m.ours
-            )));
+            return Err(Error::Invalid(format!("branch '{name}' is being merged into '{}'; commit or abort that merge first", m.ours)));
         }
     }
     if b.tip.is_some() {
@@ -653,10 +487,7 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
     }
     let db = lake.db();
     db.conn
-        .execute(
-            "DELETE FROM volume_branches WHERE volume=?1 AND scope=?2 AND name=?3",
-            params![volume, b.scope, name],
-        )
+        .execute("DELETE FROM volume_branches WHERE volume=?1 AND scope=?2 AND name=?3", params![volume, b.scope, name])
         .map_err(|e| db.err(e))?;
     Ok(b)
 }
@@ -665,23 +496,12 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
 /// scope's working state on the current branch, writes the differences under
 /// `wd.root`, flushes. `scope` (a path in it) is needed for `main` when the
 /// volume has several scopes. Refuses while a merge in the scope has conflicts.
-pub fn switch(
-    lake: &Lake,
-    volume: &str,
-    name: &str,
-    scope: Option<&str>,
-    wd: &mut Workdir,
-    dry_run: bool,
-) -> Result<SwitchOutcome> {
+pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mut Workdir, dry_run: bool) -> Result<SwitchOutcome> {
     let scope = scope.map(normalise_scope).transpose()?;
     let target = find(lake, volume, name, scope.as_deref())?;
     let scope = target.scope.clone();
     if let Some(m) = pending_merge(lake, volume, &scope)? {
-        let open: Vec<String> = conflicts(lake, volume)?
-            .into_iter()
-            .filter(|c| c.scope == scope)
-            .map(|c| c.path)
-            .collect();
+        let open: Vec<String> = conflicts(lake, volume)?.into_iter().filter(|c| c.scope == scope).map(|c| c.path).collect();
         return Err(Error::Invalid(format!(
             "'{scope}' is merging '{}' into '{}' with unresolved conflicts ({}); fix them and `lakectl commit` them, or `lakectl merge --abort`",
             m.theirs,
@@ -692,53 +512,19 @@ pub fn switch(
     let from = current_branch(lake, volume, &scope)?;
     let head = (wd.flush)()?;
     let cur_state = scope_state(lake, &head, &scope)?;
-    let tip = target.tip.ok_or_else(|| {
-        Error::Invalid(format!(
-            "branch '{name}' has no commit (ref {} is missing)",
-            target.reference
-        ))
-    })?;
+    let tip = target.tip.ok_or_else(|| Error::Invalid(format!("branch '{name}' has no commit (ref {} is missing)", target.reference)))?;
     let want = branch_state(lake, &tip, &scope)?;
-    let mut out = SwitchOutcome {
-        scope: scope.clone(),
-        from: from.clone(),
-        to: target.name.clone(),
-        saved: None,
-        changes: Vec::new(),
-        head: None,
-    };
+    let mut out =
+        SwitchOutcome { scope: scope.clone(), from: from.clone(), to: target.name.clone(), saved: None, changes: Vec::new(), head: None };
     if dry_run {
-        preview(
-            lake,
-            cur_state.as_ref(),
-            want.as_ref(),
-            &scope,
-            &mut out.changes,
-        )?;
+        preview(lake, cur_state.as_ref(), want.as_ref(), &scope, &mut out.changes)?;
         return Ok(out);
     }
     if from != target.name {
-        out.saved = save_current(
-            lake,
-            volume,
-            &scope,
-            &head,
-            "switch",
-            &format!("switch to '{}'", target.name),
-        )?;
+        out.saved = save_current(lake, volume, &scope, &head, "switch", &format!("switch to '{}'", target.name))?;
     }
-    write_state(
-        lake,
-        wd.root,
-        &scope,
-        cur_state.as_ref(),
-        want.as_ref(),
-        &mut out.changes,
-    )?;
-    if !matches!(
-        (&cur_state, &want),
-        (Some(Node::Dir { .. }), Some(Node::Dir { .. }))
-    ) {
+    write_state(lake, wd.root, &scope, cur_state.as_ref(), want.as_ref(), &mut out.changes)?;
+    if !matches!((&cur_state, &want), (Some(Node::Dir { .. }), Some(Node::Dir { .. }))) {
         restore_parent_meta(lake, wd.root, &scope, &head)?;
     }
     set_current(lake, volume, &scope, &target.name)?;
@@ -750,37 +536,20 @@ pub fn switch(
 /// `lakectl commit` (head `head`): clears the conflicts among them, completes
 /// merges with no conflicts left (two-parent commit), and advances the current
 /// branch of every scope the paths touch.
-pub fn on_commit(
-    lake: &Lake,
-    volume: &str,
-    paths: &[String],
-    head: ObjectId,
-    message: &str,
-) -> Result<CommitEffect> {
+pub fn on_commit(lake: &Lake, volume: &str, paths: &[String], head: ObjectId, message: &str) -> Result<CommitEffect> {
     ensure_schema(lake)?;
     let mut eff = CommitEffect::default();
-    let paths: Vec<String> = paths
-        .iter()
-        .map(|p| normalise_scope(p))
-        .collect::<Result<_>>()?;
+    let paths: Vec<String> = paths.iter().map(|p| normalise_scope(p)).collect::<Result<_>>()?;
     for c in conflicts(lake, volume)? {
         if paths.iter().any(|p| path_within(&c.path, p)) {
             let db = lake.db();
-            db.conn
-                .execute(
-                    "DELETE FROM volume_conflicts WHERE volume=?1 AND path=?2",
-                    params![volume, c.path],
-                )
-                .map_err(|e| db.err(e))?;
+            db.conn.execute("DELETE FROM volume_conflicts WHERE volume=?1 AND path=?2", params![volume, c.path]).map_err(|e| db.err(e))?;
             eff.resolved.push(c.path);
         }
     }
     let open = conflicts(lake, volume)?;
     for scope in scopes(lake, volume)? {
-        if !paths
-            .iter()
-            .any(|p| path_within(p, &scope) || path_within(&scope, p))
-        {
+        if !paths.iter().any(|p| path_within(p, &scope) || path_within(&scope, p)) {
             continue;
         }
         if let Some(m) = pending_merge(lake, volume, &scope)? {
@@ -801,30 +570,11 @@ pub fn on_commit(
 
 /// Records the merge commit (parents: ours, theirs) from the scope's state in
 /// volume commit `head`, and forgets the pending merge.
-pub(crate) fn finish_merge(
-    lake: &Lake,
-    volume: &str,
-    m: &PendingMerge,
-    head: &ObjectId,
-    message: &str,
-) -> Result<ObjectId> {
+pub(crate) fn finish_merge(lake: &Lake, volume: &str, m: &PendingMerge, head: &ObjectId, message: &str) -> Result<ObjectId> {
     let state = scope_state(lake, head, &m.scope)?;
     let reference = ref_for(volume, &m.scope, &m.ours);
-    let msg = if message.is_empty() {
-        format!("merge '{}' into '{}'", m.theirs, m.ours)
-    } else {
-        message.to_owned()
-    };
-    let id = commit_state(
-        lake,
-        volume,
-        &m.scope,
-        &reference,
-        state.as_ref(),
-        &[m.ours_commit, m.theirs_commit],
-        "merge",
-        &msg,
-    )?;
+    let msg = if message.is_empty() { format!("merge '{}' into '{}'", m.theirs, m.ours) } else { message.to_owned() };
+    let id = commit_state(lake, volume, &m.scope, &reference, state.as_ref(), &[m.ours_commit, m.theirs_commit], "merge", &msg)?;
     clear_merge(lake, volume, &m.scope)?;
     Ok(id)
 }
@@ -832,26 +582,13 @@ pub(crate) fn finish_merge(
 pub(crate) fn clear_merge(lake: &Lake, volume: &str, scope: &str) -> Result<()> {
     let db = lake.db();
     db.conn
-        .execute(
-            "DELETE FROM volume_merges WHERE volume=?1 AND scope=?2",
-            params![volume, scope],
-        )
-        .and_then(|_| {
-            db.conn.execute(
-                "DELETE FROM volume_conflicts WHERE volume=?1 AND scope=?2",
-                params![volume, scope],
-            )
-        })
+        .execute("DELETE FROM volume_merges WHERE volume=?1 AND scope=?2", params![volume, scope])
+        .and_then(|_| db.conn.execute("DELETE FROM volume_conflicts WHERE volume=?1 AND scope=?2", params![volume, scope]))
         .map(|_| ())
         .map_err(|e| db.err(e))
 }
 
-pub(crate) fn record_merge(
-    lake: &Lake,
-    volume: &str,
-    m: &PendingMerge,
-    found: &[Conflict],
-) -> Result<()> {
+pub(crate) fn record_merge(lake: &Lake, volume: &str, m: &PendingMerge, found: &[Conflict]) -> Result<()> {
     let mut db = lake.db();
     let dbpath = db.path().to_owned();
     let err = |e| crate::meta::db_error(&dbpath, e);
@@ -915,29 +652,16 @@ fn entries(lake: &Lake, node: Option<&Node>) -> Result<Vec<Entry>> {
 }
 
 /// Lists what writing `want` over `cur` at `rel` would change.
-pub(crate) fn preview(
-    lake: &Lake,
-    cur: Option<&Node>,
-    want: Option<&Node>,
-    rel: &str,
-    out: &mut Vec<WorkChange>,
-) -> Result<()> {
+pub(crate) fn preview(lake: &Lake, cur: Option<&Node>, want: Option<&Node>, rel: &str, out: &mut Vec<WorkChange>) -> Result<()> {
     if cur == want {
         return Ok(());
     }
     match (cur, want) {
         (Some(Node::Dir { meta: cm, tree: ct }), Some(Node::Dir { meta: wm, tree: wt })) => {
             if cm != wm && ct == wt {
-                out.push(WorkChange {
-                    kind: 'm',
-                    path: rel.to_owned(),
-                });
+                out.push(WorkChange { kind: 'm', path: rel.to_owned() });
             }
-            let mut names: Vec<Vec<u8>> = entries(lake, cur)?
-                .into_iter()
-                .chain(entries(lake, want)?)
-                .map(|e| e.name)
-                .collect();
+            let mut names: Vec<Vec<u8>> = entries(lake, cur)?.into_iter().chain(entries(lake, want)?).map(|e| e.name).collect();
             names.sort();
             names.dedup();
             let (ce, we) = (lake.read_tree(ct)?, lake.read_tree(wt)?);
@@ -946,22 +670,10 @@ pub(crate) fn preview(
                 preview(lake, c, w, &join_rel(rel, &n), out)?;
             }
         }
-        (Some(c), Some(w)) if c.same_content(w) => out.push(WorkChange {
-            kind: 'm',
-            path: rel.to_owned(),
-        }),
-        (Some(_), Some(_)) => out.push(WorkChange {
-            kind: 'M',
-            path: rel.to_owned(),
-        }),
-        (None, Some(_)) => out.push(WorkChange {
-            kind: 'A',
-            path: rel.to_owned(),
-        }),
-        (Some(_), None) => out.push(WorkChange {
-            kind: 'D',
-            path: rel.to_owned(),
-        }),
+        (Some(c), Some(w)) if c.same_content(w) => out.push(WorkChange { kind: 'm', path: rel.to_owned() }),
+        (Some(_), Some(_)) => out.push(WorkChange { kind: 'M', path: rel.to_owned() }),
+        (None, Some(_)) => out.push(WorkChange { kind: 'A', path: rel.to_owned() }),
+        (Some(_), None) => out.push(WorkChange { kind: 'D', path: rel.to_owned() }),
         (None, None) => {}
     }
     Ok(())
@@ -1000,12 +712,7 @@ pub(crate) fn write_state(
         (Some(Node::Dir { meta: cm, tree: ct }), Some(Node::Dir { meta: wm, tree: wt })) => {
             if ct != wt {
                 let (ce, we) = (lake.read_tree(ct)?, lake.read_tree(wt)?);
-                let mut names: Vec<Vec<u8>> = ce
-                    .entries
-                    .iter()
-                    .chain(we.entries.iter())
-                    .map(|e| e.name.clone())
-                    .collect();
+                let mut names: Vec<Vec<u8>> = ce.entries.iter().chain(we.entries.iter()).map(|e| e.name.clone()).collect();
                 names.sort();
                 names.dedup();
                 for n in names {
@@ -1013,21 +720,13 @@ pub(crate) fn write_state(
                     write_state(lake, root, &join_rel(rel, &n), c, w, out)?;
                 }
             } else if cm != wm {
-                out.push(WorkChange {
-                    kind: 'm',
-                    path: rel.to_owned(),
-                });
+                out.push(WorkChange { kind: 'm', path: rel.to_owned() });
             }
             crate::fsmeta::apply(&path, wm, false)?;
         }
         (Some(c), Some(w)) if c.same_content(w) && w.meta().is_some() => {
-            out.push(WorkChange {
-                kind: 'm',
-                path: rel.to_owned(),
-            });
-            let meta = w
-                .meta()
-                .ok_or_else(|| Error::Invalid(format!("{rel}: no metadata")))?;
+            out.push(WorkChange { kind: 'm', path: rel.to_owned() });
+            let meta = w.meta().ok_or_else(|| Error::Invalid(format!("{rel}: no metadata")))?;
             crate::fsmeta::apply(&path, meta, matches!(w, Node::Symlink { .. }))?;
         }
         _ => {
@@ -1044,10 +743,7 @@ pub(crate) fn write_state(
                 (_, None) => 'D',
                 _ => 'M',
             };
-            out.push(WorkChange {
-                kind,
-                path: rel.to_owned(),
-            });
+            out.push(WorkChange { kind, path: rel.to_owned() });
         }
     }
     Ok(())
@@ -1056,12 +752,7 @@ pub(crate) fn write_state(
 /// Puts back the mtime of `rel`'s parent directory as volume commit `head`
 /// recorded it (creating or removing the scope itself touches its parent,
 /// which lies outside the scope).
-pub(crate) fn restore_parent_meta(
-    lake: &Lake,
-    root: &Path,
-    rel: &str,
-    head: &ObjectId,
-) -> Result<()> {
+pub(crate) fn restore_parent_meta(lake: &Lake, root: &Path, rel: &str, head: &ObjectId) -> Result<()> {
     if rel.is_empty() {
         return Ok(());
     }

@@ -26,11 +26,7 @@ fn env() -> Env {
     let lake = Lake::create(&d.path().join("lake"), &CreateOptions::default()).expect("lake");
     let work = d.path().join("work");
     std::fs::create_dir(&work).expect("work");
-    Env {
-        _dir: d,
-        lake,
-        work,
-    }
+    Env { _dir: d, lake, work }
 }
 
 fn flush(lake: &Lake, work: &Path) -> Result<ObjectId> {
@@ -68,86 +64,31 @@ impl Env {
     }
     fn create(&self, scope: &str, name: &str) -> branch::Branch {
         let mut f = || flush(&self.lake, &self.work);
-        branch::create(
-            &self.lake,
-            VOL,
-            scope,
-            name,
-            &mut Workdir {
-                root: &self.work,
-                flush: &mut f,
-            },
-        )
-        .expect("create")
+        branch::create(&self.lake, VOL, scope, name, &mut Workdir { root: &self.work, flush: &mut f }).expect("create")
     }
     fn switch(&self, name: &str, scope: Option<&str>) -> Result<branch::SwitchOutcome> {
         let mut f = || flush(&self.lake, &self.work);
-        branch::switch(
-            &self.lake,
-            VOL,
-            name,
-            scope,
-            &mut Workdir {
-                root: &self.work,
-                flush: &mut f,
-            },
-            false,
-        )
+        branch::switch(&self.lake, VOL, name, scope, &mut Workdir { root: &self.work, flush: &mut f }, false)
     }
     fn merge(&self, name: &str) -> merge::MergeOutcome {
         let mut f = || flush(&self.lake, &self.work);
-        merge::merge(
-            &self.lake,
-            VOL,
-            name,
-            None,
-            &mut Workdir {
-                root: &self.work,
-                flush: &mut f,
-            },
-            false,
-        )
-        .expect("merge")
+        merge::merge(&self.lake, VOL, name, None, &mut Workdir { root: &self.work, flush: &mut f }, false).expect("merge")
     }
     /// Everything observable about the tree under `rel`: kind, mode, mtime, content or target.
     fn snapshot(&self, rel: &str) -> BTreeMap<String, (String, u32, i64, i64, Vec<u8>)> {
         let mut out = BTreeMap::new();
-        fn walk(
-            base: &Path,
-            p: &Path,
-            out: &mut BTreeMap<String, (String, u32, i64, i64, Vec<u8>)>,
-        ) {
+        fn walk(base: &Path, p: &Path, out: &mut BTreeMap<String, (String, u32, i64, i64, Vec<u8>)>) {
             let md = std::fs::symlink_metadata(p).expect("lstat");
-            let rel = p
-                .strip_prefix(base)
-                .expect("prefix")
-                .to_string_lossy()
-                .into_owned();
+            let rel = p.strip_prefix(base).expect("prefix").to_string_lossy().into_owned();
             let ft = md.file_type();
             let (kind, data) = if ft.is_symlink() {
-                (
-                    "symlink",
-                    std::fs::read_link(p)
-                        .expect("readlink")
-                        .to_string_lossy()
-                        .as_bytes()
-                        .to_vec(),
-                )
+                ("symlink", std::fs::read_link(p).expect("readlink").to_string_lossy().as_bytes().to_vec())
             } else if ft.is_dir() {
                 ("dir", Vec::new())
             } else {
                 ("file", std::fs::read(p).expect("read"))
             };
-            out.insert(
-                rel,
-                (
-                    kind.to_owned(),
-                    md.mode() & 0o7777,
-                    md.mtime(),
-                    md.mtime_nsec(),
-                    data,
-                ),
-            );
+            out.insert(rel, (kind.to_owned(), md.mode() & 0o7777, md.mtime(), md.mtime_nsec(), data));
             if ft.is_dir() {
                 for e in std::fs::read_dir(p).expect("readdir") {
                     walk(base, &e.expect("entry").path(), out);
@@ -168,19 +109,9 @@ fn set_mtime(p: &Path, secs: i64) {
         ..Default::default()
     };
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("cstr");
-    let t = libc::timespec {
-        tv_sec: meta.mtime as libc::time_t,
-        tv_nsec: meta.mtime_nsec as libc::c_long,
-    };
+    let t = libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long };
     // SAFETY: valid path and a two-element timespec array.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            [t, t].as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
     assert_eq!(r, 0, "utimensat {}", p.display());
 }
 
@@ -191,8 +122,7 @@ fn switch_back_and_forth_restores_exact_contents() {
     e.write("proj/a.txt", b"alpha\n");
     e.write("proj/sub/b.bin", &[0, 1, 2, 3]);
     std::os::unix::fs::symlink("a.txt", e.p("proj/link")).expect("symlink");
-    std::fs::set_permissions(e.p("proj/a.txt"), std::fs::Permissions::from_mode(0o640))
-        .expect("chmod");
+    std::fs::set_permissions(e.p("proj/a.txt"), std::fs::Permissions::from_mode(0o640)).expect("chmod");
     set_mtime(&e.p("proj/a.txt"), 1_600_000_000);
     set_mtime(&e.p("proj/link"), 1_600_000_001);
     set_mtime(&e.p("proj/sub"), 1_600_000_002);
@@ -202,17 +132,12 @@ fn switch_back_and_forth_restores_exact_contents() {
     let main_snap = e.snapshot("proj");
 
     let out = e.switch("exp", None).expect("switch to exp");
-    assert!(
-        out.changes.is_empty(),
-        "same version: nothing to write, got {:?}",
-        out.changes
-    );
+    assert!(out.changes.is_empty(), "same version: nothing to write, got {:?}", out.changes);
     // Work on the branch: change, delete, add, chmod, retarget the symlink.
     e.write("proj/a.txt", b"alpha on exp\n");
     std::fs::remove_file(e.p("proj/sub/b.bin")).expect("rm");
     e.write("proj/new.txt", b"new\n");
-    std::fs::set_permissions(e.p("proj/new.txt"), std::fs::Permissions::from_mode(0o600))
-        .expect("chmod");
+    std::fs::set_permissions(e.p("proj/new.txt"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::remove_file(e.p("proj/link")).expect("rm link");
     std::os::unix::fs::symlink("new.txt", e.p("proj/link")).expect("symlink");
     e.flush();
@@ -220,34 +145,15 @@ fn switch_back_and_forth_restores_exact_contents() {
 
     let out = e.switch("main", Some("proj")).expect("switch to main");
     assert_eq!((out.from.as_str(), out.to.as_str()), ("exp", "main"));
-    assert!(
-        out.saved.is_some(),
-        "exp's working state is recorded on switching away"
-    );
-    assert_eq!(
-        e.snapshot("proj"),
-        main_snap,
-        "main's version comes back exactly"
-    );
+    assert!(out.saved.is_some(), "exp's working state is recorded on switching away");
+    assert_eq!(e.snapshot("proj"), main_snap, "main's version comes back exactly");
     assert_eq!(e.read("outside.txt"), b"not in the scope\n");
 
     e.switch("exp", None).expect("switch to exp again");
-    assert_eq!(
-        e.snapshot("proj"),
-        exp_snap,
-        "exp's version comes back exactly"
-    );
+    assert_eq!(e.snapshot("proj"), exp_snap, "exp's version comes back exactly");
     let list = branch::list(&e.lake, VOL, None).expect("list");
-    assert_eq!(
-        list.iter()
-            .map(|b| (b.name.as_str(), b.current))
-            .collect::<Vec<_>>(),
-        [("main", false), ("exp", true)]
-    );
-    assert!(
-        branch::delete(&e.lake, VOL, "exp").is_err(),
-        "the current branch cannot be deleted"
-    );
+    assert_eq!(list.iter().map(|b| (b.name.as_str(), b.current)).collect::<Vec<_>>(), [("main", false), ("exp", true)]);
+    assert!(branch::delete(&e.lake, VOL, "exp").is_err(), "the current branch cannot be deleted");
     e.switch("main", Some("proj/a.txt")).expect("back to main");
     let gone = branch::delete(&e.lake, VOL, "exp").expect("delete");
     assert!(e.lake.get_ref(&gone.reference).expect("ref").is_none());
@@ -260,21 +166,11 @@ fn file_scope_and_overlap_rules() {
     e.write("doc/report.txt", b"v1\n");
     e.create("doc/report.txt", "draft");
     let mut f = || flush(&e.lake, &e.work);
-    let overlap = branch::create(
-        &e.lake,
-        VOL,
-        "doc",
-        "other",
-        &mut Workdir {
-            root: &e.work,
-            flush: &mut f,
-        },
-    );
+    let overlap = branch::create(&e.lake, VOL, "doc", "other", &mut Workdir { root: &e.work, flush: &mut f });
     assert!(overlap.is_err(), "scopes do not nest");
     e.switch("draft", None).expect("switch");
     e.write("doc/report.txt", b"v2 draft\n");
-    e.switch("main", None)
-        .expect("only one scope: main needs no --path");
+    e.switch("main", None).expect("only one scope: main needs no --path");
     assert_eq!(e.read("doc/report.txt"), b"v1\n");
     e.switch("draft", None).expect("switch");
     assert_eq!(e.read("doc/report.txt"), b"v2 draft\n");
@@ -287,33 +183,17 @@ fn lines(ls: &[&str]) -> String {
 #[test]
 fn clean_text_merge_has_both_changes_and_two_parents() {
     let e = env();
-    e.write(
-        "proj/notes.txt",
-        lines(&["one", "two", "three", "four", "five"]).as_bytes(),
-    );
+    e.write("proj/notes.txt", lines(&["one", "two", "three", "four", "five"]).as_bytes());
     e.create("proj", "b");
     e.switch("b", None).expect("switch");
-    e.write(
-        "proj/notes.txt",
-        lines(&["ONE", "two", "three", "four", "five"]).as_bytes(),
-    );
+    e.write("proj/notes.txt", lines(&["ONE", "two", "three", "four", "five"]).as_bytes());
     e.switch("main", None).expect("switch");
-    e.write(
-        "proj/notes.txt",
-        lines(&["one", "two", "three", "four", "FIVE"]).as_bytes(),
-    );
+    e.write("proj/notes.txt", lines(&["one", "two", "three", "four", "FIVE"]).as_bytes());
     e.flush();
-    let b_tip = e
-        .lake
-        .get_ref("home/branch/b")
-        .expect("ref")
-        .expect("b tip");
+    let b_tip = e.lake.get_ref("home/branch/b").expect("ref").expect("b tip");
     let out = e.merge("b");
     assert!(out.conflicts.is_empty(), "{:?}", out.conflicts);
-    assert_eq!(
-        e.text("proj/notes.txt"),
-        lines(&["ONE", "two", "three", "four", "FIVE"])
-    );
+    assert_eq!(e.text("proj/notes.txt"), lines(&["ONE", "two", "three", "four", "FIVE"]));
     let commit = out.commit.expect("a clean merge commits");
     let c = e.lake.read_commit(&commit).expect("commit");
     assert_eq!(c.parents.len(), 2);
@@ -322,13 +202,7 @@ fn clean_text_merge_has_both_changes_and_two_parents() {
     assert_eq!(main_ref.tip, Some(commit));
     // The merge is also in the volume's history, and merging again is a no-op.
     let head = e.lake.get_ref("home/main").expect("ref").expect("head");
-    let node = e
-        .lake
-        .lookup(
-            &e.lake.read_commit(&head).expect("c").tree,
-            "proj/notes.txt",
-        )
-        .expect("lookup");
+    let node = e.lake.lookup(&e.lake.read_commit(&head).expect("c").tree, "proj/notes.txt").expect("lookup");
     assert!(node.is_some());
     assert!(e.merge("b").up_to_date);
 }
@@ -339,77 +213,36 @@ fn same_line_conflict_is_marked_listed_and_cleared_by_commit() {
     e.write("proj/notes.txt", lines(&["one", "two", "three"]).as_bytes());
     e.create("proj", "b");
     e.switch("b", None).expect("switch");
-    e.write(
-        "proj/notes.txt",
-        lines(&["one", "two from b", "three"]).as_bytes(),
-    );
+    e.write("proj/notes.txt", lines(&["one", "two from b", "three"]).as_bytes());
     e.switch("main", None).expect("switch");
-    e.write(
-        "proj/notes.txt",
-        lines(&["one", "two from main", "three"]).as_bytes(),
-    );
+    e.write("proj/notes.txt", lines(&["one", "two from main", "three"]).as_bytes());
     let out = e.merge("b");
-    assert!(
-        out.commit.is_none(),
-        "a conflicted merge waits for its commit"
-    );
+    assert!(out.commit.is_none(), "a conflicted merge waits for its commit");
     assert_eq!(out.conflicts.len(), 1);
-    assert_eq!(
-        (
-            out.conflicts[0].path.as_str(),
-            out.conflicts[0].kind.as_str()
-        ),
-        ("proj/notes.txt", "content")
-    );
+    assert_eq!((out.conflicts[0].path.as_str(), out.conflicts[0].kind.as_str()), ("proj/notes.txt", "content"));
     let text = e.text("proj/notes.txt");
-    assert!(
-        text.contains(
-            "<<<<<<< ours (main)\ntwo from main\n=======\ntwo from b\n>>>>>>> theirs (b)\n"
-        ),
-        "{text}"
-    );
+    assert!(text.contains("<<<<<<< ours (main)\ntwo from main\n=======\ntwo from b\n>>>>>>> theirs (b)\n"), "{text}");
     let listed = branch::conflicts(&e.lake, VOL).expect("conflicts");
     assert_eq!(listed.len(), 1);
-    assert_eq!(
-        (listed[0].scope.as_str(), listed[0].theirs.as_str()),
-        ("proj", "b")
-    );
-    let err = e
-        .switch("b", None)
-        .expect_err("switching is refused during a conflicted merge");
+    assert_eq!((listed[0].scope.as_str(), listed[0].theirs.as_str()), ("proj", "b"));
+    let err = e.switch("b", None).expect_err("switching is refused during a conflicted merge");
     assert!(err.to_string().contains("unresolved conflicts"), "{err}");
 
     // Resolve and commit the file: the conflict clears and the merge commit is made.
-    let before = branch::find(&e.lake, VOL, "main", None)
-        .expect("main")
-        .tip
-        .expect("tip");
-    e.write(
-        "proj/notes.txt",
-        lines(&["one", "two from both", "three"]).as_bytes(),
-    );
+    let before = branch::find(&e.lake, VOL, "main", None).expect("main").tip.expect("tip");
+    e.write("proj/notes.txt", lines(&["one", "two from both", "three"]).as_bytes());
     let head = e.flush();
-    let eff = branch::on_commit(&e.lake, VOL, &["proj/notes.txt".into()], head, "resolve")
-        .expect("on_commit");
+    let eff = branch::on_commit(&e.lake, VOL, &["proj/notes.txt".into()], head, "resolve").expect("on_commit");
     assert_eq!(eff.resolved, ["proj/notes.txt"]);
     assert_eq!(eff.merged.len(), 1);
-    assert!(branch::conflicts(&e.lake, VOL)
-        .expect("conflicts")
-        .is_empty());
-    let tip = branch::find(&e.lake, VOL, "main", None)
-        .expect("main")
-        .tip
-        .expect("tip");
+    assert!(branch::conflicts(&e.lake, VOL).expect("conflicts").is_empty());
+    let tip = branch::find(&e.lake, VOL, "main", None).expect("main").tip.expect("tip");
     let c = e.lake.read_commit(&tip).expect("commit");
     assert_eq!(c.parents[0], before);
     assert_eq!(c.parents.len(), 2);
     assert_eq!(c.message, "resolve");
-    let state = branch::branch_state(&e.lake, &tip, "proj")
-        .expect("state")
-        .expect("dir");
-    let crate::tree::Node::Dir { tree, .. } = state else {
-        panic!("dir scope")
-    };
+    let state = branch::branch_state(&e.lake, &tip, "proj").expect("state").expect("dir");
+    let crate::tree::Node::Dir { tree, .. } = state else { panic!("dir scope") };
     assert!(e.lake.lookup(&tree, "notes.txt").expect("lookup").is_some());
     e.switch("b", None).expect("switching works again");
 }
@@ -426,29 +259,15 @@ fn binary_conflict_keeps_ours_and_writes_theirs_beside_it() {
     let out = e.merge("b");
     assert_eq!(out.conflicts.len(), 1);
     let c = &out.conflicts[0];
-    assert_eq!(
-        (c.kind.as_str(), c.theirs_copy.as_deref()),
-        ("binary", Some("proj/img.bin.merge-b"))
-    );
+    assert_eq!((c.kind.as_str(), c.theirs_copy.as_deref()), ("binary", Some("proj/img.bin.merge-b")));
     assert_eq!(e.read("proj/img.bin"), [0, 7, 7]);
     assert_eq!(e.read("proj/img.bin.merge-b"), [0, 9, 9, 9]);
     // Abort: back to main's version, their copy removed.
     let mut f = || flush(&e.lake, &e.work);
-    merge::abort(
-        &e.lake,
-        VOL,
-        None,
-        &mut Workdir {
-            root: &e.work,
-            flush: &mut f,
-        },
-    )
-    .expect("abort");
+    merge::abort(&e.lake, VOL, None, &mut Workdir { root: &e.work, flush: &mut f }).expect("abort");
     assert!(!e.p("proj/img.bin.merge-b").exists());
     assert_eq!(e.read("proj/img.bin"), [0, 7, 7]);
-    assert!(branch::conflicts(&e.lake, VOL)
-        .expect("conflicts")
-        .is_empty());
+    assert!(branch::conflicts(&e.lake, VOL).expect("conflicts").is_empty());
 }
 
 #[test]
@@ -466,18 +285,12 @@ fn adds_and_deletes_on_either_side_merge_cleanly_and_edit_beats_delete() {
     std::fs::remove_file(e.p("proj/edited.txt")).expect("rm");
     let out = e.merge("b");
     assert_eq!(e.read("proj/added/new.txt"), b"added on b\n");
-    assert!(
-        !e.p("proj/old.txt").exists(),
-        "deleted on main, untouched on b: stays deleted"
-    );
+    assert!(!e.p("proj/old.txt").exists(), "deleted on main, untouched on b: stays deleted");
     assert_eq!(e.read("proj/keep.txt"), b"keep\n");
     // Edited on b, deleted on main: the edit is kept and reported.
     assert_eq!(e.read("proj/edited.txt"), b"edited on b\n");
     assert_eq!(
-        out.conflicts
-            .iter()
-            .map(|c| (c.path.as_str(), c.kind.as_str()))
-            .collect::<Vec<_>>(),
+        out.conflicts.iter().map(|c| (c.path.as_str(), c.kind.as_str())).collect::<Vec<_>>(),
         [("proj/edited.txt", "deleted-by-us")]
     );
 }
@@ -488,26 +301,15 @@ fn commit_advances_the_current_branch() {
     e.write("proj/a.txt", b"1\n");
     e.create("proj", "b");
     e.switch("b", None).expect("switch");
-    let tip0 = branch::find(&e.lake, VOL, "b", None)
-        .expect("b")
-        .tip
-        .expect("tip");
+    let tip0 = branch::find(&e.lake, VOL, "b", None).expect("b").tip.expect("tip");
     e.write("proj/a.txt", b"2\n");
     e.write("elsewhere.txt", b"x\n");
     let head = e.flush();
-    let eff =
-        branch::on_commit(&e.lake, VOL, &["proj/a.txt".into()], head, "two").expect("on_commit");
+    let eff = branch::on_commit(&e.lake, VOL, &["proj/a.txt".into()], head, "two").expect("on_commit");
     assert_eq!(eff.advanced.len(), 1);
-    let tip1 = branch::find(&e.lake, VOL, "b", None)
-        .expect("b")
-        .tip
-        .expect("tip");
+    let tip1 = branch::find(&e.lake, VOL, "b", None).expect("b").tip.expect("tip");
     assert_ne!(tip0, tip1);
     assert_eq!(e.lake.read_commit(&tip1).expect("c").parents, [tip0]);
-    let eff =
-        branch::on_commit(&e.lake, VOL, &["elsewhere.txt".into()], head, "x").expect("on_commit");
-    assert!(
-        eff.advanced.is_empty(),
-        "paths outside every scope move no branch"
-    );
+    let eff = branch::on_commit(&e.lake, VOL, &["elsewhere.txt".into()], head, "x").expect("on_commit");
+    assert!(eff.advanced.is_empty(), "paths outside every scope move no branch");
 }

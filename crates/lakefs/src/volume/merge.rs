@@ -64,22 +64,13 @@ pub fn merge_base(lake: &Lake, a: &ObjectId, b: &ObjectId) -> Result<Option<Obje
 
 /// Merges branch `name` into the current branch of its scope (`scope`, a path
 /// in it, is needed for `main` when the volume has several scopes).
-pub fn merge(
-    lake: &Lake,
-    volume: &str,
-    name: &str,
-    scope: Option<&str>,
-    wd: &mut Workdir,
-    dry_run: bool,
-) -> Result<MergeOutcome> {
+pub fn merge(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mut Workdir, dry_run: bool) -> Result<MergeOutcome> {
     let scope = scope.map(branch::normalise_scope).transpose()?;
     let theirs_b = branch::find(lake, volume, name, scope.as_deref())?;
     let scope = theirs_b.scope.clone();
     let ours = branch::current_branch(lake, volume, &scope)?;
     if ours == theirs_b.name {
-        return Err(Error::Invalid(format!(
-            "'{name}' is the current branch of '{scope}'; switch to the branch to merge into first"
-        )));
+        return Err(Error::Invalid(format!("'{name}' is the current branch of '{scope}'; switch to the branch to merge into first")));
     }
     if let Some(m) = branch::pending_merge(lake, volume, &scope)? {
         return Err(Error::Invalid(format!(
@@ -87,25 +78,14 @@ pub fn merge(
             m.theirs, m.ours
         )));
     }
-    let theirs_tip = theirs_b
-        .tip
-        .ok_or_else(|| Error::Invalid(format!("branch '{name}' has no commit")))?;
+    let theirs_tip = theirs_b.tip.ok_or_else(|| Error::Invalid(format!("branch '{name}' has no commit")))?;
     let head = (wd.flush)()?;
     let ours_state = branch::scope_state(lake, &head, &scope)?;
     let ours_ref = branch::branch_ref(volume, &scope, &ours);
     if !dry_run {
-        branch::save_working(
-            lake,
-            volume,
-            &scope,
-            &head,
-            "merge",
-            &format!("before merging '{name}'"),
-        )?;
+        branch::save_working(lake, volume, &scope, &head, "merge", &format!("before merging '{name}'"))?;
     }
-    let ours_tip = lake
-        .get_ref(&ours_ref)?
-        .ok_or_else(|| Error::Invalid(format!("branch '{ours}' has no commit")))?;
+    let ours_tip = lake.get_ref(&ours_ref)?.ok_or_else(|| Error::Invalid(format!("branch '{ours}' has no commit")))?;
     let base = merge_base(lake, &ours_tip, &theirs_tip)?;
     let mut out = MergeOutcome {
         scope: scope.clone(),
@@ -121,25 +101,12 @@ pub fn merge(
     if out.up_to_date {
         return Ok(out);
     }
-    let base_state = base
-        .map(|b| branch::branch_state(lake, &b, &scope))
-        .transpose()?
-        .flatten();
+    let base_state = base.map(|b| branch::branch_state(lake, &b, &scope)).transpose()?.flatten();
     let theirs_state = branch::branch_state(lake, &theirs_tip, &scope)?;
 
     let w = WriteSession::begin(lake)?;
-    let mut m = Merger {
-        w: &w,
-        ours: &ours,
-        theirs: &theirs_b.name,
-        conflicts: Vec::new(),
-    };
-    let (result, beside) = m.node(
-        base_state.as_ref(),
-        ours_state.as_ref(),
-        theirs_state.as_ref(),
-        &scope,
-    )?;
+    let mut m = Merger { w: &w, ours: &ours, theirs: &theirs_b.name, conflicts: Vec::new() };
+    let (result, beside) = m.node(base_state.as_ref(), ours_state.as_ref(), theirs_state.as_ref(), &scope)?;
     let mut found = std::mem::take(&mut m.conflicts);
     for c in &mut found {
         c.scope = scope.clone();
@@ -149,36 +116,17 @@ pub fn merge(
     out.conflicts = found;
 
     if dry_run {
-        branch::preview(
-            lake,
-            ours_state.as_ref(),
-            result.as_ref(),
-            &scope,
-            &mut out.changes,
-        )?;
+        branch::preview(lake, ours_state.as_ref(), result.as_ref(), &scope, &mut out.changes)?;
         for (rel, _) in &beside {
-            out.changes.push(WorkChange {
-                kind: 'A',
-                path: rel.clone(),
-            });
+            out.changes.push(WorkChange { kind: 'A', path: rel.clone() });
         }
         return Ok(out);
     }
-    branch::write_state(
-        lake,
-        wd.root,
-        &scope,
-        ours_state.as_ref(),
-        result.as_ref(),
-        &mut out.changes,
-    )?;
+    branch::write_state(lake, wd.root, &scope, ours_state.as_ref(), result.as_ref(), &mut out.changes)?;
     for (rel, node) in &beside {
         let path = wd.root.join(rel);
         crate::checkout::materialize(lake, node, &path, wd.root)?;
-        out.changes.push(WorkChange {
-            kind: 'A',
-            path: rel.clone(),
-        });
+        out.changes.push(WorkChange { kind: 'A', path: rel.clone() });
     }
     let pending = PendingMerge {
         scope: scope.clone(),
@@ -201,45 +149,25 @@ pub fn merge(
 
 /// Gives up a conflicted merge: the scope's working copy goes back to the
 /// current branch's tip as it was before the merge.
-pub fn abort(
-    lake: &Lake,
-    volume: &str,
-    scope: Option<&str>,
-    wd: &mut Workdir,
-) -> Result<branch::SwitchOutcome> {
+pub fn abort(lake: &Lake, volume: &str, scope: Option<&str>, wd: &mut Workdir) -> Result<branch::SwitchOutcome> {
     let scope = match scope {
         Some(p) => {
             let p = branch::normalise_scope(p)?;
-            branch::scope_of(lake, volume, &p)?
-                .ok_or_else(|| Error::Invalid(format!("'{p}' is in no scope with branches")))?
+            branch::scope_of(lake, volume, &p)?.ok_or_else(|| Error::Invalid(format!("'{p}' is in no scope with branches")))?
         }
         None => {
             let merging: Vec<String> = branch::scopes(lake, volume)?
                 .into_iter()
-                .filter(|s| {
-                    branch::pending_merge(lake, volume, s)
-                        .map(|m| m.is_some())
-                        .unwrap_or(false)
-                })
+                .filter(|s| branch::pending_merge(lake, volume, s).map(|m| m.is_some()).unwrap_or(false))
                 .collect();
             match merging.as_slice() {
                 [one] => one.clone(),
-                [] => {
-                    return Err(Error::Invalid(format!(
-                        "no merge is in progress in volume '{volume}'"
-                    )))
-                }
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "several scopes are merging ({}); say which with --path",
-                        merging.join(", ")
-                    )))
-                }
+                [] => return Err(Error::Invalid(format!("no merge is in progress in volume '{volume}'"))),
+                _ => return Err(Error::Invalid(format!("several scopes are merging ({}); say which with --path", merging.join(", ")))),
             }
         }
     };
-    let m = branch::pending_merge(lake, volume, &scope)?
-        .ok_or_else(|| Error::Invalid(format!("no merge is in progress in '{scope}'")))?;
+    let m = branch::pending_merge(lake, volume, &scope)?.ok_or_else(|| Error::Invalid(format!("no merge is in progress in '{scope}'")))?;
     let head = (wd.flush)()?;
     let cur = branch::scope_state(lake, &head, &scope)?;
     let want = branch::branch_state(lake, &m.ours_commit, &scope)?;
@@ -251,32 +179,15 @@ pub fn abort(
         changes: Vec::new(),
         head: None,
     };
-    branch::write_state(
-        lake,
-        wd.root,
-        &scope,
-        cur.as_ref(),
-        want.as_ref(),
-        &mut out.changes,
-    )?;
+    branch::write_state(lake, wd.root, &scope, cur.as_ref(), want.as_ref(), &mut out.changes)?;
     // Their copies written beside conflicted files go too.
-    for c in branch::conflicts(lake, volume)?
-        .into_iter()
-        .filter(|c| c.scope == scope)
-    {
+    for c in branch::conflicts(lake, volume)?.into_iter().filter(|c| c.scope == scope) {
         if let Some(copy) = c.theirs_copy {
             let p = wd.root.join(&copy);
             if std::fs::symlink_metadata(&p).is_ok() {
-                let r = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
+                let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
                 r.map_err(|e| Error::io(&p, e))?;
-                out.changes.push(WorkChange {
-                    kind: 'D',
-                    path: copy,
-                });
+                out.changes.push(WorkChange { kind: 'D', path: copy });
             }
         }
     }
@@ -332,13 +243,7 @@ impl Merger<'_, '_> {
         });
     }
 
-    fn node(
-        &mut self,
-        base: Option<&Node>,
-        ours: Option<&Node>,
-        theirs: Option<&Node>,
-        rel: &str,
-    ) -> Result<Merged> {
+    fn node(&mut self, base: Option<&Node>, ours: Option<&Node>, theirs: Option<&Node>, rel: &str) -> Result<Merged> {
         if ours == theirs || base == theirs {
             return Ok((ours.cloned(), Vec::new()));
         }
@@ -358,25 +263,15 @@ impl Merger<'_, '_> {
                     })
                 };
                 let (b, o, t) = (load(bt)?, load(Some(*ot))?, load(Some(*tt))?);
-                let mut names: Vec<Vec<u8>> = b
-                    .entries
-                    .iter()
-                    .chain(&o.entries)
-                    .chain(&t.entries)
-                    .map(|e| e.name.clone())
-                    .collect();
+                let mut names: Vec<Vec<u8>> = b.entries.iter().chain(&o.entries).chain(&t.entries).map(|e| e.name.clone()).collect();
                 names.sort();
                 names.dedup();
                 let mut entries = Vec::new();
                 let mut beside = Vec::new();
                 for n in names {
                     let child = join_rel(rel, &n);
-                    let (node, extra) = self.node(
-                        b.get(&n).map(|e| &e.node),
-                        o.get(&n).map(|e| &e.node),
-                        t.get(&n).map(|e| &e.node),
-                        &child,
-                    )?;
+                    let (node, extra) =
+                        self.node(b.get(&n).map(|e| &e.node), o.get(&n).map(|e| &e.node), t.get(&n).map(|e| &e.node), &child)?;
                     if let Some(node) = node {
                         entries.push(Entry { name: n, node });
                     }
@@ -387,10 +282,7 @@ impl Merger<'_, '_> {
                 for (p, node) in beside {
                     let (dir, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
                     if dir == rel && !entries.iter().any(|e| e.name == name.as_bytes()) {
-                        entries.push(Entry {
-                            name: name.as_bytes().to_vec(),
-                            node,
-                        });
+                        entries.push(Entry { name: name.as_bytes().to_vec(), node });
                     } else {
                         outside.push((p, node));
                     }
@@ -398,17 +290,9 @@ impl Merger<'_, '_> {
                 let mut tree = Tree { entries };
                 tree.sort();
                 let id = self.w.put_tree(&tree)?;
-                Ok((
-                    Some(Node::Dir {
-                        meta: merge_meta(bm, om, tm),
-                        tree: id,
-                    }),
-                    outside,
-                ))
+                Ok((Some(Node::Dir { meta: merge_meta(bm, om, tm), tree: id }), outside))
             }
-            (Some(o @ Node::File { .. }), Some(t @ Node::File { .. })) => {
-                self.files(base, o, t, rel)
-            }
+            (Some(o @ Node::File { .. }), Some(t @ Node::File { .. })) => self.files(base, o, t, rel),
             (Some(o), None) => {
                 self.conflict(rel, "deleted-by-them", None);
                 Ok((Some(o.clone()), Vec::new()))
@@ -419,15 +303,7 @@ impl Merger<'_, '_> {
             }
             (Some(o), Some(t)) => {
                 let copy = format!("{rel}.merge-{}", self.theirs);
-                self.conflict(
-                    rel,
-                    if o.tag() == t.tag() {
-                        "both-changed"
-                    } else {
-                        "type"
-                    },
-                    Some(copy.clone()),
-                );
+                self.conflict(rel, if o.tag() == t.tag() { "both-changed" } else { "type" }, Some(copy.clone()));
                 Ok((Some(o.clone()), vec![(copy, t.clone())]))
             }
             (None, None) => Ok((None, Vec::new())),
@@ -446,19 +322,7 @@ impl Merger<'_, '_> {
     }
 
     fn files(&mut self, base: Option<&Node>, o: &Node, t: &Node, rel: &str) -> Result<Merged> {
-        let (
-            Node::File {
-                meta: om,
-                size: os,
-                content: oc,
-            },
-            Node::File {
-                meta: tm,
-                size: ts,
-                content: tc,
-            },
-        ) = (o, t)
-        else {
+        let (Node::File { meta: om, size: os, content: oc }, Node::File { meta: tm, size: ts, content: tc }) = (o, t) else {
             return Err(Error::Invalid(format!("{rel}: not two files")));
         };
         let meta = merge_meta(base.and_then(|b| b.meta()), om, tm);
@@ -468,24 +332,10 @@ impl Merger<'_, '_> {
         };
         // Only one side changed the content (the other only metadata, or nothing).
         if (*os, *oc) == (*ts, *tc) || base_file == Some((*ts, *tc)) {
-            return Ok((
-                Some(Node::File {
-                    meta,
-                    size: *os,
-                    content: *oc,
-                }),
-                Vec::new(),
-            ));
+            return Ok((Some(Node::File { meta, size: *os, content: *oc }), Vec::new()));
         }
         if base_file == Some((*os, *oc)) {
-            return Ok((
-                Some(Node::File {
-                    meta,
-                    size: *ts,
-                    content: *tc,
-                }),
-                Vec::new(),
-            ));
+            return Ok((Some(Node::File { meta, size: *ts, content: *tc }), Vec::new()));
         }
         let b_bytes = match base {
             Some(b @ Node::File { .. }) => self.read(b)?,
@@ -494,11 +344,7 @@ impl Merger<'_, '_> {
         let (ob, tb) = (self.read(o)?, self.read(t)?);
         if let (Some(b), Some(ob), Some(tb)) = (b_bytes, ob, tb) {
             if is_text(&b) && is_text(&ob) && is_text(&tb) {
-                let (bs, os_, ts_) = (
-                    String::from_utf8_lossy(&b),
-                    String::from_utf8_lossy(&ob),
-                    String::from_utf8_lossy(&tb),
-                );
+                let (bs, os_, ts_) = (String::from_utf8_lossy(&b), String::from_utf8_lossy(&ob), String::from_utf8_lossy(&tb));
                 let mut opts = diffy::MergeOptions::new();
                 opts.set_conflict_style(diffy::ConflictStyle::Merge);
                 let (text, clean) = match opts.merge(&bs, &os_, &ts_) {
@@ -509,20 +355,9 @@ impl Merger<'_, '_> {
                     self.conflict(rel, "content", None);
                 }
                 let (now, nsec) = crate::util::now();
-                let meta = Meta {
-                    mtime: now,
-                    mtime_nsec: nsec,
-                    ..meta
-                };
+                let meta = Meta { mtime: now, mtime_nsec: nsec, ..meta };
                 let (content, size) = self.store(text.as_bytes(), &meta)?;
-                return Ok((
-                    Some(Node::File {
-                        meta,
-                        size,
-                        content,
-                    }),
-                    Vec::new(),
-                ));
+                return Ok((Some(Node::File { meta, size, content }), Vec::new()));
             }
         }
         let copy = format!("{rel}.merge-{}", self.theirs);
@@ -554,14 +389,9 @@ impl Merger<'_, '_> {
             self.w.put_with_id(id, Kind::Data, bytes)?;
             return Ok((Content::Whole(id), bytes.len() as u64));
         }
-        let tmp = self
-            .lake()
-            .root()
-            .join(crate::lake::TMP_DIR)
-            .join(format!("merge-{}", crate::util::random_hex(8)));
+        let tmp = self.lake().root().join(crate::lake::TMP_DIR).join(format!("merge-{}", crate::util::random_hex(8)));
         std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-        let r =
-            crate::import::store_file(self.w, &tmp, bytes.len() as u64, meta, &Default::default());
+        let r = crate::import::store_file(self.w, &tmp, bytes.len() as u64, meta, &Default::default());
         let _ = std::fs::remove_file(&tmp);
         r
     }
