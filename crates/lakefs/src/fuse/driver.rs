@@ -33,7 +33,9 @@ enum Handle {
     Dir(Mutex<DirState>),
     VDir(Vec<(u64, FileType, Vec<u8>)>),
     Bytes(Vec<u8>),
-    Control(Mutex<Vec<u8>>),
+    /// The reply to the last request, and where that request's write ended (the
+    /// reply is read from there on, or from 0 by a pread before it).
+    Control(Mutex<(u64, Vec<u8>)>),
 }
 
 struct DirState {
@@ -299,8 +301,6 @@ impl Filesystem for Driver {
         }
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
-        // Modes arrive with the caller's umask applied; create them exactly.
-        unsafe { libc::umask(0) };
         Ok(())
     }
 
@@ -555,7 +555,7 @@ impl Filesystem for Driver {
                     FopenFlags::FOPEN_DIRECT_IO,
                 ),
                 Ok(VOpen::Control) => reply.opened(
-                    FileHandle(self.add_handle(Handle::Control(Mutex::new(Vec::new())))),
+                    FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))),
                     FopenFlags::FOPEN_DIRECT_IO,
                 ),
                 Err(e) => reply.error(e),
@@ -634,7 +634,11 @@ impl Filesystem for Driver {
         if fh.0 >= TABLE_FH {
             return match self.handle(fh).as_deref() {
                 Some(Handle::Bytes(b)) => reply.data(slice_at(b, offset, size)),
-                Some(Handle::Control(r)) => reply.data(slice_at(&lock(r), offset, size)),
+                Some(Handle::Control(r)) => {
+                    let r = lock(r);
+                    let rel = if offset >= r.0 { offset - r.0 } else { offset };
+                    reply.data(slice_at(&r.1, rel, size))
+                }
                 _ => reply.error(Errno::EBADF),
             };
         }
@@ -671,7 +675,7 @@ impl Filesystem for Driver {
             return match self.handle(fh).as_deref() {
                 Some(Handle::Control(r)) => {
                     let answer = self.virt.control(data);
-                    *lock(r) = answer;
+                    *lock(r) = (offset + data.len() as u64, answer);
                     reply.written(data.len() as u32)
                 }
                 _ => reply.error(Errno::EROFS),

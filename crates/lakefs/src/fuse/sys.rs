@@ -148,6 +148,25 @@ pub fn attr_of(ino: u64, st: &libc::stat) -> FileAttr {
     }
 }
 
+/// Modes arrive with the caller's umask applied; create them exactly. The umask
+/// is made this thread's own first (unshare CLONE_FS), so the process's (and any
+/// embedding program's) umask stays as it was.
+fn no_umask() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    DONE.with(|d| {
+        if !d.get() {
+            unsafe {
+                if libc::unshare(libc::CLONE_FS) == 0 {
+                    libc::umask(0);
+                }
+            }
+            d.set(true);
+        }
+    });
+}
+
 /// Runs creating syscalls as the caller (fsuid/fsgid are per thread), so ownership,
 /// setgid directories and permission checks come out as on the backing ext4.
 pub struct AsCaller {
@@ -156,6 +175,7 @@ pub struct AsCaller {
 
 impl AsCaller {
     pub fn new(uid: u32, gid: u32) -> AsCaller {
+        no_umask();
         if uid == 0 && gid == 0 {
             return AsCaller { active: false };
         }
