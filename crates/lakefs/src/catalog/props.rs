@@ -148,16 +148,15 @@ pub fn of(path: &str, size: u64, mtime: i64, head: &[u8], truncated: bool) -> Pr
     p
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
+/// Test data for this crate's and lakectl's tests.
+#[doc(hidden)]
+pub mod testdata {
     /// A minimal real JPEG: SOI, APP1 with an Exif TIFF (big-endian) whose IFD0 has
     /// Make, Model and a pointer to an Exif IFD holding DateTimeOriginal, then a
     /// baseline SOF0 (w x h, one component) and EOI. Enough for EXIF readers and
     /// header probes; not decodable pixels.
+    /// `taken` is EXIF's `YYYY:MM:DD HH:MM:SS`.
     pub fn jpeg_with_exif(taken: &str, w: u16, h: u16) -> Vec<u8> {
-        assert_eq!(taken.len(), 19, "EXIF date-time is YYYY:MM:DD HH:MM:SS");
         let make = b"Lakecam\0";
         let model = b"LK-1\0\0\0\0";
         // TIFF layout (offsets from the TIFF header):
@@ -178,12 +177,13 @@ pub(crate) mod tests {
         t.extend_from_slice(&0u32.to_be_bytes());
         t.extend_from_slice(make);
         t.extend_from_slice(model);
-        assert_eq!(t.len(), 66);
         t.extend_from_slice(&1u16.to_be_bytes());
         entry(&mut t, 0x9003, 2, 20, 84); // DateTimeOriginal, ASCII incl. NUL
         t.extend_from_slice(&0u32.to_be_bytes());
-        assert_eq!(t.len(), 84);
-        t.extend_from_slice(taken.as_bytes());
+        // Exactly 19 characters plus NUL, as the entry's count says.
+        let mut date = taken.as_bytes().to_vec();
+        date.resize(19, b' ');
+        t.extend_from_slice(&date);
         t.push(0);
 
         let mut j = vec![0xff, 0xd8];
@@ -200,6 +200,12 @@ pub(crate) mod tests {
         j.extend_from_slice(&[0xff, 0xd9]);
         j
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testdata::jpeg_with_exif;
+    use super::*;
 
     #[test]
     fn exif_from_a_handmade_jpeg() {
