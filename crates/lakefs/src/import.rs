@@ -114,6 +114,10 @@ pub struct ScanOptions {
     /// When the scan that produced the base tree started (ns since the epoch);
     /// without it, base-tree entries are not reused.
     pub base_scanned_ns: Option<i128>,
+    /// Incremental imports take exactly the listed paths: a directory on the way
+    /// to one that the parent lacks gets only the listed children (instead of
+    /// being scanned whole).
+    pub exact: bool,
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -123,6 +127,7 @@ impl std::fmt::Debug for ScanOptions {
             .field("cache", &self.cache.as_ref().map(|c| c.len()))
             .field("reuse_base", &self.reuse_base)
             .field("base_scanned_ns", &self.base_scanned_ns)
+            .field("exact", &self.exact)
             .finish()
     }
 }
@@ -555,6 +560,8 @@ pub fn import_changes_with(
                         dir.children.insert(c.clone(), Slot::Scanned(s));
                         break;
                     }
+                    // New or no longer a directory in the parent, and only the listed paths wanted.
+                    Some(Slot::Kept(_)) | None if scan.exact => Edit { meta, children: BTreeMap::new() },
                     // New or no longer a directory in the parent: scan it whole.
                     other => {
                         let base = match &other {

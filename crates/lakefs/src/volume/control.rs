@@ -75,7 +75,9 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
             }
             let message = text("message").unwrap_or_default();
             let out = sh.vol.commit_paths(&paths, "manual", &message)?;
-            Ok(json!({"commit": out.commit, "unchanged": out.unchanged}))
+            // Branches: conflicts among the paths are resolved, merges complete, tips advance.
+            let effect = super::branch::on_commit(sh.vol.lake(), sh.vol.name(), &paths, out.commit, &message)?;
+            Ok(json!({"commit": out.commit, "unchanged": out.unchanged, "branches": effect}))
         }
         "reload" => {
             sh.vol.reload_zones()?;

@@ -187,6 +187,8 @@ impl Volume {
             cache: Some(self.cache.clone()),
             reuse_base: head_commit.as_ref().map(|c| c.tree),
             base_scanned_ns: head_commit.as_ref().and_then(scanned_ns),
+            // A commit holds the listed paths only (new parent directories too).
+            exact: true,
         };
         let scope = format!("volume:{}", self.name);
         let scanned = crate::import::now_ns();
@@ -372,3 +374,6 @@ pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;
