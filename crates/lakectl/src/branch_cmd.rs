@@ -167,7 +167,7 @@ pub fn branch(c: &BranchCmd, json: bool) -> Result<()> {
             if *dry_run {
                 println!("switching {} from '{}' to '{}' would change {} path(s):", target.display(), out.from, out.to, out.changes.len());
             } else if out.from == out.to {
-                println!("{} is on '{}' already; {} path(s) brought back to its version:", target.display(), out.to, out.changes.len());
+                println!("{} is on '{}' already; nothing changed", target.display(), out.to);
             } else {
                 println!("switched {} from '{}' to '{}'; {} path(s) changed:", target.display(), out.from, out.to, out.changes.len());
                 if let Some(s) = out.saved {

@@ -510,6 +510,11 @@ pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &m
         )));
     }
     let from = current_branch(lake, volume, &scope)?;
+    if from == target.name {
+        // Already there: the working copy is this branch's latest version (rewriting it
+        // with the tip would drop work not yet committed to the branch).
+        return Ok(SwitchOutcome { scope: scope.clone(), from: from.clone(), to: from, saved: None, changes: Vec::new(), head: None });
+    }
     let head = (wd.flush)()?;
     let cur_state = scope_state(lake, &head, &scope)?;
     let tip = target.tip.ok_or_else(|| Error::Invalid(format!("branch '{name}' has no commit (ref {} is missing)", target.reference)))?;
@@ -520,9 +525,7 @@ pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &m
         preview(lake, cur_state.as_ref(), want.as_ref(), &scope, &mut out.changes)?;
         return Ok(out);
     }
-    if from != target.name {
-        out.saved = save_current(lake, volume, &scope, &head, "switch", &format!("switch to '{}'", target.name))?;
-    }
+    out.saved = save_current(lake, volume, &scope, &head, "switch", &format!("switch to '{}'", target.name))?;
     write_state(lake, wd.root, &scope, cur_state.as_ref(), want.as_ref(), &mut out.changes)?;
     if !matches!((&cur_state, &want), (Some(Node::Dir { .. }), Some(Node::Dir { .. }))) {
         restore_parent_meta(lake, wd.root, &scope, &head)?;

@@ -142,6 +142,9 @@ fn switch_back_and_forth_restores_exact_contents() {
     std::os::unix::fs::symlink("new.txt", e.p("proj/link")).expect("symlink");
     e.flush();
     let exp_snap = e.snapshot("proj");
+    let again = e.switch("exp", None).expect("switch to the current branch");
+    assert!(again.changes.is_empty(), "switching to the current branch keeps the work: {:?}", again.changes);
+    assert_eq!(e.snapshot("proj"), exp_snap);
 
     let out = e.switch("main", Some("proj")).expect("switch to main");
     assert_eq!((out.from.as_str(), out.to.as_str()), ("exp", "main"));
