@@ -316,3 +316,52 @@ fn commit_advances_the_current_branch() {
     let eff = branch::on_commit(&e.lake, VOL, &["elsewhere.txt".into()], head, "x").expect("on_commit");
     assert!(eff.advanced.is_empty(), "paths outside every scope move no branch");
 }
+
+#[test]
+fn kind_clash_keeps_ours_and_puts_their_directory_beside_it() {
+    let e = env();
+    e.write("proj/x", b"a file\n");
+    e.create("proj", "b");
+    e.switch("b", None).expect("switch");
+    std::fs::remove_file(e.p("proj/x")).expect("rm");
+    e.write("proj/x/inner.txt", b"now a directory\n");
+    e.switch("main", None).expect("switch");
+    e.write("proj/x", b"a changed file\n");
+    let out = e.merge("b");
+    assert_eq!(out.conflicts.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), ["type"]);
+    assert_eq!(e.read("proj/x"), b"a changed file\n");
+    assert_eq!(e.read("proj/x.merge-b/inner.txt"), b"now a directory\n");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_main_merges_into_a_branch() {
+    let e = env();
+    e.write("proj/a.txt", lines(&["1", "2", "3"]).as_bytes());
+    e.create("proj", "b");
+    e.write("proj/a.txt", lines(&["1 on main", "2", "3"]).as_bytes());
+    e.write("proj/main-only.txt", b"m\n");
+    e.switch("b", None).expect("switch");
+    e.write("proj/a.txt", lines(&["1", "2", "3 on b"]).as_bytes());
+    e.flush();
+    let before = e.snapshot("proj");
+    let refs = e.lake.refs().expect("refs");
+    let mut f = || flush(&e.lake, &e.work);
+    let preview = merge::merge(&e.lake, VOL, "main", Some("proj"), &mut Workdir { root: &e.work, flush: &mut f }, true).expect("dry run");
+    let mut kinds: Vec<(char, &str)> = preview.changes.iter().map(|c| (c.kind, c.path.as_str())).collect();
+    kinds.sort();
+    assert_eq!(kinds, [('A', "proj/main-only.txt"), ('M', "proj/a.txt")]);
+    assert!(preview.conflicts.is_empty() && preview.commit.is_none());
+    assert_eq!(e.snapshot("proj"), before, "a dry run leaves the files alone");
+    assert_eq!(e.lake.refs().expect("refs"), refs, "and the refs");
+
+    let mut f = || flush(&e.lake, &e.work);
+    let out = merge::merge(&e.lake, VOL, "main", Some("proj"), &mut Workdir { root: &e.work, flush: &mut f }, false).expect("merge");
+    assert_eq!((out.ours.as_str(), out.theirs.as_str()), ("b", "main"));
+    assert_eq!(e.text("proj/a.txt"), lines(&["1 on main", "2", "3 on b"]));
+    assert_eq!(e.read("proj/main-only.txt"), b"m\n");
+    let tip = branch::find(&e.lake, VOL, "b", None).expect("b").tip.expect("tip");
+    assert_eq!(Some(tip), out.commit);
+    let main_tip = branch::find(&e.lake, VOL, "main", None).expect("main").tip.expect("tip");
+    assert_eq!(e.lake.read_commit(&tip).expect("c").parents[1], main_tip);
+    assert_eq!(merge::merge_base(&e.lake, &tip, &main_tip).expect("base"), Some(main_tip));
+}
