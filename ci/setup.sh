@@ -17,6 +17,8 @@
 # rustup servers); the script only looks for `cargo` on PATH or in
 # ~/.cargo/bin and fails with a clear message if there is none.
 #
+# Also installs pjdfstest 0.2.2 (cargo install) into target/tools/bin when missing.
+#
 # Environment:
 #   LAKE_EXTRA_APT_PACKAGES  space-separated extra packages to ensure too.
 #
@@ -127,7 +129,24 @@ else
     rust_ok=0
 fi
 
-if ((${#missing[@]} || ${#missing_cmds[@]} || !rust_ok)); then
+# pjdfstest (POSIX conformance suite run against the lakefs FUSE mount by
+# crates/lakefs/tests/fuse_pjdfstest.rs), built from crates.io into target/tools.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+pjdfstest_bin="$repo/target/tools/bin/pjdfstest"
+pjdfstest_ok=1
+if [[ -x "$pjdfstest_bin" ]]; then
+    log "pjdfstest: $pjdfstest_bin"
+elif ((check_only)); then
+    log "missing: pjdfstest ($pjdfstest_bin)"
+    pjdfstest_ok=0
+elif ((rust_ok)); then
+    cargo_cmd="$(command -v cargo || echo "$cargo_home/bin/cargo")"
+    log "installing pjdfstest 0.2.2 into $repo/target/tools"
+    "$cargo_cmd" install pjdfstest --version 0.2.2 --locked --root "$repo/target/tools" \
+        || { log "cargo install pjdfstest failed"; pjdfstest_ok=0; }
+fi
+
+if ((${#missing[@]} || ${#missing_cmds[@]} || !rust_ok || !pjdfstest_ok)); then
     die "setup incomplete (see messages above)"
 fi
 log "ok"

@@ -286,8 +286,10 @@ impl Driver {
 impl Filesystem for Driver {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let caps = config.capabilities();
+        // Not FUSE_ATOMIC_O_TRUNC: with it the kernel sends O_TRUNC with the open, before
+        // its ETXTBSY check, so a running executable would be truncated (SIGBUS) even
+        // though open(2) fails. Without it the kernel truncates by SETATTR after the check.
         let want = InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_CACHE_SYMLINKS
             | InitFlags::FUSE_ASYNC_DIO
             | InitFlags::FUSE_EXPORT_SUPPORT;
