@@ -53,8 +53,11 @@ Options:
   --img-gib N      size of the sparse ext4 image (default 6)
   --quiet S        catch-up: seconds without a ref move that count as caught
                    up (default 5)
-  --tarball PATH   source tree tarball (default images/bench/lakezone-src.tar,
-                   made if missing)
+  --tree big|cargo the source tree: big = ~/.cargo/registry/src/* and
+                   /usr/include (20k+ files; images/bench/lakezone-src.tar),
+                   cargo = ~/.cargo/registry/src/* alone (~12.5k files;
+                   images/bench/lakezone-src-cargo.tar); made once if missing
+  --tarball PATH   use this tarball instead
   --work DIR       work dir (default /var/tmp/lake-bench-lakezone); removed at
                    the end unless --keep
   --lakefs PATH    lakefs binary (default target/release/lakefs)
@@ -78,7 +81,8 @@ SEQ_MIB=1024
 SMALL=10000
 IMG_GIB=6
 QUIET=5
-TARBALL="$ROOT/images/bench/lakezone-src.tar"
+TREE=big
+TARBALL=""
 WORK=/var/tmp/lake-bench-lakezone
 LAKEFS="$ROOT/target/release/lakefs"
 LAKECTL="$ROOT/target/release/lakectl"
@@ -96,6 +100,7 @@ while [[ $# -gt 0 ]]; do
     --small)    need_arg "$@"; SMALL="$2"; shift 2 ;;
     --img-gib)  need_arg "$@"; IMG_GIB="$2"; shift 2 ;;
     --quiet)    need_arg "$@"; QUIET="$2"; shift 2 ;;
+    --tree)     need_arg "$@"; TREE="$2"; shift 2 ;;
     --tarball)  need_arg "$@"; TARBALL="$2"; shift 2 ;;
     --work)     need_arg "$@"; WORK="$2"; shift 2 ;;
     --lakefs)   need_arg "$@"; LAKEFS="$2"; shift 2 ;;
@@ -116,6 +121,13 @@ SIDES=()
 for s in ${ONLY//,/ }; do
   case "$s" in ext4|lake|lake-nopt) SIDES+=("$s") ;; *) echo "error: --only: unknown side '$s'" >&2; exit 2 ;; esac
 done
+TREE_SRC=()
+case "$TREE" in
+  big) [[ -n "$TARBALL" ]] || TARBALL="$ROOT/images/bench/lakezone-src.tar" ;;
+  cargo) [[ -n "$TARBALL" ]] || TARBALL="$ROOT/images/bench/lakezone-src-cargo.tar"
+         TREE_SRC=(--src "$(ls -d "$HOME"/.cargo/registry/src/* | head -n1)") ;;
+  *) echo "error: --tree must be big or cargo" >&2; exit 2 ;;
+esac
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 LAKEFS=$(abs "$LAKEFS"); LAKECTL=$(abs "$LAKECTL"); TARBALL=$(abs "$TARBALL")
 JSON_OUT=$(abs "$JSON_OUT"); MD_OUT=$(abs "$MD_OUT"); WORK=$(abs "$WORK")
@@ -136,9 +148,17 @@ mkdir -p "$(dirname "$JSON_OUT")" "$(dirname "$MD_OUT")"
 if [[ ! -s "$TARBALL" ]]; then
   log "making the source tree tarball $TARBALL (once)"
   mkdir -p "$(dirname "$TARBALL")"
-  "$PY" "$HELPER" make-tree "$TARBALL" >"$TARBALL.json" || die "make-tree failed"
+  "$PY" "$HELPER" make-tree "$TARBALL" "${TREE_SRC[@]}" >"$TARBALL.json" || die "make-tree failed"
 fi
 TREE_JSON=$(cat "$TARBALL.json" 2>/dev/null || echo '{}')
+TREE_ENTRIES=$(tar -tf "$TARBALL" | wc -l)
+NOFILE=$(ulimit -Hn)
+# The driver holds a descriptor per inode the kernel knows (until it forgets
+# them: the drop_caches before the read does that); the untarred tree needs one each.
+if [[ " ${SIDES[*]} " == *" lake"* && $NOFILE != unlimited ]] && ((TREE_ENTRIES + 500 > NOFILE)); then
+  log "WARNING: the tree has $TREE_ENTRIES entries but the open-file hard limit here is $NOFILE"
+  log "WARNING: (not raisable without CAP_SYS_RESOURCE): lakefs may fail with EMFILE (try --tree cargo)"
+fi
 
 LOOP="" EXT4="$WORK/ext4" MOUNT_PID="" MOUNT_DIR=""
 cleanup() {
@@ -174,14 +194,18 @@ record() { # SIDE RUN STEP STATUS VALUE [NOTE]
 }
 now() { date +%s.%N; }
 dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-# Times "$@"; prints the seconds. Fails like the command.
-timed() { local t0 rc=0; t0=$(now); "$@" || rc=$?; local t1; t1=$(now); dt "$t0" "$t1"; return $rc; }
+# Times "$@"; prints the seconds. Fails like the command; its stderr goes to
+# $WORK/step.err (errmsg: a summary for the report).
+timed() { local t0 rc=0; t0=$(now); "$@" 2>"$WORK/step.err" || rc=$?; local t1; t1=$(now); dt "$t0" "$t1"; return $rc; }
+errmsg() { echo "$1 ($(grep -c . "$WORK/step.err" 2>/dev/null) stderr lines, first: $(head -n1 "$WORK/step.err" 2>/dev/null | tr '\t' ' ' | head -c 200))"; }
 
 start_lake() { # LAKE MNT [-o OPTS]
   local lake=$1 mnt=$2; shift 2
   "$LAKECTL" --lake "$lake" init >/dev/null || return 1
   mkdir -p "$mnt"
-  "$LAKEFS" mount --foreground --name home "$@" "$lake" "$mnt" >"$WORK/lakefs.$(basename "$lake").log" 2>&1 &
+  # As lakefs.service (LimitNOFILE=1048576): the driver holds a descriptor per known inode.
+  (ulimit -Hn 1048576 && ulimit -Sn 1048576
+   exec "$LAKEFS" mount --foreground --name home "$@" "$lake" "$mnt") >"$WORK/lakefs.$(basename "$lake").log" 2>&1 &
   MOUNT_PID=$! MOUNT_DIR=$mnt
   "$PY" "$HELPER" wait-info "$mnt" --timeout 60 --pid "$MOUNT_PID" >"$WORK/info.json" || {
     tail -n 20 "$WORK/lakefs.$(basename "$lake").log" >&2; return 1; }
@@ -241,7 +265,7 @@ run_side() { # SIDE RUN
 
   # untar
   cat "$TARBALL" >/dev/null
-  if t=$(timed tar -xf "$TARBALL" -C "$d"); then record "$side" "$run" untar ok "$t"; else record "$side" "$run" untar fail "" "tar exited non-zero"; fi
+  if t=$(timed tar -xf "$TARBALL" -C "$d"); then record "$side" "$run" untar ok "$t"; else record "$side" "$run" untar fail "" "$(errmsg "tar exited non-zero")"; fi
   local t_end; t_end=$(date +%s.%N)
   if [[ -n "$lake" ]]; then
     if out=$("$PY" "$HELPER" catchup "$lake" --since "$t_end" --quiet "$QUIET" --timeout 600 --mnt "$mnt"); then
@@ -267,7 +291,7 @@ run_side() { # SIDE RUN
   if t=$(timed dd if="$WORK/rand.bin" of="$d/seq.bin" bs=1M count="$SEQ_MIB" conv=fsync status=none); then
     record "$side" "$run" seq-write ok "$t"
   else
-    record "$side" "$run" seq-write fail "" "dd write failed"
+    record "$side" "$run" seq-write fail "" "$(errmsg "dd write failed")"
   fi
   t_end=$(date +%s.%N)
   if [[ -n "$lake" ]]; then
@@ -281,7 +305,7 @@ run_side() { # SIDE RUN
   if t=$(timed dd if="$d/seq.bin" of=/dev/null bs=1M status=none); then
     record "$side" "$run" seq-read ok "$t"
   else
-    record "$side" "$run" seq-read fail "" "dd read failed"
+    record "$side" "$run" seq-read fail "" "$(errmsg "dd read failed")"
   fi
   if [[ "$(stat -c %s "$d/seq.bin" 2>/dev/null)" != "$((SEQ_MIB * 1048576))" ]]; then
     record "$side" "$run" seq-size fail "" "seq.bin has the wrong size"
@@ -325,8 +349,8 @@ META="$WORK/meta.json"
   printf '"machine": {"kernel": "%s", "nproc": %s, "mem_gib": %s, "cpu": "%s", "loadavg_start": "%s", "loadavg_end": "%s"}, ' \
     "$(uname -r)" "$(nproc)" "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  printf '"fs": "%s", "tree": %s, "seq_mib": %s, "small_files": %s, "quiet_s": %s, ' \
-    "$FS_DESC" "$TREE_JSON" "$SEQ_MIB" "$SMALL" "$QUIET"
+  printf '"fs": "%s", "tree": %s, "tree_name": "%s", "tree_entries": %s, "nofile_hard": "%s", "seq_mib": %s, "small_files": %s, "quiet_s": %s, ' \
+    "$FS_DESC" "$TREE_JSON" "$TREE" "$TREE_ENTRIES" "$NOFILE" "$SEQ_MIB" "$SMALL" "$QUIET"
   printf '"versions": {"lakefs": "%s", "git": "%s"}, ' \
     "$("$LAKEFS" --version 2>/dev/null | head -n1 | tr -d '"\\')" "$(git --version | tr -d '"')"
   printf '"sides": {'

@@ -310,10 +310,12 @@ def cmd_report(a):
     L.append("")
     tree = meta.get("tree", {})
     if tree:
-        L.append("- tree: %s files, %.1f MiB (tar %.1f MiB), a git repository (%s)" % (
-            tree.get("files", "?"), tree.get("bytes", 0) / MIB, tree.get("tar_bytes", 0) / MIB,
+        L.append("- tree: %s files (%s tar entries), %.1f MiB (tar %.1f MiB), a git repository (%s)" % (
+            tree.get("files", "?"), meta.get("tree_entries", "?"), tree.get("bytes", 0) / MIB, tree.get("tar_bytes", 0) / MIB,
             ", ".join(os.path.basename(s.rstrip("/")) if "registry" not in s else "~/.cargo/registry/src/" + os.path.basename(s)
                       for s in tree.get("sources", []))))
+    if meta.get("nofile_hard"):
+        L.append("- open-file limit (hard) for the lakefs daemon: %s" % meta["nofile_hard"])
     for side in sides:
         if side in meta.get("sides", {}):
             L.append("- %s: %s" % (SIDE_TITLE[side], meta["sides"][side]))
