@@ -60,6 +60,10 @@ Options:
   --tarball PATH   use this tarball instead
   --work DIR       work dir (default /var/tmp/lake-bench-lakezone); removed at
                    the end unless --keep
+  --mnt DIR        where the lakefs mounts go (default /mnt/lake-bench-lakezone).
+                   Not below /var, /usr, /etc or /opt: zones.toml maps those
+                   prefixes onto the mount point as the POSIX zone, which is
+                   never committed.
   --lakefs PATH    lakefs binary (default target/release/lakefs)
   --lakectl PATH   lakectl binary (default target/release/lakectl)
   --json OUT       JSON report (default images/bench/lakezone.json)
@@ -84,6 +88,7 @@ QUIET=5
 TREE=big
 TARBALL=""
 WORK=/var/tmp/lake-bench-lakezone
+MNT=/mnt/lake-bench-lakezone
 LAKEFS="$ROOT/target/release/lakefs"
 LAKECTL="$ROOT/target/release/lakectl"
 JSON_OUT="$ROOT/images/bench/lakezone.json"
@@ -103,6 +108,7 @@ while [[ $# -gt 0 ]]; do
     --tree)     need_arg "$@"; TREE="$2"; shift 2 ;;
     --tarball)  need_arg "$@"; TARBALL="$2"; shift 2 ;;
     --work)     need_arg "$@"; WORK="$2"; shift 2 ;;
+    --mnt)      need_arg "$@"; MNT="$2"; shift 2 ;;
     --lakefs)   need_arg "$@"; LAKEFS="$2"; shift 2 ;;
     --lakectl)  need_arg "$@"; LAKECTL="$2"; shift 2 ;;
     --json)     need_arg "$@"; JSON_OUT="$2"; shift 2 ;;
@@ -130,7 +136,7 @@ case "$TREE" in
 esac
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 LAKEFS=$(abs "$LAKEFS"); LAKECTL=$(abs "$LAKECTL"); TARBALL=$(abs "$TARBALL")
-JSON_OUT=$(abs "$JSON_OUT"); MD_OUT=$(abs "$MD_OUT"); WORK=$(abs "$WORK")
+JSON_OUT=$(abs "$JSON_OUT"); MD_OUT=$(abs "$MD_OUT"); WORK=$(abs "$WORK"); MNT=$(abs "$MNT")
 
 log() { printf 'bench-lakezone: %s\n' "$*" >&2; }
 die() { printf 'bench-lakezone: error: %s\n' "$*" >&2; exit 1; }
@@ -166,13 +172,14 @@ cleanup() {
   stop_lake >/dev/null 2>&1
   if mountpoint -q "$EXT4" 2>/dev/null; then umount "$EXT4" || umount -l "$EXT4"; fi
   [[ -n "$LOOP" ]] && losetup -d "$LOOP"
+  rmdir "$MNT"/* "$MNT" 2>/dev/null
   if [[ $KEEP == 0 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rm -rf "$WORK"
-mkdir -p "$WORK" "$EXT4" "$WORK/mnt"
+mkdir -p "$WORK" "$EXT4" "$MNT"
 truncate -s "${IMG_GIB}G" "$WORK/ext4.img"
 # Inode tables and journal initialised now, not lazily while we measure.
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/ext4.img"
@@ -249,7 +256,7 @@ run_side() { # SIDE RUN
   case "$side" in
     ext4) base="$EXT4/plain-$run" ; mkdir -p "$base" ;;
     lake|lake-nopt)
-      lake="$EXT4/lake-$side-$run" mnt="$WORK/mnt/$side-$run"
+      lake="$EXT4/lake-$side-$run" mnt="$MNT/$side-$run"
       local opts=()
       [[ $side == lake-nopt ]] && opts=(-o passthrough=off)
       if ! start_lake "$lake" "$mnt" "${opts[@]}"; then
@@ -328,7 +335,7 @@ run_side() { # SIDE RUN
     record "$side" "$run" unmount ok "$STOP_S"
     n=$("$PY" "$HELPER" commits "$lake" --lakectl "$LAKECTL")
     [[ -n "$n" ]] && record "$side" "$run" commits-total ok "$n"
-    rm -rf "$lake" "$mnt"
+    rm -rf "$lake"; rmdir "$mnt"
   else
     rm -rf "$base"
   fi

@@ -136,17 +136,21 @@ def control(mnt, req):
     fd = os.open(os.path.join(mnt, ".lake", "control"), os.O_RDWR)
     try:
         os.write(fd, req.encode() if isinstance(req, str) else req)
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-        except OSError:
-            pass
+        # The reply is read from where the request's write ended.
         chunks = []
         while True:
             b = os.read(fd, 65536)
             if not b:
                 break
             chunks.append(b)
-        return b"".join(chunks).decode(errors="replace").strip()
+        text = b"".join(chunks).decode(errors="replace").strip()
+        # Only the first JSON value (a kernel page-cache read of the control file
+        # can append stale bytes).
+        try:
+            v, _ = json.JSONDecoder().raw_decode(text)
+            return json.dumps(v)
+        except ValueError:
+            return text
     finally:
         os.close(fd)
 
@@ -352,7 +356,7 @@ def cmd_report(a):
         L.append("|---|" + "---:|" * len(hist))
         for key, title in (("catchup", "committer catch-up after the untar, s"),
                            ("commits-untar", "commits after the untar"),
-                           ("commit-1g", "committer catch-up after the 1 GiB write, s"),
+                           ("commit-1g", "committer catch-up after the %s write, s" % _titles(meta)[2][1].split(" sequential")[0]),
                            ("commits-total", "commits at the end of a run"),
                            ("daemon-cpu", "daemon CPU (user+sys) per run, s")):
             if any(key in med.get(s, {}) for s in hist):
