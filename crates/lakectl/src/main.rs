@@ -352,8 +352,8 @@ fn run(mut cli: Cli) -> Result<()> {
         Cmd::Zone { cmd } => volume_cmd::zone(cmd, cli.json)?,
         Cmd::Branch { cmd } => branch_cmd::branch(cmd, cli.json)?,
         Cmd::Merge(a) => branch_cmd::merge(a, cli.json)?,
-        Cmd::View { cmd } => catalog_cmd::view(cmd, cli.json)?,
-        Cmd::Search(a) => catalog_cmd::search(a, cli.json)?,
+        Cmd::View { cmd } => catalog_cmd::view(cmd, &cli.lake, cli.json)?,
+        Cmd::Search(a) => catalog_cmd::search(a, &cli.lake, cli.json)?,
         Cmd::Show { rev } => {
             let lake = open(&cli)?;
             let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;

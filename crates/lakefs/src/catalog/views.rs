@@ -36,7 +36,7 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 fn compile(q: &str) -> Result<query::Compiled> {
-    query::compile(q).map_err(|e| Error::Invalid(e.to_string()))
+    Ok(query::compile(q)?)
 }
 
 /// Mount-relative paths of the files of `volume` that `q` matches, sorted.
