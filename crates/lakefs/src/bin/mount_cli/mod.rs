@@ -75,6 +75,7 @@ pub fn mount(r: Request) -> Result<()> {
         if child {
             signal_ready();
         }
+        let mnt_for_signal = mnt.clone();
         let _ = std::thread::Builder::new()
             .name("lakefs-signals".into())
             .spawn(move || {
@@ -82,7 +83,11 @@ pub fn mount(r: Request) -> Result<()> {
                     eprintln!("lakefs: {sig}: unmounting");
                 }
                 if let Err(e) = unmounter.unmount() {
-                    eprintln!("lakefs: unmount failed: {e}");
+                    // Busy (open files, a shell's cwd): detach now; serving ends with the last user.
+                    eprintln!("lakefs: unmount: {e}; detaching lazily");
+                    if let Err(e) = nix::mount::umount2(&mnt_for_signal, nix::mount::MntFlags::MNT_DETACH) {
+                        eprintln!("lakefs: lazy unmount failed too: {e}");
+                    }
                 }
             });
     });
