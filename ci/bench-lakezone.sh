@@ -30,6 +30,10 @@ and does, in a subdirectory `user/` (for the lake: MNT/user, so the LAKE zone):
   seq-write      dd bs=1M count=1024 conv=fsync of 1 GiB of random bytes (from
                  a file in the page cache). On the lake fsync returns once the
                  file's version is committed, so this includes hashing it.
+  seq-write-nofsync
+                 the same into a second file without conv=fsync, then
+                 sync -f (syncfs) of the ext4 underneath: the data path alone;
+                 on the lake the commit follows the close (commit-1g)
   seq-read       dd bs=1M of that file to /dev/null after sync and
                  echo 3 > /proc/sys/vm/drop_caches
   small-create, small-stat, small-delete
@@ -38,7 +42,7 @@ and does, in a subdirectory `user/` (for the lake: MNT/user, so the LAKE zone):
 lake sides also record: catchup (seconds from the end of the untar until the
 ref home/main stopped moving for --quiet s; then a "flush" control request
 shows whether anything was still pending), commits-untar (commits on the ref
-then), commit-1g (the same catch-up after the 1 GiB write), commits-total,
+then), commit-1g (the same catch-up after the unsynced 1 GiB write), commits-total,
 daemon-cpu (user+sys seconds of the lakefs process per run).
 
 Ratios are ext4 time / lakefs time (1.0 = as fast as ext4; the issue's targets:
@@ -50,7 +54,7 @@ Options:
   --only LIST      comma list of ext4,lake,lake-nopt (default all)
   --seq-mib N      sequential file size in MiB (default 1024)
   --small N        small files (default 10000)
-  --img-gib N      size of the sparse ext4 image (default 6)
+  --img-gib N      size of the sparse ext4 image (default 8)
   --quiet S        catch-up: seconds without a ref move that count as caught
                    up (default 5)
   --tree big|cargo the source tree: big = ~/.cargo/registry/src/* and
@@ -83,7 +87,7 @@ QUICK=0
 ONLY="ext4,lake,lake-nopt"
 SEQ_MIB=1024
 SMALL=10000
-IMG_GIB=6
+IMG_GIB=8
 QUIET=5
 TREE=big
 TARBALL=""
@@ -238,6 +242,7 @@ stop_lake() {
   MOUNT_PID="" MOUNT_DIR=""
 }
 
+write_then_syncfs() { dd if="$WORK/rand.bin" of="$1" bs=1M count="$SEQ_MIB" status=none && sync -f "$EXT4"; }
 gstatus() { git -C "$1" -c core.fsmonitor=false -c core.untrackedCache=false status --porcelain; }
 gstatus_quiet() { gstatus "$1" >/dev/null; }
 git_status() { # DIR: "MEDIAN DIRTY": warm median of 3 (after one untimed run), entries git status lists
@@ -300,9 +305,17 @@ run_side() { # SIDE RUN
   else
     record "$side" "$run" seq-write fail "" "$(errmsg "dd write failed")"
   fi
+  # The same write without fsync, then syncfs of the ext4 underneath (where the
+  # lake's working tree is too): the data path alone. The committer records the
+  # file after its close; commit-1g is how long that takes.
+  cat "$WORK/rand.bin" >/dev/null
+  if t=$(timed write_then_syncfs "$d/seq2.bin"); then
+    record "$side" "$run" seq-write-nofsync ok "$t"
+  else
+    record "$side" "$run" seq-write-nofsync fail "" "$(errmsg "dd write failed")"
+  fi
   t_end=$(date +%s.%N)
   if [[ -n "$lake" ]]; then
-    # fsync already waited for the file's commit; anything left (directory, batch) settles here.
     if out=$("$PY" "$HELPER" catchup "$lake" --since "$t_end" --quiet "$QUIET" --timeout 600); then
       record "$side" "$run" commit-1g ok "$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["catchup_s"])' "$out")" "$out"
     fi
@@ -375,7 +388,7 @@ META="$WORK/meta.json"
   printf '"every run starts from a fresh directory / lake and mount; the workloads run in user/ below it", '
   printf '"warm page cache (tarball and random source read once before use); seq-read after sync + drop_caches", '
   printf '"git status: one untimed run (refreshes the index after the untar), then the median of 3", '
-  printf '"seq-write is dd conv=fsync: on the lake, fsync returns once the file version is committed (hashed, stored)", '
+  printf '"seq-write is dd conv=fsync: on the lake, fsync returns once the file version is committed (hashed, stored); seq-write-nofsync is dd without fsync + syncfs of the ext4 underneath (data path only; the lake commits it afterwards: commit-1g)", '
   printf '"catch-up: from the end of the untar until the ref home/main stayed unchanged for %ss (the quiet time is not included)"' "$QUIET"
   printf ']}\n'
 } >"$META"
