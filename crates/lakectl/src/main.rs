@@ -63,17 +63,20 @@ enum Cmd {
         dir: Option<PathBuf>,
     },
     /// Import a directory tree as a new commit on --ref; with --zone posix and no
-    /// directory, commit the running root's changes (its overlay upper layer).
+    /// directory, commit the running root's changes (its overlay upper layer); with
+    /// paths inside a lakefs mount (such as /home), commit exactly those paths in one commit.
     #[command(
         alias = "import",
         after_help = "POSIX zone:\n  lakectl commit --zone posix -m 'tuned sshd'       commit what changed since boot\n  \
             lakectl commit --zone posix --deploy             ... and make it the next generation\n  \
             lakectl commit --zone posix --hook apt-pre       what /etc/apt/apt.conf.d/80lake runs\n\n\
-            Hooks do nothing when the system did not boot from a lake, or with LAKE_HOOKS=off."
+            Hooks do nothing when the system did not boot from a lake, or with LAKE_HOOKS=off.\n\n\
+            LAKE zone (paths inside a lakefs mount):\n  lakectl commit ~/a.txt ~/b.txt -m 'both at once'"
     )]
     Commit {
-        /// The directory to import (none with --zone posix: the running root).
-        src: Option<PathBuf>,
+        /// The directory to import (none with --zone posix: the running root), or
+        /// paths inside a lakefs mount to commit together.
+        src: Vec<PathBuf>,
         #[arg(short, long, default_value = "")]
         message: String,
         /// What the commit covers, e.g. zone:posix or path:/home/ann.
@@ -140,9 +143,12 @@ enum Cmd {
         #[command(flatten)]
         deploy_args: posix_cmd::DeployArgs,
     },
-    /// Show commit history, newest first.
+    /// Show commit history, newest first; for a FILE in a lakefs mount, the versions of that file.
+    #[command(after_help = "In a lakefs mount (such as /home), `lakectl log FILE` lists the file's versions, \
+        newest first: time, trigger (close, fsync, snapshot, manual, recovery, restore, ...), size, commit.\n\n\
+        Examples:\n  lakectl log\n  lakectl log ~/notes.txt\n  lakectl log ~/notes.txt --json -n 5")]
     Log {
-        /// Where to start (default: --ref).
+        /// Where to start (default: --ref), or a file in a lakefs mount.
         rev: Option<String>,
         /// At most this many commits.
         #[arg(short = 'n', long)]
@@ -186,8 +192,13 @@ enum Cmd {
     },
     /// Sizes and counts: objects, packs, dedup, commits, refs.
     Stats,
-    /// The lake's generations: which one is the default, which one is booted.
-    Status,
+    /// The lake's generations: which one is the default, which one is booted. Inside a
+    /// lakefs mount (or given a PATH in one): the volume, its head, PATH's zone and branch,
+    /// files open for writing and merge conflicts.
+    Status {
+        /// A path in a lakefs mount (default: the current directory, if it is in one).
+        path: Option<PathBuf>,
+    },
     /// Generations and their boot entries: list, deploy, pin, keep, prune, remove.
     Generation {
         #[command(subcommand)]
@@ -277,7 +288,10 @@ fn run(mut cli: Cli) -> Result<()> {
                 println!("created lake {} in {}", lake.superblock().uuid_string(), dir.display());
             }
         }
-        Cmd::Commit { src: None, message, trigger, hook, deploy, root, deploy_args, .. } => {
+        Cmd::Commit { src, message, .. } if cli.zone.is_none() && src.first().is_some_and(|p| volume_cmd::in_mount(p).is_some()) => {
+            volume_cmd::commit(src, message, cli.json)?;
+        }
+        Cmd::Commit { src, message, trigger, hook, deploy, root, deploy_args, .. } if src.is_empty() => {
             if cli.zone != Some(Zone::Posix) {
                 bail!("give the directory to import, or use --zone posix to commit the running root's changes");
             }
@@ -299,7 +313,8 @@ fn run(mut cli: Cli) -> Result<()> {
             };
             posix_cmd::rollback(&lake, &a, cli.json, cli.quiet)?;
         }
-        Cmd::Commit { src: Some(src), message, scope, trigger, changed, loose, allow_empty, .. } => {
+        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty, .. } => {
+            let [src] = src.as_slice() else { bail!("give one directory to import (several paths only inside a lakefs mount)") };
             let lake = open(&cli)?;
             let posix = cli.zone == Some(Zone::Posix);
             let changed_list = match changed {
@@ -342,6 +357,10 @@ fn run(mut cli: Cli) -> Result<()> {
                 );
                 println!("{}", out.commit);
             }
+        }
+        Cmd::Log { rev: Some(f), max } if looks_like_path(f) && volume_cmd::in_mount(Path::new(f)).is_some() => {
+            let loc = volume_cmd::in_mount(Path::new(f)).context("the mount went away")?;
+            volume_cmd::log_file(&loc, *max, cli.json)?;
         }
         Cmd::Log { rev, max } => {
             let lake = open(&cli)?;
@@ -463,7 +482,12 @@ fn run(mut cli: Cli) -> Result<()> {
             let lake = open(&cli)?;
             show::stats(&lake, cli.json)?;
         }
-        Cmd::Status => {
+        Cmd::Status { path } if volume_cmd::in_mount(path.as_deref().unwrap_or(Path::new("."))).is_some() => {
+            let loc = volume_cmd::in_mount(path.as_deref().unwrap_or(Path::new("."))).context("the mount went away")?;
+            volume_cmd::status(&loc, cli.json)?;
+        }
+        Cmd::Status { path: Some(p) } => bail!("{} is not inside a lakefs mount", p.display()),
+        Cmd::Status { path: None } => {
             let lake = open(&cli)?;
             show::status(&lake, cli.json)?;
         }
@@ -490,6 +514,11 @@ fn run(mut cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `lakectl log` argument names a file (not a revision) when it exists or has a '/'.
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || std::fs::symlink_metadata(s).is_ok()
 }
 
 fn read_list(f: &Path) -> Result<Vec<String>> {

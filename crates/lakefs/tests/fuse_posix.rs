@@ -569,6 +569,12 @@ fn lake_at_shows_a_past_tree_read_only() {
         assert_eq!(at, ["then"]);
         assert_eq!(fs::read(fx.p(".lake/at/then/docs/old.txt")).unwrap(), b"as it was");
         assert_eq!(fs::read(fx.p(".lake/at/then/big.bin")).unwrap(), big);
+        // Random access into a chunked file, across chunk boundaries.
+        let mut f = File::open(fx.p(".lake/at/then/big.bin")).unwrap();
+        f.seek(SeekFrom::Start(1_234_567)).unwrap();
+        let mut part = vec![0u8; 700_000];
+        f.read_exact(&mut part).unwrap();
+        assert_eq!(part, big[1_234_567..1_934_567]);
         assert_eq!(
             fs::read_link(fx.p(".lake/at/then/ln")).unwrap(),
             Path::new("docs/old.txt")

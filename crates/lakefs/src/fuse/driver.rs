@@ -36,6 +36,7 @@ enum Handle {
     Dir(Mutex<DirState>),
     VDir(Vec<(u64, FileType, Vec<u8>)>),
     Bytes(Vec<u8>),
+    Chunked(virt::ChunkedFile),
     /// The reply to the last request, and where that request's write ended (the
     /// reply is read from there on, or from 0 by a pread before it).
     Control(Mutex<(u64, Vec<u8>)>),
@@ -292,10 +293,7 @@ impl Filesystem for Driver {
         // Not FUSE_ATOMIC_O_TRUNC: with it the kernel sends O_TRUNC with the open, before
         // its ETXTBSY check, so a running executable would be truncated (SIGBUS) even
         // though open(2) fails. Without it the kernel truncates by SETATTR after the check.
-        let want = InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_ASYNC_DIO
-            | InitFlags::FUSE_EXPORT_SUPPORT;
+        let want = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_CACHE_SYMLINKS | InitFlags::FUSE_ASYNC_DIO;
         let _ = config.add_capabilities(caps & want);
         if self.want_passthrough
             && caps.contains(InitFlags::FUSE_PASSTHROUGH)
@@ -559,6 +557,9 @@ impl Filesystem for Driver {
                     FileHandle(self.add_handle(Handle::Bytes(b))),
                     FopenFlags::FOPEN_DIRECT_IO,
                 ),
+                Ok(VOpen::Chunked(c)) => {
+                    reply.opened(FileHandle(self.add_handle(Handle::Chunked(c))), FopenFlags::empty())
+                }
                 Ok(VOpen::Control) => reply.opened(
                     FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))),
                     FopenFlags::FOPEN_DIRECT_IO,
@@ -645,6 +646,10 @@ impl Filesystem for Driver {
         if fh.0 >= TABLE_FH {
             return match self.handle(fh).as_deref() {
                 Some(Handle::Bytes(b)) => reply.data(slice_at(b, offset, size)),
+                Some(Handle::Chunked(c)) => match self.virt.read_chunked(c, offset, size) {
+                    Ok(d) => reply.data(&d),
+                    Err(e) => reply.error(e),
+                },
                 Some(Handle::Control(r)) => {
                     let r = lock(r);
                     let rel = if offset >= r.0 { offset - r.0 } else { offset };

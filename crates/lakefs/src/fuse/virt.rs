@@ -75,6 +75,7 @@ pub struct Virt {
 /// What opening a virtual file gives.
 pub enum VOpen {
     Bytes(Vec<u8>),
+    Chunked(ChunkedFile),
     Control,
 }
 
@@ -347,7 +348,24 @@ impl Virt {
             VNode::Control => Ok(VOpen::Control),
             _ if write => Err(Errno::EROFS),
             VNode::Info => Ok(VOpen::Bytes(self.hooks.info())),
+            VNode::AtFile {
+                content: Content::Chunked(list),
+                ..
+            } => {
+                let list = self.hooks.lake().read_chunklist(&list).map_err(io_err)?;
+                let mut chunks = Vec::with_capacity(list.chunks.len());
+                let mut start = 0u64;
+                for (id, len) in list.chunks {
+                    chunks.push((id, start, len));
+                    start += u64::from(len);
+                }
+                Ok(VOpen::Chunked(ChunkedFile {
+                    chunks,
+                    cache: Mutex::new(None),
+                }))
+            }
             VNode::AtFile { content, .. } => {
+                // Whole objects are the small files (chunked above a few MiB): read at once.
                 let mut buf = Vec::new();
                 self.hooks.lake().write_content(&content, &mut buf).map_err(io_err)?;
                 Ok(VOpen::Bytes(buf))
@@ -359,6 +377,47 @@ impl Virt {
 
     pub fn control(&self, request: &[u8]) -> Vec<u8> {
         self.hooks.control(request)
+    }
+}
+
+/// A past file read by chunks (random access without reading the whole file).
+pub struct ChunkedFile {
+    /// (chunk id, offset of its first byte, length)
+    chunks: Vec<(ObjectId, u64, u32)>,
+    /// The last chunk read: sequential reads of it need one lake read.
+    cache: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl Virt {
+    pub fn read_chunked(&self, f: &ChunkedFile, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::with_capacity(size as usize);
+        let mut i = f.chunks.partition_point(|c| c.1 <= offset).saturating_sub(1);
+        let mut pos = offset;
+        while out.len() < size as usize && i < f.chunks.len() {
+            let (id, start, len) = f.chunks[i];
+            if pos >= start + u64::from(len) {
+                i += 1;
+                continue;
+            }
+            let cached = lock(&f.cache).as_ref().filter(|c| c.0 == i).map(|c| c.1.clone());
+            let data = match cached {
+                Some(d) => d,
+                None => {
+                    let d = Arc::new(self.hooks.lake().read_object(&id).map_err(io_err)?.1);
+                    if d.len() != len as usize {
+                        return Err(Errno::EIO);
+                    }
+                    *lock(&f.cache) = Some((i, d.clone()));
+                    d
+                }
+            };
+            let from = (pos - start) as usize;
+            let take = (data.len() - from).min(size as usize - out.len());
+            out.extend_from_slice(&data[from..from + take]);
+            pos += take as u64;
+            i += 1;
+        }
+        Ok(out)
     }
 }
 
