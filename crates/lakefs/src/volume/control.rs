@@ -97,18 +97,26 @@ pub fn request(mountpoint: &Path, req: &Value) -> Result<Value> {
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
     let body = serde_json::to_vec(req).map_err(|e| Error::Invalid(format!("encoding the request: {e}")))?;
     f.write_all(&body).at(&path)?;
-    // The reply is read from the start of the same open file.
+    // The reply is read from the start of the same open file; it is one JSON
+    // value, so stop as soon as what was read parses (some kernels read ahead
+    // past the end of a synthetic file).
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
+    let mut buf = vec![0u8; 1 << 20];
+    let v: Value = loop {
         let n = f.read_at(&mut buf, out.len() as u64).at(&path)?;
-        if n == 0 {
-            break;
-        }
         out.extend_from_slice(&buf[..n]);
-    }
-    let v: Value = serde_json::from_slice(&out)
-        .map_err(|e| Error::Invalid(format!("{}: reply is not JSON ({e}): {}", path.display(), String::from_utf8_lossy(&out))))?;
+        if let Ok(v) = serde_json::from_slice::<Value>(&out) {
+            break v;
+        }
+        if let Some(end) = out.iter().position(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Value>(&out[..end]) {
+                break v;
+            }
+        }
+        if n == 0 {
+            return Err(Error::Invalid(format!("{}: reply is not JSON: {}", path.display(), String::from_utf8_lossy(&out))));
+        }
+    };
     if v["ok"].as_bool() != Some(true) {
         let msg = v["error"].as_str().unwrap_or("no reason given").to_owned();
         return Err(Error::Invalid(format!("{}: {msg}", mountpoint.display())));
