@@ -406,9 +406,38 @@ fn save_current(lake: &Lake, volume: &str, scope: &str, head: &ObjectId, trigger
 // ---------------------------------------------------------------------------
 // Operations.
 
+/// Held while one branch operation runs on a volume: two processes switching or
+/// merging at once would interleave their writes into the working copy.
+pub struct OpLock {
+    _file: std::fs::File,
+}
+
+/// Takes the volume's branch-operation lock (`LAKE/volumes/NAME/branch.lock`), or
+/// says that another operation holds it.
+pub fn lock_ops(lake: &Lake, volume: &str) -> Result<OpLock> {
+    use std::os::fd::AsRawFd;
+    let dir = lake.root().join(crate::volume::VOLUMES_DIR).join(volume);
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let path = dir.join("branch.lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+    // SAFETY: valid descriptor owned by `f`.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::Invalid(format!(
+                "another branch or merge operation is running on volume '{volume}' ({}); retry when it is done",
+                path.display()
+            )));
+        }
+        return Err(Error::io(&path, e));
+    }
+    Ok(OpLock { _file: f })
+}
+
 /// Starts branch `name` of `scope` from its working state (the scope's main
 /// line is created with it the first time). The working copy stays as it is.
 pub fn create(lake: &Lake, volume: &str, scope: &str, name: &str, wd: &mut Workdir) -> Result<Branch> {
+    let _lock = lock_ops(lake, volume)?;
     ensure_schema(lake)?;
     let scope = normalise_scope(scope)?;
     check_name(name)?;
@@ -466,6 +495,7 @@ pub fn create(lake: &Lake, volume: &str, scope: &str, name: &str, wd: &mut Workd
 /// Deletes branch `name` (its ref and record); its commits stay until gc.
 /// Refuses the current branch of its scope and `main`. Returns its last tip.
 pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
+    let _lock = lock_ops(lake, volume)?;
     if name == MAIN {
         return Err(Error::Invalid("a scope's main line cannot be deleted".into()));
     }
@@ -497,6 +527,7 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
 /// `wd.root`, flushes. `scope` (a path in it) is needed for `main` when the
 /// volume has several scopes. Refuses while a merge in the scope has conflicts.
 pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mut Workdir, dry_run: bool) -> Result<SwitchOutcome> {
+    let _lock = lock_ops(lake, volume)?;
     let scope = scope.map(normalise_scope).transpose()?;
     let target = find(lake, volume, name, scope.as_deref())?;
     let scope = target.scope.clone();

@@ -365,3 +365,15 @@ fn dry_run_changes_nothing_and_main_merges_into_a_branch() {
     assert_eq!(e.lake.read_commit(&tip).expect("c").parents[1], main_tip);
     assert_eq!(merge::merge_base(&e.lake, &tip, &main_tip).expect("base"), Some(main_tip));
 }
+
+#[test]
+fn one_branch_operation_at_a_time() {
+    let e = env();
+    e.write("proj/a.txt", b"a\n");
+    e.create("proj", "b");
+    let held = branch::lock_ops(&e.lake, VOL).expect("lock");
+    let err = e.switch("b", None).expect_err("the volume's branch lock is held");
+    assert!(err.to_string().contains("another branch or merge operation"), "{err}");
+    drop(held);
+    e.switch("b", None).expect("free again");
+}

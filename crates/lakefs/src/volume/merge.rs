@@ -65,6 +65,7 @@ pub fn merge_base(lake: &Lake, a: &ObjectId, b: &ObjectId) -> Result<Option<Obje
 /// Merges branch `name` into the current branch of its scope (`scope`, a path
 /// in it, is needed for `main` when the volume has several scopes).
 pub fn merge(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mut Workdir, dry_run: bool) -> Result<MergeOutcome> {
+    let _lock = branch::lock_ops(lake, volume)?;
     let scope = scope.map(branch::normalise_scope).transpose()?;
     let theirs_b = branch::find(lake, volume, name, scope.as_deref())?;
     let scope = theirs_b.scope.clone();
@@ -150,6 +151,7 @@ pub fn merge(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mu
 /// Gives up a conflicted merge: the scope's working copy goes back to the
 /// current branch's tip as it was before the merge.
 pub fn abort(lake: &Lake, volume: &str, scope: Option<&str>, wd: &mut Workdir) -> Result<branch::SwitchOutcome> {
+    let _lock = branch::lock_ops(lake, volume)?;
     let scope = match scope {
         Some(p) => {
             let p = branch::normalise_scope(p)?;
