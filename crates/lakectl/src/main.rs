@@ -212,7 +212,7 @@ enum Cmd {
         #[command(subcommand)]
         cmd: volume_cmd::ZoneCmd,
     },
-    /// Branches of a path in a lakefs mount: create, switch, list.
+    /// Branches of a path in a lakefs mount: create, switch, list, delete (docs/branches.md).
     Branch {
         #[command(subcommand)]
         cmd: branch_cmd::BranchCmd,
