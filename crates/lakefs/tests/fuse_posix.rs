@@ -112,6 +112,17 @@ fn many_entries_list_completely() {
             File::create(fx.p(&format!("many/file-with-a-longish-name-{i:05}"))).unwrap();
         }
         assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1500);
+        // Cached listings follow changes.
+        fs::write(fx.p("many/late"), b"").unwrap();
+        assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1501);
+        fs::rename(fx.p("many/late"), fx.p("late")).unwrap();
+        assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1500);
+        fs::hard_link(fx.p("late"), fx.p("many/late2")).unwrap();
+        assert!(fs::read_dir(fx.p("many"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name() == "late2"));
+        fs::remove_file(fx.p("many/late2")).unwrap();
+        assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1500);
         for i in 0..1500 {
             fs::remove_file(fx.p(&format!("many/file-with-a-longish-name-{i:05}"))).unwrap();
         }

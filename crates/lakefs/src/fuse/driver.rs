@@ -802,7 +802,15 @@ impl Filesystem for Driver {
                     pos: 0,
                     buf: Vec::new(),
                 }));
-                reply.opened(FileHandle(self.add_handle(h)), FopenFlags::empty())
+                // The kernel may keep listings in its cache: every change of a directory goes
+                // through it, and it drops a directory's cached listing on each. Not for the
+                // root, whose appended virtual entries have offsets outside ext4's range.
+                let flags = if ino.0 == ROOT {
+                    FopenFlags::empty()
+                } else {
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+                };
+                reply.opened(FileHandle(self.add_handle(h)), flags)
             }
             Err(e) => reply.error(e),
         }
