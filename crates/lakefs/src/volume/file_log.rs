@@ -23,45 +23,58 @@ pub struct FileVersion {
     pub node: Option<Node>,
 }
 
-/// Follows `rel` down from a root tree; `prev` remembers the trees of the last
-/// lookup so unchanged subtrees are not read again.
-fn lookup(lake: &Lake, root: &ObjectId, comps: &[&str]) -> Result<Option<Node>> {
-    if comps.is_empty() {
-        return Ok(Some(Node::Dir { meta: Default::default(), tree: *root }));
-    }
-    let mut tree = *root;
-    for (i, c) in comps.iter().enumerate() {
-        let t = lake.read_tree(&tree)?;
-        let Some(e) = t.get(c.as_bytes()) else { return Ok(None) };
-        if i + 1 == comps.len() {
-            return Ok(Some(e.node.clone()));
+/// Follows the path down from a root tree. `prev` holds the trees the last
+/// lookup passed through and its answer: where the walk meets one of those trees
+/// again, the answer is the same, so a long history costs one tree read per
+/// commit that changed the path's directory, not a walk per commit.
+struct Walker<'a> {
+    comps: Vec<&'a str>,
+    prev: Option<(Vec<ObjectId>, Option<Node>)>,
+}
+
+impl Walker<'_> {
+    fn lookup(&mut self, lake: &Lake, root: &ObjectId) -> Result<Option<Node>> {
+        if self.comps.is_empty() {
+            return Ok(Some(Node::Dir { meta: Default::default(), tree: *root }));
         }
-        match &e.node {
-            Node::Dir { tree: sub, .. } => tree = *sub,
-            _ => return Ok(None),
+        let mut trees = Vec::with_capacity(self.comps.len());
+        let mut tree = *root;
+        let mut found = None;
+        for (i, c) in self.comps.iter().enumerate() {
+            if let Some((ptrees, pnode)) = &self.prev {
+                if ptrees.get(i) == Some(&tree) {
+                    return Ok(pnode.clone());
+                }
+            }
+            trees.push(tree);
+            let t = lake.read_tree(&tree)?;
+            let Some(e) = t.get(c.as_bytes()) else { break };
+            if i + 1 == self.comps.len() {
+                found = Some(e.node.clone());
+                break;
+            }
+            match &e.node {
+                Node::Dir { tree: sub, .. } => tree = *sub,
+                _ => break,
+            }
         }
+        self.prev = Some((trees, found.clone()));
+        Ok(found)
     }
-    Ok(None)
 }
 
 /// Versions of mount-relative `rel` on `reference` (first-parent history),
 /// newest first: every commit whose entry differs from the one before it,
 /// including deletions. At most `max` versions.
 pub fn file_log_limit(lake: &Lake, reference: &str, rel: &str, max: usize) -> Result<Vec<FileVersion>> {
-    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let mut walker = Walker { comps: rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect(), prev: None };
     let Some(head) = lake.get_ref(reference)? else { return Ok(Vec::new()) };
-    // (commit, its node) newest first; consecutive commits with the same root tree share the lookup.
     let mut out = Vec::new();
     let mut cur = Some(head);
     let mut newer: Option<(ObjectId, crate::commit::Commit, Option<Node>)> = None;
-    let mut last_tree: Option<(ObjectId, Option<Node>)> = None;
     while let Some(id) = cur {
         let c = lake.read_commit(&id)?;
-        let node = match &last_tree {
-            Some((t, n)) if *t == c.tree => n.clone(),
-            _ => lookup(lake, &c.tree, &comps)?,
-        };
-        last_tree = Some((c.tree, node.clone()));
+        let node = walker.lookup(lake, &c.tree)?;
         if let Some((nid, nc, nnode)) = newer.take() {
             if nnode != node {
                 out.push(version(nid, &nc, nnode.as_ref(), node.as_ref()));
