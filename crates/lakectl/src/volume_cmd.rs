@@ -42,7 +42,12 @@ pub enum ZoneCmd {
         lake: full history with micro-snapshots of open files, catalog and search.\n\n\
         The override goes into LAKE/volumes/NAME/zones.toml; the daemon rereads it and rescans.\n\n\
         Example:\n  lakectl zone set ~/build posix")]
-    Set { path: std::path::PathBuf, zone: String },
+    Set {
+        path: std::path::PathBuf,
+        /// posix, hybrid or lake (named apart from the global --zone option).
+        #[arg(value_name = "ZONE")]
+        new_zone: String,
+    },
     /// Show the zone of a path.
     Show { path: std::path::PathBuf },
 }
@@ -331,8 +336,8 @@ pub fn zone(c: &ZoneCmd, json: bool) -> Result<()> {
                 Ok(())
             }
         }
-        ZoneCmd::Set { path, zone } => {
-            let z: Zone = zone.parse()?;
+        ZoneCmd::Set { path, new_zone } => {
+            let z: Zone = new_zone.parse()?;
             let loc = find(path)?;
             if loc.rel.is_empty() {
                 bail!("the mount root itself is the volume; set zones of paths inside it");

@@ -1,0 +1,141 @@
+//! `lakectl commit/log/restore/zone/status` inside a real `lakefs mount`: files
+//! written and checked through the mount, history read from the lake. Needs
+//! /dev/fuse and root (skipped otherwise, with a note).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Mounted {
+    _dir: tempfile::TempDir,
+    lake: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+fn mount() -> Option<Mounted> {
+    if !Path::new("/dev/fuse").exists() || !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs /dev/fuse and root");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mnt");
+    common::ok(&lake, &["init"]);
+    let st = Command::new(common::sibling("lakefs")).arg("mount").arg(&lake).arg(&mnt).status().expect("run lakefs mount");
+    assert!(st.success(), "lakefs mount: {st}");
+    Some(Mounted { _dir: dir, lake, mnt })
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "lakectl {args:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = ok(&a);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("lakectl {args:?} --json: {e}: {out}"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn commit_log_restore_zone_status_in_a_mount() {
+    let Some(m) = mount() else { return };
+    let p = |rel: &str| m.mnt.join(rel);
+    std::fs::create_dir_all(p("alice/dir")).expect("mkdir");
+    let notes = p("alice/notes.txt");
+
+    // Two files in one commit; then a second version of one.
+    std::fs::write(&notes, "version one\n").expect("write");
+    std::fs::write(p("alice/todo.txt"), "todo\n").expect("write");
+    let first = ok(&["commit", s(&notes), s(&p("alice/todo.txt")), "-m", "first"]).trim().to_owned();
+    assert!(first.starts_with("b3:"), "{first}");
+    std::fs::write(&notes, "version two, longer\n").expect("write");
+    let second = ok(&["commit", s(&notes), "-m", "second"]).trim().to_owned();
+    assert_ne!(first, second);
+
+    // The file's log, newest first.
+    let log = json(&["log", s(&notes)]);
+    let versions = log["versions"].as_array().expect("versions");
+    assert_eq!(versions[0]["commit"], second.as_str());
+    assert_eq!(versions[0]["trigger"], "manual");
+    assert_eq!(versions[0]["size"], 20);
+    assert!(versions.iter().any(|v| v["commit"] == first.as_str() && v["size"] == 12));
+    let text = ok(&["log", s(&notes)]);
+    assert!(text.lines().next().expect("a line").contains("manual"), "{text}");
+    // A revision that is not a path keeps the old meaning.
+    let lake = s(&m.lake);
+    assert!(ok(&["--lake", lake, "--ref", "home/main", "log", "-n", "1", "home/main"]).contains(&second[3..15]));
+
+    // Restore by commit id, through the mount; the restore is a commit of its own.
+    let dry = run(&["restore", s(&notes), "--to", &first, "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("write   alice/notes.txt"), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert_eq!(std::fs::read_to_string(&notes).expect("read"), "version two, longer\n", "a dry run changes nothing");
+    ok(&["restore", s(&notes), "--to", &first]);
+    assert_eq!(std::fs::read_to_string(&notes).expect("read"), "version one\n");
+    let log = json(&["log", s(&notes)]);
+    assert_eq!(log["versions"][0]["trigger"], "restore");
+
+    // A deleted file comes back.
+    std::fs::remove_file(&notes).expect("rm");
+    ok(&["commit", s(&notes), "-m", "gone"]);
+    assert_eq!(json(&["log", s(&notes)])["versions"][0]["kind"], "deleted");
+    ok(&["restore", s(&notes), "--to", &second]);
+    assert_eq!(std::fs::read_to_string(&notes).expect("read"), "version two, longer\n");
+
+    // A directory gets its subtree back: changed files rewritten, new ones removed.
+    std::fs::write(p("alice/dir/a"), "a\n").expect("write");
+    std::fs::write(p("alice/dir/b"), "b\n").expect("write");
+    let dir_v1 = ok(&["commit", s(&p("alice/dir")), "-m", "dir"]).trim().to_owned();
+    std::fs::write(p("alice/dir/a"), "changed\n").expect("write");
+    std::fs::write(p("alice/dir/c"), "new\n").expect("write");
+    std::fs::remove_file(p("alice/dir/b")).expect("rm");
+    ok(&["restore", s(&p("alice/dir")), "--to", &dir_v1]);
+    assert_eq!(std::fs::read_to_string(p("alice/dir/a")).expect("read"), "a\n");
+    assert_eq!(std::fs::read_to_string(p("alice/dir/b")).expect("read"), "b\n");
+    assert!(!p("alice/dir/c").exists());
+
+    // Zones: a POSIX override leaves a path out of history.
+    std::fs::create_dir_all(p("alice/build")).expect("mkdir");
+    let set = json(&["zone", "set", s(&p("alice/build")), "posix"]);
+    assert_eq!((set["was"].as_str(), set["zone"].as_str()), (Some("lake"), Some("posix")));
+    assert_eq!(ok(&["zone", "show", s(&p("alice/build/x.o"))]).trim(), "posix");
+    std::fs::write(p("alice/build/x.o"), "obj").expect("write");
+    let c = ok(&["commit", s(&p("alice/build/x.o")), "-m", "try"]);
+    assert!(c.starts_with("b3:"));
+    assert!(json(&["log", s(&p("alice/build/x.o"))])["versions"].as_array().expect("versions").is_empty());
+    assert!(run(&["restore", s(&p("alice/build/x.o")), "--to", &first]).status.code() != Some(0));
+
+    // Status inside the mount.
+    let st = json(&["status", s(&p("alice"))]);
+    assert_eq!(st["volume"], "home");
+    assert_eq!(st["zone"], "lake");
+    assert_eq!(st["path"], "alice");
+    assert!(st["conflicts"].as_array().expect("conflicts").is_empty());
+    assert!(st["head"].as_str().expect("head").starts_with("b3:"));
+    let text = ok(&["status", s(&p("alice/build"))]);
+    assert!(text.contains("zone posix"), "{text}");
+
+    // Not in a mount: a clear error.
+    let out = run(&["restore", "/proc/version", "--to", "1 min ago"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a lakefs mount"));
+}
