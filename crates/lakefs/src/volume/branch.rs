@@ -455,7 +455,9 @@ pub fn create(lake: &Lake, volume: &str, scope: &str, name: &str, wd: &mut Workd
     let head = (wd.flush)()?;
     let state = scope_state(lake, &head, &scope)?;
     if state.is_none() {
-        return Err(Error::Invalid(format!("'{scope}' does not exist in the volume's latest commit")));
+        return Err(Error::Invalid(format!(
+            "'{scope}' is not in the volume's history (missing, or in a POSIX zone such as .cache, which is never committed)"
+        )));
     }
     let (now, _) = crate::util::now();
     let main_ref = ref_for(volume, &scope, MAIN);
