@@ -13,8 +13,9 @@ and decides pass/fail:
             multi_user == "active", root_fstype == "overlay", failed_units == [],
             lake_generation == --expect-generation (number, numeric string,
             or an object with a "generation" or "default" key), and the LAKE
-            zone: home_fstype == "fuse.lakefs" with home_logged == true (a
-            file written to /home got a version in the lake); such a line
+            zone: home_lakefs == true (/home is the lakefs FUSE mount) with
+            home_logged == true (a file written to /home got a version in the
+            lake); such a line
             that fails any check is an immediate failure.
   --marker  pass on the first console line matching the regular expression.
   --expect-end reboot|poweroff (repeatable)
@@ -166,11 +167,11 @@ def evaluate_check(check, expected_generation):
                 msg += f" (lake_error {json.dumps(check['lake_error'])})"
             failures.append(msg)
     # The LAKE zone (lakefs.service): /home is the FUSE view and records history.
-    hf = check.get("home_fstype")
     herr = check.get("home_error")
     why = f" (home_error {json.dumps(herr)})" if herr else ""
-    if hf != "fuse.lakefs":
-        failures.append(f"home_fstype is {json.dumps(hf)}, expected \"fuse.lakefs\"{why}")
+    if check.get("home_lakefs") is not True:
+        failures.append(f"/home is not the lakefs mount: home_fstype {json.dumps(check.get('home_fstype'))},"
+                        f" home_source {json.dumps(check.get('home_source'))}{why}")
     elif check.get("home_logged") is not True:
         failures.append(f"home_logged is {json.dumps(check.get('home_logged'))}: a file written to /home"
                         f" has no version in `lakectl log`{why}")
@@ -525,7 +526,7 @@ class Watcher:
                               f"root_source={c.get('root_source')} "
                               f"lake_generation={json.dumps(c.get('lake_generation'))} "
                               f"failed_units={json.dumps(c.get('failed_units'))} "
-                              f"home_fstype={c.get('home_fstype')} "
+                              f"home_fstype={c.get('home_fstype')} home_source={c.get('home_source')} "
                               f"home_commit={c.get('home_commit')} "
                               f"home_versions={c.get('home_versions')}\n")
                 rows = [("first console output", res["first_output_s"], ""),
