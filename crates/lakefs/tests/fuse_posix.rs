@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use fuse_common::{fuse_available, Fixture};
+use lakefs::fuse::MountOptions;
 
 fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
@@ -220,6 +221,12 @@ fn append_truncate_fallocate() {
         let c = cstr(&fx.p("log"));
         assert_eq!(unsafe { libc::truncate(c.as_ptr(), 2) }, 0);
         assert_eq!(fs::metadata(fx.p("log")).unwrap().len(), 2);
+        // O_RDONLY|O_TRUNC truncates too (through a handle we opened read-only)
+        let c = cstr(&fx.p("log"));
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_TRUNC) };
+        assert!(fd >= 0, "errno {}", errno());
+        unsafe { libc::close(fd) };
+        assert_eq!(fs::metadata(fx.p("log")).unwrap().len(), 0);
 
         let g = OpenOptions::new()
             .read(true)
@@ -506,6 +513,40 @@ fn hooks_hear_of_every_change() {
             "{:?}",
             h.calls()
         );
+    });
+}
+
+#[test]
+fn waiting_fsyncs_do_not_stall_the_mount() {
+    both(|fx| {
+        // More fsyncs waiting for their commit than the mount has request threads.
+        let n = MountOptions::default().threads + 2;
+        let mut waiting = Vec::new();
+        for i in 0..n {
+            let p = fx.p(&format!("slow{i}"));
+            fs::write(&p, b"x").unwrap();
+            waiting.push(std::thread::spawn(move || File::open(&p).unwrap().sync_all()));
+        }
+        assert!(eventually(|| fx
+            .hooks
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("fsync:slow"))
+            .count()
+            == n));
+        // Meanwhile the mount still serves.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, b) = (fx.p("other"), fx.w("other"));
+        std::thread::spawn(move || {
+            fs::write(&a, b"y").unwrap();
+            tx.send(fs::read(&b).unwrap()).unwrap();
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+        fx.hooks.open_gate();
+        assert_eq!(got.expect("the mount stalled while fsyncs waited"), b"y");
+        for w in waiting {
+            w.join().unwrap().unwrap();
+        }
     });
 }
 

@@ -174,6 +174,7 @@ impl Driver {
         Ok(attr_of(ino, &fstat(node.raw())?))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn do_setattr(
         &self,
         ino: INodeNo,
@@ -204,14 +205,17 @@ impl Driver {
             check(unsafe { libc::fchownat(fd, c"".as_ptr(), u, g, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })?;
         }
         if let Some(size) = size {
-            let r = match file_fd {
-                Some(f) => unsafe { libc::ftruncate(f, size as i64) },
-                None => {
-                    let f = sys::reopen(fd, libc::O_WRONLY)?;
-                    unsafe { libc::ftruncate(f.as_raw_fd(), size as i64) }
+            // Our fd of the handle may be read-only (open(O_RDONLY|O_TRUNC) truncates
+            // through it): then truncate through a writable reopen.
+            let via_fh = file_fd.map(|f| unsafe { libc::ftruncate(f, size as i64) });
+            if via_fh != Some(0) {
+                let e = last_errno();
+                if via_fh.is_some() && e != Errno::EINVAL && e != Errno::EBADF {
+                    return Err(e);
                 }
-            };
-            check(r)?;
+                let f = sys::reopen(fd, libc::O_WRONLY)?;
+                check(unsafe { libc::ftruncate(f.as_raw_fd(), size as i64) })?;
+            }
         }
         if atime.is_some() || mtime.is_some() {
             let times = [to_timespec(atime), to_timespec(mtime)];
@@ -760,18 +764,38 @@ impl Filesystem for Driver {
         if fh.0 >= TABLE_FH {
             return reply.ok();
         }
+        // The disk flush and the wait for the commit run off the request threads, so
+        // a few fsyncing programs do not stall everyone else. The kernel keeps the
+        // file (and so our fd) open until we reply.
         let fd = fh.0 as RawFd;
-        let r = if datasync {
-            unsafe { libc::fdatasync(fd) }
-        } else {
-            unsafe { libc::fsync(fd) }
+        let rel = self.table.rel_path(ino.0);
+        let hooks = self.hooks.clone();
+        let work = move |reply: ReplyEmpty| {
+            let r = if datasync {
+                unsafe { libc::fdatasync(fd) }
+            } else {
+                unsafe { libc::fsync(fd) }
+            };
+            if r < 0 {
+                return reply.error(last_errno());
+            }
+            match hooks.fsync(&rel) {
+                Ok(()) => reply.ok(),
+                Err(_) => reply.error(Errno::EIO),
+            }
         };
-        if r < 0 {
-            return reply.error(last_errno());
-        }
-        match self.hooks.fsync(&self.table.rel_path(ino.0)) {
-            Ok(()) => reply.ok(),
-            Err(_) => reply.error(Errno::EIO),
+        let pending = Arc::new(Mutex::new(Some((work, reply))));
+        let for_thread = pending.clone();
+        let spawned = std::thread::Builder::new().name("lakefs-fsync".into()).spawn(move || {
+            if let Some((work, reply)) = lock(&for_thread).take() {
+                work(reply)
+            }
+        });
+        if spawned.is_err() {
+            // No thread to be had: wait here instead.
+            if let Some((work, reply)) = lock(&pending).take() {
+                work(reply)
+            }
         }
     }
 

@@ -141,7 +141,7 @@ impl Virt {
         }
     }
 
-    fn from_meta(&self, ino: u64, kind: FileType, meta: &Meta, size: u64, rdev: u64) -> FileAttr {
+    fn attr_of_meta(&self, ino: u64, kind: FileType, meta: &Meta, size: u64, rdev: u64) -> FileAttr {
         let t = time(meta.mtime, i64::from(meta.mtime_nsec));
         FileAttr {
             ino: INodeNo(ino),
@@ -172,14 +172,14 @@ impl Virt {
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
             VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, 0),
             VNode::ViewLink(t) => self.synthetic(ino, FileType::Symlink, 0o777, t.len() as u64),
-            VNode::AtDir { meta, .. } => self.from_meta(ino, FileType::Directory, &meta, 0, 0),
-            VNode::AtFile { meta, size, .. } => self.from_meta(ino, FileType::RegularFile, &meta, size, 0),
+            VNode::AtDir { meta, .. } => self.attr_of_meta(ino, FileType::Directory, &meta, 0, 0),
+            VNode::AtFile { meta, size, .. } => self.attr_of_meta(ino, FileType::RegularFile, &meta, size, 0),
             VNode::AtLink { meta, target } => {
-                let mut a = self.from_meta(ino, FileType::Symlink, &meta, target.len() as u64, 0);
+                let mut a = self.attr_of_meta(ino, FileType::Symlink, &meta, target.len() as u64, 0);
                 a.perm = 0o777;
                 a
             }
-            VNode::AtOther { kind, meta, rdev } => self.from_meta(ino, kind, &meta, 0, rdev),
+            VNode::AtOther { kind, meta, rdev } => self.attr_of_meta(ino, kind, &meta, 0, rdev),
         })
     }
 

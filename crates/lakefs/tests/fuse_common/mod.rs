@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use lakefs::error::Result;
 use lakefs::fuse::hooks::{ViewEntry, VolumeHooks};
@@ -19,11 +19,17 @@ pub struct Recorder {
     pub lake: Lake,
     pub calls: Mutex<Vec<String>>,
     pub then: Mutex<Option<(ObjectId, Meta)>>,
+    /// fsync of paths starting with "slow" waits until this is true.
+    pub gate: (Mutex<bool>, Condvar),
 }
 
 impl Recorder {
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
+    }
+    pub fn open_gate(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
     }
     pub fn clear(&self) {
         self.calls.lock().unwrap().clear();
@@ -48,6 +54,12 @@ impl VolumeHooks for Recorder {
     }
     fn fsync(&self, rel: &str) -> Result<()> {
         self.push(format!("fsync:{rel}"));
+        if rel.starts_with("slow") {
+            let mut open = self.gate.0.lock().unwrap();
+            while !*open {
+                open = self.gate.1.wait(open).unwrap();
+            }
+        }
         Ok(())
     }
     fn control(&self, request: &[u8]) -> Vec<u8> {
@@ -118,6 +130,7 @@ impl Fixture {
             lake,
             calls: Mutex::new(Vec::new()),
             then: Mutex::new(None),
+            gate: (Mutex::new(false), Condvar::new()),
         });
         let mut opts = MountOptions::default();
         opts.passthrough = passthrough;
