@@ -194,3 +194,25 @@ pub fn run(
     ready(passthrough, s.unmount_callable());
     s.run()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_options_parse() {
+        let mut o = MountOptions::default();
+        assert!(o.passthrough);
+        let name = o.apply("rw,name=work,passthrough=off,threads=8,noexec,x-systemd.automount").unwrap();
+        assert_eq!(name.as_deref(), Some("work"));
+        assert!(!o.passthrough);
+        assert_eq!(o.threads, 8);
+        assert_eq!(o.flags, vec![MountOption::NoExec]);
+        assert_eq!(o.apply("passthrough=on").unwrap(), None);
+        assert!(o.passthrough);
+        let e = o.apply("threads=0").unwrap_err();
+        assert!(e.contains("threads=0"), "{e}");
+        let e = o.apply("rw,frobnicate").unwrap_err();
+        assert!(e.contains("unknown mount option 'frobnicate'"), "{e}");
+    }
+}
