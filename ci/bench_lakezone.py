@@ -357,7 +357,7 @@ def cmd_report(a):
         L.append("|---|" + "---:|" * len(hist))
         for key, title in (("catchup", "committer catch-up after the untar, s"),
                            ("commits-untar", "commits after the untar"),
-                           ("commit-1g", "committer catch-up after the unsynced %s write, s" % _titles(meta)[2][1].split(" sequential")[0]),
+                           ("commit-1g", "committer catch-up after the unsynced %s write and its syncfs, s (0: committed during the syncfs)" % _titles(meta)[2][1].split(" sequential")[0]),
                            ("commits-total", "commits at the end of a run"),
                            ("daemon-cpu", "daemon CPU (user+sys) per run, s")):
             if any(key in med.get(s, {}) for s in hist):
