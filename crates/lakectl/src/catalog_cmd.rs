@@ -314,7 +314,7 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
     } else {
         usize::MAX >> 1
     };
-    let hits: Vec<fts::Hit> = fts::search(&t.lake.db(), &t.volume, &words, ask)
+    let hits: Vec<fts::Hit> = fts::search(&t.lake, &t.volume, &words, ask)
         .with_context(|| format!("searching volume '{}'", t.volume))?
         .into_iter()
         .filter(|h| prefix.is_empty() || h.path.starts_with(&prefix) || h.path == t.rel)

@@ -89,7 +89,7 @@ fn home(dir: &Path) {
 }
 
 fn search(lake: &Lake, words: &str) -> Vec<String> {
-    let mut p: Vec<String> = fts::search(&lake.db(), VOLUME, words, 100)
+    let mut p: Vec<String> = fts::search(&lake, VOLUME, words, 100)
         .unwrap()
         .into_iter()
         .map(|h| h.path)
@@ -204,7 +204,7 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
     assert_eq!(search(&lake, "KIWI mango"), ["notes/fruit.txt"]);
     assert_eq!(search(&lake, "man*"), ["notes/fruit.txt"]);
     assert_eq!(search(&lake, "durian"), Vec::<String>::new());
-    let hit = &fts::search(&lake.db(), VOLUME, "mango", 10).unwrap()[0];
+    let hit = &fts::search(&lake, VOLUME, "mango", 10).unwrap()[0];
     assert!(hit.snippet.contains("[mango]"), "{hit:?}");
 
     // Deletes drop rows (and their words); a changed file is read again.

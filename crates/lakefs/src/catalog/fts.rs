@@ -4,7 +4,9 @@
 use rusqlite::{params, Connection};
 
 use crate::error::{Error, Result};
-use crate::meta::Db;
+use crate::id::ObjectId;
+use crate::lake::Lake;
+use crate::tree::Content;
 
 /// Larger text files keep their type and properties but are not indexed for words.
 pub const MAX_BODY: u64 = 1 << 20;
@@ -19,10 +21,50 @@ pub struct Hit {
     pub rank: f64,
 }
 
-pub(crate) fn put(conn: &Connection, id: i64, path: &str, body: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO catalog_fts(rowid, path, body) VALUES(?1, ?2, ?3)")?
-        .execute(params![id, path, body])?;
-    Ok(())
+/// Bodies waiting to go into the index. FTS5 writes the terms it holds in
+/// memory out as a new segment whenever another statement of the transaction
+/// opens a savepoint, as every upsert of `catalog_files` does; inserting each
+/// body right after its file's row makes indexing an untar mostly segment
+/// merging. So the bodies of many files go in back to back.
+#[derive(Default)]
+pub(crate) struct Batch {
+    rows: Vec<(i64, String, String)>,
+    bytes: usize,
+}
+
+/// A batch is written when it holds this much text or this many files.
+const BATCH_BYTES: usize = 32 << 20;
+const BATCH_ROWS: usize = 4096;
+
+impl Batch {
+    pub(crate) fn push(
+        &mut self,
+        conn: &Connection,
+        id: i64,
+        path: &str,
+        body: String,
+    ) -> rusqlite::Result<()> {
+        self.bytes += body.len() + path.len();
+        self.rows.push((id, path.to_owned(), body));
+        if self.bytes >= BATCH_BYTES || self.rows.len() >= BATCH_ROWS {
+            self.flush(conn)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert =
+            conn.prepare_cached("INSERT INTO catalog_fts(rowid, path, body) VALUES(?1, ?2, ?3)")?;
+        for (id, path, body) in &self.rows {
+            insert.execute(params![id, path, body])?;
+        }
+        self.rows.clear();
+        self.bytes = 0;
+        Ok(())
+    }
 }
 
 pub(crate) fn remove(conn: &Connection, id: i64) -> rusqlite::Result<()> {
@@ -55,34 +97,156 @@ pub fn match_expr(words: &str) -> Option<String> {
 }
 
 /// Text files of `volume` containing all `words` (in their path or body), best first.
-pub fn search(db: &Db, volume: &str, words: &str, limit: usize) -> Result<Vec<Hit>> {
+pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Vec<Hit>> {
     let Some(expr) = match_expr(words) else {
         return Err(Error::Invalid(
             "search: give at least one word to look for".into(),
         ));
     };
-    if !super::schema::exists(db)? {
-        return Ok(Vec::new());
+    let found: Vec<(String, Content, f64)> = {
+        let db = lake.db();
+        if !super::schema::exists(&db)? {
+            return Ok(Vec::new());
+        }
+        let mut s = db
+            .conn
+            .prepare_cached(
+                "SELECT f.path, f.content, bm25(catalog_fts) AS r \
+                 FROM catalog_fts JOIN catalog_files f ON f.id = catalog_fts.rowid \
+                 WHERE catalog_fts MATCH ?1 AND f.volume = ?2 ORDER BY r, f.path LIMIT ?3",
+            )
+            .map_err(|e| db.err(e))?;
+        let rows = s
+            .query_map(
+                params![expr, volume, limit.min(i64::MAX as usize) as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, f64>(2)?,
+                    ))
+                },
+            )
+            .map_err(|e| db.err(e))?;
+        let rows = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db.err(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (path, id, rank) in rows {
+            let id = ObjectId::from_slice(&id)
+                .ok_or_else(|| Error::Invalid(format!("catalog: bad content id for {path}")))?;
+            // Large text files are chunked; the object index says which form this is.
+            let chunked = db
+                .location(&id)?
+                .is_some_and(|l| l.kind == crate::pack::Kind::ChunkList);
+            out.push((
+                path,
+                if chunked {
+                    Content::Chunked(id)
+                } else {
+                    Content::Whole(id)
+                },
+                rank,
+            ));
+        }
+        out
+    };
+    let terms = query_terms(words);
+    let mut hits = Vec::with_capacity(found.len());
+    for (path, content, rank) in found {
+        // Bodies are not stored in the index: cut the snippet from the file as committed.
+        let mut body = Vec::new();
+        lake.write_content(&content, &mut body)?;
+        let snippet = snippet(&String::from_utf8_lossy(&body), &terms, SNIPPET_WORDS);
+        hits.push(Hit {
+            path,
+            snippet,
+            rank,
+        });
     }
-    let mut s = db
-        .conn
-        .prepare_cached(
-            "SELECT f.path, snippet(catalog_fts, 1, '[', ']', '…', 12), bm25(catalog_fts) AS r \
-             FROM catalog_fts JOIN catalog_files f ON f.id = catalog_fts.rowid \
-             WHERE catalog_fts MATCH ?1 AND f.volume = ?2 ORDER BY r, f.path LIMIT ?3",
-        )
-        .map_err(|e| db.err(e))?;
-    let rows = s
-        .query_map(params![expr, volume, limit as i64], |r| {
-            Ok(Hit {
-                path: r.get(0)?,
-                snippet: r.get(1)?,
-                rank: r.get(2)?,
-            })
+    Ok(hits)
+}
+
+const SNIPPET_WORDS: usize = 12;
+
+/// The words of a search, lower-case, with whether each is a prefix (`lak*`).
+fn query_terms(words: &str) -> Vec<(String, bool)> {
+    words
+        .split_whitespace()
+        .flat_map(|w| {
+            let prefix = w.ends_with('*');
+            let toks: Vec<String> = tokens(w).map(|(a, b)| w[a..b].to_lowercase()).collect();
+            let n = toks.len();
+            toks.into_iter()
+                .enumerate()
+                .map(move |(i, t)| (t, prefix && i + 1 == n))
         })
-        .map_err(|e| db.err(e))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| db.err(e))
+        .collect()
+}
+
+/// Byte ranges of the words of `s` (runs of letters and digits, as FTS5's
+/// unicode61 tokenizer splits them).
+fn tokens(s: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut it = s.char_indices().peekable();
+    std::iter::from_fn(move || {
+        while it.peek().is_some_and(|(_, c)| !c.is_alphanumeric()) {
+            it.next();
+        }
+        let (start, _) = *it.peek()?;
+        let mut end = start;
+        while let Some(&(i, c)) = it.peek() {
+            if !c.is_alphanumeric() {
+                break;
+            }
+            end = i + c.len_utf8();
+            it.next();
+        }
+        Some((start, end))
+    })
+}
+
+/// About `width` words around the first match, matched words in [brackets],
+/// `…` where text was left out, whitespace collapsed.
+pub fn snippet(body: &str, terms: &[(String, bool)], width: usize) -> String {
+    let toks: Vec<(usize, usize)> = tokens(body).collect();
+    let hit = |t: &(usize, usize)| {
+        let w = body[t.0..t.1].to_lowercase();
+        terms.iter().any(|(q, prefix)| {
+            if *prefix {
+                w.starts_with(q.as_str())
+            } else {
+                w == *q
+            }
+        })
+    };
+    if toks.is_empty() {
+        return String::new();
+    }
+    let first = toks.iter().position(hit).unwrap_or(0);
+    let from = first.saturating_sub(width / 3);
+    let to = (from + width).min(toks.len());
+    let mut out = String::new();
+    if from > 0 {
+        out.push('…');
+    }
+    let mut at = toks[from].0;
+    for t in &toks[from..to] {
+        out.push_str(&body[at..t.0]);
+        if hit(t) {
+            out.push('[');
+            out.push_str(&body[t.0..t.1]);
+            out.push(']');
+        } else {
+            out.push_str(&body[t.0..t.1]);
+        }
+        at = t.1;
+    }
+    if to < toks.len() {
+        out.push('…');
+    } else {
+        out.push_str(&body[at..]);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -101,5 +265,29 @@ mod tests {
         );
         assert_eq!(match_expr("lak*").as_deref(), Some("\"lak\"*"));
         assert_eq!(match_expr("  * "), None);
+    }
+
+    #[test]
+    fn snippets_bracket_the_words_around_the_first_match() {
+        let body =
+            "one two three four five six seven Kiwi eight nine ten eleven twelve thirteen fourteen";
+        let t = query_terms("kiwi");
+        assert_eq!(snippet(body, &t, 6), "…six seven [Kiwi] eight nine ten…");
+        assert_eq!(snippet("A kiwi,\n\n  a lime.", &t, 12), "A [kiwi], a lime.");
+        assert_eq!(
+            snippet("lakes and lakefs", &query_terms("lake*"), 12),
+            "[lakes] and [lakefs]"
+        );
+        // No match in the body (the path matched): the start of the file.
+        assert_eq!(snippet("alpha beta", &t, 12), "alpha beta");
+        assert_eq!(snippet("", &t, 12), "");
+        assert_eq!(
+            query_terms("Foo-bar baz*"),
+            [
+                ("foo".into(), false),
+                ("bar".into(), false),
+                ("baz".into(), true)
+            ]
+        );
     }
 }

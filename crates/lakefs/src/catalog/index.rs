@@ -138,9 +138,11 @@ fn remove(conn: &Connection, volume: &str, path: &str) -> rusqlite::Result<bool>
 }
 
 /// Indexes one file; returns whether it went into the full-text index (None: unchanged content, metadata only).
+#[allow(clippy::too_many_arguments)]
 fn put(
     lake: &Lake,
     db: &Db,
+    batch: &mut fts::Batch,
     volume: &str,
     path: &str,
     size: u64,
@@ -211,10 +213,11 @@ fn put(
     let body = (p.is_text && !truncated)
         .then(|| String::from_utf8(head).ok())
         .flatten();
-    if let Some(body) = &body {
-        fts::put(conn, id, path, body).map_err(err)?;
+    let text = body.is_some();
+    if let Some(body) = body {
+        batch.push(conn, id, path, body).map_err(err)?;
     }
-    Ok(Some(body.is_some()))
+    Ok(Some(text))
 }
 
 fn plan(
@@ -319,17 +322,31 @@ fn apply(
     todo: &[Todo],
 ) -> Result<IndexStats> {
     // The database lock is held for the whole pass: content is read through the
-    // same handle as the rows are written, so nothing is buffered in memory.
+    // same handle as the rows are written, so only a batch of words is buffered.
     let db = lake.db();
     let err = |e| db.err(e);
     let tx = db.conn.unchecked_transaction().map_err(err)?;
     let mut stats = IndexStats::default();
+    let mut batch = fts::Batch::default();
     if from_scratch {
-        tx.execute(
-            "DELETE FROM catalog_fts WHERE rowid IN (SELECT id FROM catalog_files WHERE volume=?1)",
-            params![volume],
-        )
-        .map_err(err)?;
+        let others: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM catalog_files WHERE volume<>?1",
+                params![volume],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        // The only volume: drop all words at once rather than row by row.
+        let words = if others == 0 {
+            "INSERT INTO catalog_fts(catalog_fts) VALUES('delete-all')"
+        } else {
+            "DELETE FROM catalog_fts WHERE rowid IN (SELECT id FROM catalog_files WHERE volume=?1)"
+        };
+        if others == 0 {
+            tx.execute(words, []).map_err(err)?;
+        } else {
+            tx.execute(words, params![volume]).map_err(err)?;
+        }
         stats.removed += tx
             .execute("DELETE FROM catalog_files WHERE volume=?1", params![volume])
             .map_err(err)? as u64;
@@ -342,13 +359,16 @@ fn apply(
                 }
             }
             Todo::Put(path, size, mtime, content) => {
-                if let Some(text) = put(lake, &db, volume, path, *size, *mtime, content)? {
+                if let Some(text) =
+                    put(lake, &db, &mut batch, volume, path, *size, *mtime, content)?
+                {
                     stats.files += 1;
                     stats.text_files += u64::from(text);
                 }
             }
         }
     }
+    batch.flush(&tx).map_err(err)?;
     let (now, _) = crate::util::now();
     tx.execute(
         "INSERT OR REPLACE INTO catalog_state(volume, tree, updated) VALUES(?1, ?2, ?3)",

@@ -3,6 +3,8 @@
 //! the catalog existed gain it without a schema version change. Layout and
 //! meaning: docs/catalog.md.
 
+use rusqlite::OptionalExtension;
+
 use crate::error::Result;
 use crate::meta::Db;
 
@@ -26,7 +28,6 @@ CREATE TABLE IF NOT EXISTS catalog_files(
     UNIQUE(volume, path)
 );
 CREATE INDEX IF NOT EXISTS catalog_files_type ON catalog_files(volume, type, taken);
-CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5(path, body, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS catalog_state(volume TEXT PRIMARY KEY, tree BLOB NOT NULL, updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS catalog_views(
     volume TEXT NOT NULL, name TEXT NOT NULL, query TEXT NOT NULL, created INTEGER NOT NULL,
@@ -34,9 +35,43 @@ CREATE TABLE IF NOT EXISTS catalog_views(
 );
 ";
 
+/// The full-text table is contentless (bodies are not stored twice: snippets
+/// are cut from the file read back from the lake) with cheap deletes, and
+/// buffers 16 MiB of terms before writing a segment (the default 1 MiB makes
+/// indexing an untar mostly segment merging).
+const FTS: &str = "
+CREATE VIRTUAL TABLE catalog_fts USING fts5(path, body, content = '', contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO catalog_fts(catalog_fts, rank) VALUES('hashsize', 16777216);
+";
+
 /// Creates the catalog tables if they are missing (writers).
 pub fn ensure(db: &Db) -> Result<()> {
-    db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))
+    let err = |e| db.err(e);
+    db.conn.execute_batch(SCHEMA).map_err(err)?;
+    let fts: Option<String> = db
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    match fts {
+        Some(sql) if sql.contains("contentless_delete") => Ok(()),
+        old => {
+            // Missing, or the first layout (which stored every body): start the words
+            // over; forgetting the indexed trees makes the next pass index everything.
+            let tx = db.conn.unchecked_transaction().map_err(err)?;
+            if old.is_some() {
+                tx.execute_batch("DROP TABLE catalog_fts; DELETE FROM catalog_state;")
+                    .map_err(err)?;
+            }
+            tx.execute_batch(FTS).map_err(err)?;
+            tx.commit().map_err(err)
+        }
+    }
 }
 
 /// True when the catalog tables exist. Readers ask instead of creating them, so
