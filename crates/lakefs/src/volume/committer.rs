@@ -56,7 +56,6 @@ fn sig_of(md: &std::fs::Metadata) -> Sig {
 }
 
 struct OpenFile {
-    writers: u32,
     sig: Option<Sig>,
     last_snapshot: Instant,
 }
@@ -114,10 +113,21 @@ impl Shared {
         if self.vol.zone(rel) == Zone::Posix {
             return;
         }
+        // Writes to a file open for writing wait for its close or snapshot; but
+        // when its name is gone (renamed or unlinked while open) the name's
+        // removal is committed now and the entry forgotten (the new name is
+        // reported as a change of its own).
         let mut st = self.lock();
-        // Writes to a file open for writing wait for its close or snapshot.
         if st.open.contains_key(rel) {
-            return;
+            drop(st);
+            // Writes land here often: only open files pay for this stat.
+            if std::fs::symlink_metadata(self.vol.work_dir().join(rel)).is_ok() {
+                return;
+            }
+            st = self.lock();
+            if st.open.remove(rel).is_some() {
+                st.journal_dirty = true;
+            }
         }
         Self::mark(&mut st, rel, Cause::Change);
         drop(st);
@@ -130,9 +140,8 @@ impl Shared {
         }
         let sig = std::fs::symlink_metadata(self.vol.work_dir().join(rel)).ok().map(|m| sig_of(&m));
         let mut st = self.lock();
-        let f = st.open.entry(rel.to_owned()).or_insert_with(|| OpenFile { writers: 0, sig, last_snapshot: Instant::now() });
-        f.writers += 1;
-        if f.writers == 1 {
+        if !st.open.contains_key(rel) {
+            st.open.insert(rel.to_owned(), OpenFile { sig, last_snapshot: Instant::now() });
             st.journal_dirty = true;
         }
     }
@@ -142,12 +151,10 @@ impl Shared {
             return;
         }
         let mut st = self.lock();
-        if let Some(f) = st.open.get_mut(rel) {
-            f.writers = f.writers.saturating_sub(1);
-            if f.writers == 0 {
-                st.open.remove(rel);
-                st.journal_dirty = true;
-            }
+        // The driver reports the first writable open and the last writable close
+        // of an inode, so one release ends the file's open state.
+        if st.open.remove(rel).is_some() {
+            st.journal_dirty = true;
         }
         Self::mark(&mut st, rel, Cause::Close);
         drop(st);

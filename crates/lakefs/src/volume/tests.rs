@@ -315,3 +315,23 @@ fn recovery_puts_open_files_back_and_keeps_newer_bytes() {
     assert_eq!(commits(d.volume()).len(), n);
     d.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_file_renamed_while_open_is_committed_under_its_new_name() {
+    let f = fixture();
+    let d = daemon(&f, Duration::from_secs(3600));
+    let v = d.volume();
+    write(v.work_dir(), "alice/tmp.txt", b"");
+    d.opened_for_write("alice/tmp.txt");
+    write(v.work_dir(), "alice/tmp.txt", b"saved");
+    // An editor's save: rename over the final name while still open.
+    std::fs::rename(v.work_dir().join("alice/tmp.txt"), v.work_dir().join("alice/final.txt")).expect("rename");
+    d.changed("alice/tmp.txt");
+    d.changed("alice/final.txt");
+    d.control(br#"{"op":"flush"}"#);
+    assert_eq!(head_bytes(v, "alice/final.txt").as_deref(), Some(&b"saved"[..]));
+    assert_eq!(head_bytes(v, "alice/tmp.txt"), None);
+    let st: serde_json::Value = serde_json::from_slice(&d.control(br#"{"op":"status"}"#)).expect("json");
+    assert_eq!(st["open"], serde_json::json!([]), "the old name is no longer open");
+    d.shutdown().expect("shutdown");
+}
