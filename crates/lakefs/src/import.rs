@@ -12,6 +12,11 @@
 //! or for the same inode by an earlier import ([`StatCache`]), is not read again,
 //! unless its mtime is so close to that scan that a later write could have kept it.
 //!
+//! Paths longer than PATH_MAX (a volume's working tree sits below
+//! `LAKE/state/NAME/`, so a path that fits below the mount point may not fit
+//! below the working tree) are reached through their parent directory, opened
+//! piece by piece: see [`long_path`]. Shorter paths take the plain calls.
+//!
 //! Limitation of incremental imports: hard links are recorded among the scanned
 //! paths only; a new link between a changed and an unchanged path is stored as a
 //! separate file. A full import records every hard link.
@@ -118,6 +123,10 @@ pub struct ScanOptions {
     /// to one that the parent lacks gets only the listed children (instead of
     /// being scanned whole).
     pub exact: bool,
+    /// Source-relative paths for which this is true keep what the base (or
+    /// parent) tree holds, whatever is on disk: paths that could not be read
+    /// (a volume's skipped paths) are neither rescanned nor recorded as removed.
+    pub hold: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -128,6 +137,7 @@ impl std::fmt::Debug for ScanOptions {
             .field("reuse_base", &self.reuse_base)
             .field("base_scanned_ns", &self.base_scanned_ns)
             .field("exact", &self.exact)
+            .field("hold", &self.hold.is_some())
             .finish()
     }
 }
@@ -135,6 +145,91 @@ impl std::fmt::Debug for ScanOptions {
 impl ScanOptions {
     fn excluded(&self, rel: &Path) -> bool {
         self.exclude.as_ref().is_some_and(|f| f(&rel.to_string_lossy()))
+    }
+
+    fn held(&self, rel: &Path) -> bool {
+        self.hold.as_ref().is_some_and(|f| f(&rel.to_string_lossy()))
+    }
+}
+
+/// Paths longer than the kernel takes in one call (PATH_MAX, counting the NUL).
+pub(crate) mod long_path {
+    use std::ffi::OsStr;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    use nix::sys::stat::Mode;
+
+    use crate::error::{Error, IoContext, Result};
+
+    /// The longest path passed to the kernel as it is.
+    pub(crate) const LIMIT: usize = libc::PATH_MAX as usize - 1;
+
+    fn too_long() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)
+    }
+
+    /// Opens the parent directory of `path` (O_PATH) in pieces of at most
+    /// [`LIMIT`] bytes, each relative to the previous one; returns it and the
+    /// last component.
+    fn open_parent(path: &Path) -> std::io::Result<(OwnedFd, &OsStr)> {
+        let name = path.file_name().ok_or_else(too_long)?;
+        let parent = path.parent().ok_or_else(too_long)?.as_os_str().as_bytes();
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let mut dir: Option<OwnedFd> = None;
+        let mut rest = parent;
+        while !rest.is_empty() {
+            let n = if rest.len() <= LIMIT {
+                rest.len()
+            } else {
+                // Cut at the last '/' that fits (a component is at most NAME_MAX).
+                rest[..=LIMIT].iter().rposition(|b| *b == b'/').filter(|i| *i > 0).ok_or_else(too_long)?
+            };
+            let piece = OsStr::from_bytes(&rest[..n]);
+            let next = match &dir {
+                Some(d) => openat(d, piece, flags, Mode::empty()),
+                None => openat(AT_FDCWD, piece, flags, Mode::empty()),
+            };
+            dir = Some(next.map_err(std::io::Error::from)?);
+            rest = &rest[n..];
+            while let [b'/', tail @ ..] = rest {
+                rest = tail;
+            }
+        }
+        Ok((dir.ok_or_else(too_long)?, name))
+    }
+
+    /// Runs `f` on `path`; a path longer than [`LIMIT`] is handed to `f` as
+    /// `/proc/self/fd/N/NAME`, N its parent opened piecewise (errors still name
+    /// `path`). The last component is looked up by `f` itself, so no-follow
+    /// calls keep their meaning.
+    pub(crate) fn with<T>(path: &Path, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+        if path.as_os_str().len() <= LIMIT {
+            return f(path);
+        }
+        let (dir, name) = open_parent(path).at(path)?;
+        let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+        let r = f(&short);
+        drop(dir);
+        r.map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(path, source),
+            e => e,
+        })
+    }
+
+    /// lstat; `Ok(None)` when nothing is there.
+    pub(crate) fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>> {
+        with(path, |p| match std::fs::symlink_metadata(p) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p, e)),
+        })
+    }
+
+    pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
+        with(path, |p| std::fs::File::open(p).at(p))
     }
 }
 
@@ -196,17 +291,18 @@ impl<'a> Scanner<'a> {
             }
             self.links.insert(key, rel_bytes(rel));
         }
-        let meta = fsmeta::meta_from(md, fsmeta::read_xattrs(&path)?);
+        let meta = fsmeta::meta_from(md, long_path::with(&path, |p| fsmeta::read_xattrs(p))?);
         if ft.is_dir() {
             self.stats.dirs += 1;
-            let mut names: Vec<_> = std::fs::read_dir(&path)
-                .at(&path)?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()
-                .at(&path)?;
+            let mut names: Vec<_> = long_path::with(&path, |p| {
+                std::fs::read_dir(p).at(p)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().at(p)
+            })?;
             names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
             let base_tree = match base {
-                Some(Node::Dir { tree, .. }) if self.opts.base_scanned_ns.is_some() => Some(self.lake.read_tree(tree)?),
+                // Reuse needs the base scan time; held paths need the base either way.
+                Some(Node::Dir { tree, .. }) if self.opts.base_scanned_ns.is_some() || self.opts.hold.is_some() => {
+                    Some(self.lake.read_tree(tree)?)
+                }
                 _ => None,
             };
             let mut children = Vec::with_capacity(names.len());
@@ -215,14 +311,17 @@ impl<'a> Scanner<'a> {
                 if self.opts.excluded(&crel) {
                     continue;
                 }
-                let cpath = self.src.join(&crel);
-                let cmd = match std::fs::symlink_metadata(&cpath) {
-                    Ok(m) => m,
-                    // Removed while we listed the directory (the tree is live): leave it out.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io(&cpath, e)),
-                };
                 let cbase = base_tree.as_ref().and_then(|t| t.get(name.as_bytes())).map(|e| &e.node);
+                if self.opts.held(&crel) {
+                    // Kept as recorded (only a base tree can say what that is).
+                    if let Some(n) = cbase {
+                        children.push((name.as_bytes().to_vec(), Scan::Other(n.clone())));
+                    }
+                    continue;
+                }
+                let cpath = self.src.join(&crel);
+                // None: removed while we listed the directory (the tree is live): left out.
+                let Some(cmd) = long_path::lstat(&cpath)? else { continue };
                 children.push((name.as_bytes().to_vec(), self.scan(&crel, &cmd, cbase)?));
             }
             return Ok(Scan::Dir { meta, children });
@@ -238,7 +337,7 @@ impl<'a> Scanner<'a> {
         }
         self.stats.others += 1;
         let node = if ft.is_symlink() {
-            let t = std::fs::read_link(&path).at(&path)?;
+            let t = long_path::with(&path, |p| std::fs::read_link(p).at(p))?;
             Node::Symlink { meta, target: t.as_os_str().as_bytes().to_vec() }
         } else if ft.is_char_device() {
             Node::CharDev { meta, rdev: md.rdev() }
@@ -270,7 +369,7 @@ pub fn store_file(w: &WriteSession, path: &Path, size: u64, meta: &Meta, opts: &
     if opts.loose {
         return store_loose(w, path, size, meta);
     }
-    let mut f = std::fs::File::open(path).at(path)?;
+    let mut f = long_path::open(path)?;
     if size <= u64::from(params.max) {
         let mut buf = Vec::with_capacity(size as usize);
         f.read_to_end(&mut buf).at(path)?;
@@ -308,7 +407,7 @@ fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Co
 
 fn store_loose(w: &WriteSession, path: &Path, size: u64, meta: &Meta) -> Result<(Content, u64)> {
     if size <= READ_WHOLE_MAX {
-        let buf = std::fs::read(path).at(path)?;
+        let buf = long_path::with(path, |p| std::fs::read(p).at(p))?;
         let id = ObjectId::hash(&buf);
         let key = crate::loose::key(&id, meta);
         if !w.has_loose(&key) {
@@ -319,7 +418,7 @@ fn store_loose(w: &WriteSession, path: &Path, size: u64, meta: &Meta) -> Result<
     }
     // Large: hash while streaming, then copy (contents must match the hash we record).
     let mut h = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path).at(path)?;
+    let mut f = long_path::open(path)?;
     let n = std::io::copy(&mut f, &mut h).at(path)?;
     let id = ObjectId::from_slice(h.finalize().as_bytes()).ok_or_else(|| Error::Invalid("hash length".into()))?;
     w.put_loose_file(id, n, meta, path)?;
@@ -533,12 +632,12 @@ pub fn import_changes_with(
         let mut rel = PathBuf::new();
         for (i, c) in comps.iter().enumerate() {
             rel.push(std::ffi::OsStr::from_bytes(c));
+            // Held: what the parent holds stays, below it too.
+            if scan.held(&rel) {
+                break;
+            }
             let abs = src.join(&rel);
-            let md = match std::fs::symlink_metadata(&abs) {
-                Ok(md) => Some(md),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io(&abs, e)),
-            };
+            let md = long_path::lstat(&abs)?;
             let last = i + 1 == comps.len();
             // An excluded path is not in the tree, whatever is on disk.
             let md = if scan.excluded(&rel) { None } else { md };
@@ -548,7 +647,7 @@ pub fn import_changes_with(
             };
             if !last && md.is_dir() {
                 // An ancestor: refresh its own metadata, descend into it.
-                let meta = fsmeta::meta_from(&md, fsmeta::read_xattrs(&abs)?);
+                let meta = fsmeta::meta_from(&md, long_path::with(&abs, |p| fsmeta::read_xattrs(p))?);
                 let slot = dir.children.remove(c);
                 let edit = match slot {
                     Some(Slot::Kept(Node::Dir { tree, .. })) => Edit::open(w, meta, &tree)?,

@@ -8,6 +8,10 @@
 //!   changed since their last snapshot are committed (trigger `snapshot`) once
 //!   their type's interval has passed. HYBRID files are committed on close only,
 //!   POSIX-zone paths never.
+//! - A path that cannot be recorded (unreadable, vanished mid-read, ...) does
+//!   not stall the volume: the batch is committed without it (it keeps its last
+//!   recorded state), the path is listed as skipped (control `status`), and it
+//!   is tried again when it changes next.
 //! - The set of files open for writing is persisted (the journal) at most once a
 //!   tick, so recovery knows which files were being written at a crash.
 
@@ -76,6 +80,9 @@ pub(crate) struct State {
     results: BTreeMap<u64, std::result::Result<Option<ObjectId>, String>>,
     stop: bool,
     final_result: Option<std::result::Result<(), String>>,
+    /// Paths left out of commits because they could not be recorded, with the
+    /// reason; held at their last recorded state until they change.
+    skipped: BTreeMap<String, String>,
 }
 
 pub(crate) struct Shared {
@@ -118,6 +125,9 @@ impl Shared {
         // removal is committed now and the entry forgotten (the new name is
         // reported as a change of its own).
         let mut st = self.lock();
+        if !st.skipped.is_empty() {
+            Self::unskip(&mut st, rel);
+        }
         if st.open.contains_key(rel) {
             drop(st);
             // Writes land here often: only open files pay for this stat.
@@ -195,6 +205,13 @@ impl Shared {
         let mut st = self.lock();
         if rescan {
             st.rescan = true;
+        }
+        // Files still open for writing are committed as they are now: the
+        // kernel sends RELEASE after close(2) returned, so a file just written
+        // and closed may still be open here.
+        let open: Vec<String> = st.open.keys().cloned().collect();
+        for rel in open {
+            Self::mark(&mut st, &rel, Cause::Change);
         }
         if st.dirty.is_empty() && !st.rescan {
             drop(st);
@@ -294,6 +311,85 @@ impl Shared {
     fn take_label(&self) -> Option<(String, String)> {
         self.next_label.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+
+    /// A change to `rel` makes it (its ancestors, what is below it) worth another try.
+    fn unskip(st: &mut State, rel: &str) {
+        st.skipped.remove(rel);
+        for (i, _) in rel.match_indices('/') {
+            st.skipped.remove(&rel[..i]);
+        }
+        let below = format!("{rel}/");
+        let gone: Vec<String> = st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
+        for k in gone {
+            st.skipped.remove(&k);
+        }
+    }
+
+    /// Paths left out of commits (mount-relative) and why.
+    pub(crate) fn skipped(&self) -> BTreeMap<String, String> {
+        self.lock().skipped.clone()
+    }
+
+    /// The control `commit`: one commit of exactly `paths` as they are now
+    /// (open or not); other skipped paths stay held, the listed ones are tried
+    /// again and leave the skipped set when recorded.
+    pub(crate) fn commit_explicit(&self, paths: &[String], message: &str) -> Result<super::VolumeCommit> {
+        let held: Vec<String> = self.lock().skipped.keys().filter(|k| !paths.contains(k)).cloned().collect();
+        let out = self.vol.commit_holding(Some(paths), &held, "manual", message)?;
+        let mut st = self.lock();
+        for p in paths {
+            st.skipped.remove(p);
+        }
+        Ok(out)
+    }
+}
+
+/// The working-tree path an error is about (mount-relative), and the reason,
+/// when it is about one path; errors about the lake or the system are not.
+fn attributable(work: &std::path::Path, e: &Error) -> Option<(String, String)> {
+    let (path, reason) = match e {
+        Error::Io { path, source } => {
+            // Out of space, memory or descriptors: the next try may do better, for every path.
+            let global = [libc::ENOSPC, libc::EDQUOT, libc::ENOMEM, libc::EMFILE, libc::ENFILE, libc::EROFS];
+            if source.raw_os_error().is_some_and(|n| global.contains(&n)) {
+                return None;
+            }
+            (path, source.to_string())
+        }
+        Error::UnsupportedFileType { path } => (path, "unsupported file type".to_owned()),
+        _ => return None,
+    };
+    let rel = path.strip_prefix(work).ok()?.to_string_lossy().into_owned();
+    (!rel.is_empty()).then_some((rel, reason))
+}
+
+/// A batch that leaves out, one by one, the paths it cannot record (see the
+/// module notes), so the rest is committed now.
+fn batch_skipping(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+    let mut held: Vec<String> = sh.lock().skipped.keys().cloned().collect();
+    let mut added: Vec<String> = Vec::new();
+    let r = loop {
+        let e = match batch(sh, paths, rescan, label.clone(), &held) {
+            Ok(c) => break Ok(c),
+            Err(e) => e,
+        };
+        let Some((rel, reason)) = attributable(sh.vol.work_dir(), &e) else { break Err(e) };
+        if held.contains(&rel) {
+            break Err(e);
+        }
+        eprintln!("lakefs: volume {}: not recording {rel}: {reason} (the rest is committed; tried again when it changes)", sh.vol.name());
+        sh.lock().skipped.insert(rel.clone(), reason);
+        held.push(rel.clone());
+        added.push(rel);
+    };
+    // Changed again while this batch ran (a file replaced mid-read): try it in the next batch.
+    let mut st = sh.lock();
+    for rel in added {
+        if st.dirty.contains_key(&rel) {
+            st.skipped.remove(&rel);
+        }
+    }
+    r
 }
 
 fn describe(paths: &BTreeMap<String, Cause>) -> String {
@@ -306,14 +402,14 @@ fn describe(paths: &BTreeMap<String, Cause>) -> String {
 }
 
 /// One batch: commits the dirty set (or the whole tree). Runs without the lock.
-fn batch(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+fn batch(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>, held: &[String]) -> Result<Option<ObjectId>> {
     let cause = paths.values().copied().max().unwrap_or(Cause::Change);
     let (trigger, message) = label.unwrap_or_else(|| (cause.trigger().to_owned(), describe(paths)));
     let out = if rescan {
-        sh.vol.commit_all(&trigger, &message)?
+        sh.vol.commit_holding(None, held, &trigger, &message)?
     } else {
         let list: Vec<String> = paths.keys().cloned().collect();
-        sh.vol.commit_paths(&list, &trigger, &message)?
+        sh.vol.commit_holding(Some(&list), held, &trigger, &message)?
     };
     Ok((!out.unchanged).then_some(out.commit))
 }
@@ -377,7 +473,7 @@ pub(crate) fn run(sh: &Shared) {
         let n = st.started;
         drop(st);
         let label = sh.take_label();
-        let r = batch(sh, &paths, rescan, label);
+        let r = batch_skipping(sh, &paths, rescan, label);
         let mut st = sh.lock();
         st.finished = n;
         match &r {

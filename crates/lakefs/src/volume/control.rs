@@ -5,7 +5,8 @@
 //! and `message` label the commit, e.g. `restore`), `{"op":"commit","paths":[..],
 //! "message":".."}` (one commit of exactly those paths, trigger manual),
 //! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status"}` (head, open
-//! files). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+//! files, and `not_recorded`: `[{"path","reason"}]`, paths left out of commits
+//! because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -74,7 +75,7 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
                 return Err(Error::Invalid("commit needs at least one path below the mount root".into()));
             }
             let message = text("message").unwrap_or_default();
-            let out = sh.vol.commit_paths(&paths, "manual", &message)?;
+            let out = sh.commit_explicit(&paths, &message)?;
             // Branches: conflicts among the paths are resolved, merges complete, tips advance.
             let effect = super::branch::on_commit(sh.vol.lake(), sh.vol.name(), &paths, out.commit, &message)?;
             Ok(json!({"commit": out.commit, "unchanged": out.unchanged, "branches": effect}))
@@ -84,7 +85,10 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
             let c = sh.flush(true, Some(("manual".into(), "zones changed".into())))?;
             Ok(json!({"commit": c}))
         }
-        "status" => Ok(json!({"head": sh.vol.head()?, "open": sh.open_files()})),
+        "status" => {
+            let skipped: Vec<Value> = sh.skipped().into_iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
+            Ok(json!({"head": sh.vol.head()?, "open": sh.open_files(), "not_recorded": skipped}))
+        }
         "" => Err(Error::Invalid("control request needs \"op\"".into())),
         other => Err(Error::Invalid(format!("unknown control op '{other}' (flush, commit, reload, status)"))),
     }

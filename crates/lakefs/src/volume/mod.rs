@@ -157,19 +157,22 @@ impl Volume {
     /// the head; the first commit of a volume is a full import. POSIX-zone paths
     /// are left out.
     pub fn commit_paths(&self, paths: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
-        self.commit(Some(paths), trigger, message)
+        self.commit_holding(Some(paths), &[], trigger, message)
     }
 
     /// A commit of the whole working tree (rescan; unchanged files are not read again).
     pub fn commit_all(&self, trigger: &str, message: &str) -> Result<VolumeCommit> {
-        self.commit(None, trigger, message)
+        self.commit_holding(None, &[], trigger, message)
     }
 
-    fn commit(&self, paths: Option<&[String]>, trigger: &str, message: &str) -> Result<VolumeCommit> {
+    /// [`Volume::commit_paths`] (or with `None`, [`Volume::commit_all`]) that
+    /// keeps `held` paths, and everything below them, as the head has them:
+    /// paths that could not be recorded are not read again, nor recorded as removed.
+    pub fn commit_holding(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let _g = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut tries = 0;
         loop {
-            match self.commit_once(paths, trigger, message) {
+            match self.commit_once(paths, held, trigger, message) {
                 // Someone else (lakectl on this lake) moved the ref: build on the new head.
                 Err(Error::RefRace { .. }) if tries < 3 => tries += 1,
                 r => return r,
@@ -177,7 +180,7 @@ impl Volume {
         }
     }
 
-    fn commit_once(&self, paths: Option<&[String]>, trigger: &str, message: &str) -> Result<VolumeCommit> {
+    fn commit_once(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let head = self.head()?;
         let head_commit = head.map(|h| self.lake.read_commit(&h)).transpose()?;
         let zones = self.zones();
@@ -189,6 +192,7 @@ impl Volume {
             base_scanned_ns: head_commit.as_ref().and_then(scanned_ns),
             // A commit holds the listed paths only (new parent directories too).
             exact: true,
+            hold: hold_predicate(held),
         };
         let scope = format!("volume:{}", self.name);
         let scanned = crate::import::now_ns();
@@ -215,6 +219,20 @@ impl Volume {
         }
         Ok(VolumeCommit { commit: out.commit, old_tree, tree: out.tree, unchanged: out.unchanged, stats: out.stats })
     }
+}
+
+/// True when `rel` is one of `held` or below one.
+fn is_held(held: &std::collections::BTreeSet<String>, rel: &str) -> bool {
+    held.contains(rel) || rel.match_indices('/').any(|(i, _)| held.contains(&rel[..i]))
+}
+
+#[allow(clippy::type_complexity)]
+fn hold_predicate(held: &[String]) -> Option<Arc<dyn Fn(&str) -> bool + Send + Sync>> {
+    if held.is_empty() {
+        return None;
+    }
+    let set: std::collections::BTreeSet<String> = held.iter().cloned().collect();
+    Some(Arc::new(move |p: &str| is_held(&set, p)))
 }
 
 /// The scan start recorded in a volume commit.
@@ -377,3 +395,5 @@ pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod robust_tests;
