@@ -674,6 +674,26 @@ fn open_unlinked_file_keeps_working() {
 }
 
 #[test]
+fn o_nofollow_opens_regular_files() {
+    // git opens every .gitignore with O_NOFOLLOW; only a symlink may give ELOOP.
+    both(|fx| {
+        fs::write(fx.p("plain"), b"x").unwrap();
+        std::os::unix::fs::symlink("plain", fx.p("link")).unwrap();
+        let mut s = String::new();
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(fx.p("plain"))
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "x");
+        let e = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(fx.p("link")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+    });
+}
+
+#[test]
 fn o_excl_and_o_trunc() {
     both(|fx| {
         fs::write(fx.p("e"), b"12345").unwrap();

@@ -98,10 +98,12 @@ pub fn open_path(dir: RawFd, name: &CName) -> SysResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Reopens an O_PATH fd's inode with real open flags.
+/// Reopens an O_PATH fd's inode with real open flags. O_NOFOLLOW is dropped: the
+/// kernel already resolved the caller's path to this inode, and `/proc/self/fd/N`
+/// is itself a (magic) symlink, so keeping it would fail every such open with ELOOP.
 pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
     let p = ProcPath::new(fd);
-    let fd = unsafe { libc::open(p.ptr(), flags | libc::O_CLOEXEC, 0) };
+    let fd = unsafe { libc::open(p.ptr(), (flags & !libc::O_NOFOLLOW) | libc::O_CLOEXEC, 0) };
     if fd < 0 {
         return Err(last_errno());
     }
