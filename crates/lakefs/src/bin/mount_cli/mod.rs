@@ -53,6 +53,8 @@ pub fn mount(r: Request) -> Result<()> {
     let mnt =
         std::fs::canonicalize(&r.mountpoint).with_context(|| format!("mount point {}", r.mountpoint.display()))?;
 
+    raise_open_file_limit();
+
     // Block the stop signals in every thread; one thread waits for them and unmounts.
     let mut stop = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
@@ -99,6 +101,28 @@ pub fn mount(r: Request) -> Result<()> {
 }
 
 /// Tells the waiting parent the mount is up, then detaches from its pipes.
+/// The driver keeps an O_PATH descriptor for every inode the kernel knows (as
+/// libfuse's passthrough_ll does), so the soft limit (often 1024) is raised to the
+/// hard one; a hard limit below the tree's size is reported, not silently hit.
+fn raise_open_file_limit() {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
+    }
+    if rl.rlim_max < 65536 {
+        eprintln!(
+            "lakefs: warning: at most {} open files (hard limit); a tree with more entries than that cannot be served whole (raise LimitNOFILE / ulimit -Hn)",
+            rl.rlim_max
+        );
+    }
+}
+
 fn signal_ready() {
     println!("{READY}");
     // Later output would hit closed pipes; keep it out of the way.
