@@ -418,11 +418,20 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         .iter()
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect();
+    // Paths the daemon could not record (left out of commits until they change).
+    let not_recorded: Vec<(String, String)> = daemon
+        .as_ref()
+        .and_then(|d| d["not_recorded"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| Some((v["path"].as_str()?.to_owned(), v["reason"].as_str().unwrap_or_default().to_owned())))
+        .collect();
     if json {
         return crate::print_json(&serde_json::json!({
             "volume": loc.info.volume, "mountpoint": loc.root, "lake": loc.info.lake, "ref": loc.info.reference,
             "head": head, "head_time": head_commit.as_ref().map(|c| c.time), "head_trigger": head_commit.as_ref().map(|c| &c.trigger),
             "path": loc.rel, "zone": zone, "scope": scope, "branch": branch, "open_for_write": open, "conflicts": conflicts,
+            "not_recorded": not_recorded.iter().map(|(p, r)| serde_json::json!({"path": p, "reason": r})).collect::<Vec<_>>(),
         }));
     }
     println!("volume:   {} (lake {}, mounted on {})", loc.info.volume, loc.info.lake.display(), loc.root.display());
@@ -448,6 +457,12 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         for c in &conflicts {
             let theirs = c.theirs_copy.as_deref().map(|t| format!(", theirs in {t}")).unwrap_or_default();
             println!("  {:<16} {} (merging '{}'{theirs})", c.kind, c.path, c.theirs);
+        }
+    }
+    if !not_recorded.is_empty() {
+        println!("not recorded: {} (could not be read; history keeps their last version, tried again when they change)", not_recorded.len());
+        for (p, r) in &not_recorded {
+            println!("  {p}: {r}");
         }
     }
     Ok(())

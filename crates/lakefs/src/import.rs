@@ -219,13 +219,13 @@ pub(crate) mod long_path {
         })
     }
 
-    /// lstat; `Ok(None)` when nothing is there.
+    /// lstat; `Ok(None)` when nothing is there (nor its parent).
     pub(crate) fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>> {
-        with(path, |p| match std::fs::symlink_metadata(p) {
+        match with(path, |p| std::fs::symlink_metadata(p).at(p)) {
             Ok(m) => Ok(Some(m)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(p, e)),
-        })
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn open(path: &Path) -> Result<std::fs::File> {

@@ -330,6 +330,11 @@ impl Shared {
         self.lock().skipped.clone()
     }
 
+    /// Paths the mount-time commit left out (see [`super::recovery::prepare`]).
+    pub(crate) fn set_skipped(&self, skipped: Vec<(String, String)>) {
+        self.lock().skipped.extend(skipped);
+    }
+
     /// The control `commit`: one commit of exactly `paths` as they are now
     /// (open or not); other skipped paths stay held, the listed ones are tried
     /// again and leave the skipped set when recorded.
@@ -363,30 +368,43 @@ fn attributable(work: &std::path::Path, e: &Error) -> Option<(String, String)> {
     (!rel.is_empty()).then_some((rel, reason))
 }
 
-/// A batch that leaves out, one by one, the paths it cannot record (see the
-/// module notes), so the rest is committed now.
-fn batch_skipping(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
-    let mut held: Vec<String> = sh.lock().skipped.keys().cloned().collect();
-    let mut added: Vec<String> = Vec::new();
-    let r = loop {
-        let e = match batch(sh, paths, rescan, label.clone(), &held) {
-            Ok(c) => break Ok(c),
+/// A volume commit (`paths`, or the whole tree) that leaves out, one by one,
+/// the paths it cannot record, so the rest is committed now: each is logged,
+/// held at its last recorded state and added to `added` with the reason.
+pub(crate) fn commit_skipping(
+    vol: &Volume,
+    paths: Option<&[String]>,
+    held: &[String],
+    trigger: &str,
+    message: &str,
+    added: &mut Vec<(String, String)>,
+) -> Result<super::VolumeCommit> {
+    let mut held = held.to_vec();
+    loop {
+        let e = match vol.commit_holding(paths, &held, trigger, message) {
+            Ok(out) => return Ok(out),
             Err(e) => e,
         };
-        let Some((rel, reason)) = attributable(sh.vol.work_dir(), &e) else { break Err(e) };
+        let Some((rel, reason)) = attributable(vol.work_dir(), &e) else { return Err(e) };
         if held.contains(&rel) {
-            break Err(e);
+            return Err(e);
         }
-        eprintln!("lakefs: volume {}: not recording {rel}: {reason} (the rest is committed; tried again when it changes)", sh.vol.name());
-        sh.lock().skipped.insert(rel.clone(), reason);
+        eprintln!("lakefs: volume {}: not recording {rel}: {reason} (the rest is committed; tried again when it changes)", vol.name());
         held.push(rel.clone());
-        added.push(rel);
-    };
-    // Changed again while this batch ran (a file replaced mid-read): try it in the next batch.
+        added.push((rel, reason));
+    }
+}
+
+/// A batch that leaves out the paths it cannot record (see the module notes).
+fn batch_skipping(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+    let held: Vec<String> = sh.lock().skipped.keys().cloned().collect();
+    let mut added = Vec::new();
+    let r = batch(sh, paths, rescan, label, &held, &mut added);
     let mut st = sh.lock();
-    for rel in added {
-        if st.dirty.contains_key(&rel) {
-            st.skipped.remove(&rel);
+    for (rel, reason) in added {
+        // Changed again while this batch ran (a file replaced mid-read): tried in the next batch.
+        if !st.dirty.contains_key(&rel) {
+            st.skipped.insert(rel, reason);
         }
     }
     r
@@ -402,14 +420,21 @@ fn describe(paths: &BTreeMap<String, Cause>) -> String {
 }
 
 /// One batch: commits the dirty set (or the whole tree). Runs without the lock.
-fn batch(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>, held: &[String]) -> Result<Option<ObjectId>> {
+fn batch(
+    sh: &Shared,
+    paths: &BTreeMap<String, Cause>,
+    rescan: bool,
+    label: Option<(String, String)>,
+    held: &[String],
+    added: &mut Vec<(String, String)>,
+) -> Result<Option<ObjectId>> {
     let cause = paths.values().copied().max().unwrap_or(Cause::Change);
     let (trigger, message) = label.unwrap_or_else(|| (cause.trigger().to_owned(), describe(paths)));
     let out = if rescan {
-        sh.vol.commit_holding(None, held, &trigger, &message)?
+        commit_skipping(&sh.vol, None, held, &trigger, &message, added)?
     } else {
         let list: Vec<String> = paths.keys().cloned().collect();
-        sh.vol.commit_holding(Some(&list), held, &trigger, &message)?
+        commit_skipping(&sh.vol, Some(&list), held, &trigger, &message, added)?
     };
     Ok((!out.unchanged).then_some(out.commit))
 }

@@ -271,8 +271,9 @@ impl Daemon {
 
     pub fn start_with(lake_root: &Path, name: &str, mountpoint: &Path, opts: DaemonOptions) -> Result<Arc<Daemon>> {
         let vol = Volume::open(lake_root, name, mountpoint)?;
-        recovery::prepare(&vol)?;
+        let skipped = recovery::prepare(&vol)?;
         let shared = Arc::new(committer::Shared::new(vol, opts));
+        shared.set_skipped(skipped);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("lakefs-commit-{name}"))

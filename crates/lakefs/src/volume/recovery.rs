@@ -7,7 +7,9 @@
 //! else that changed is committed with trigger `recovery`. So nothing recorded
 //! is lost and nothing is silently dropped. Either way the working tree is
 //! compared with the head first (changes made while unmounted are committed);
-//! stat reuse keeps that to a walk plus the trees.
+//! stat reuse keeps that to a walk plus the trees. A path that cannot be read
+//! does not stop the mount: it is left out (kept as recorded) and handed to
+//! the committer's skipped set.
 
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
@@ -17,6 +19,7 @@ use crate::id::ObjectId;
 use crate::tree::Node;
 use crate::zones::Zone;
 
+use super::committer::commit_skipping;
 use super::{Volume, CLEAN_MARKER, JOURNAL, LOST_FOUND};
 
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -60,16 +63,22 @@ pub struct RecoveryReport {
     pub lost_found: Option<String>,
     /// The recovery commit, if anything changed.
     pub commit: Option<ObjectId>,
+    /// Paths left out of the recovery commit because they could not be read, and why.
+    pub not_recorded: Vec<(String, String)>,
 }
 
 /// Runs at mount: first import, crash recovery, or a rescan; then arms the
-/// marker (removed: a crash from now on is detected).
-pub(crate) fn prepare(vol: &Volume) -> Result<()> {
+/// marker (removed: a crash from now on is detected). Returns the paths left
+/// out because they could not be read, and why.
+pub(crate) fn prepare(vol: &Volume) -> Result<Vec<(String, String)>> {
     let marker = vol.state_dir().join(CLEAN_MARKER);
+    let mut skipped = Vec::new();
     if vol.head()?.is_none() {
-        vol.commit_all("manual", &format!("initial import of volume {}", vol.name()))?;
+        let msg = format!("initial import of volume {}", vol.name());
+        commit_skipping(vol, None, &[], "manual", &msg, &mut skipped)?;
     } else if !marker.exists() {
         let r = recover(vol)?;
+        skipped.clone_from(&r.not_recorded);
         if !r.restored.is_empty() || !r.moved.is_empty() || r.commit.is_some() {
             eprintln!(
                 "lakefs: volume {} was not unmounted cleanly: {} open file(s) back at their last snapshot, {} never-committed file(s) moved{}{}",
@@ -81,14 +90,15 @@ pub(crate) fn prepare(vol: &Volume) -> Result<()> {
             );
         }
     } else {
-        vol.commit_all("recovery", "changes made while the volume was not mounted")?;
+        commit_skipping(vol, None, &[], "recovery", "changes made while the volume was not mounted", &mut skipped)?;
     }
     write_journal(vol, &[])?;
     match std::fs::remove_file(&marker) {
-        Ok(()) => crate::util::fsync_dir(vol.state_dir()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(&marker, e)),
+        Ok(()) => crate::util::fsync_dir(vol.state_dir())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&marker, e)),
     }
+    Ok(skipped)
 }
 
 /// Compares the file at `path` (of length `len`) with stored content.
@@ -179,7 +189,7 @@ pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
         ),
         None => "crash recovery: changes since the last commit".to_owned(),
     };
-    let out = vol.commit_all("recovery", &msg)?;
+    let out = commit_skipping(vol, None, &[], "recovery", &msg, &mut report.not_recorded)?;
     report.commit = (!out.unchanged).then_some(out.commit);
     Ok(report)
 }

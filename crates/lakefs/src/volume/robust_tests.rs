@@ -84,6 +84,20 @@ fn paths_longer_than_path_max_below_the_working_tree_are_committed() {
     let out = v.commit_paths(std::slice::from_ref(&rel), "close", "deep").expect("incremental commit of a long path");
     assert!(!out.unchanged);
     assert_eq!(head_bytes(&v, &rel).as_deref(), Some(&b"changed deep"[..]));
+    // The deepest directory removed with the file: recorded as gone.
+    let open_dir = |n: usize| {
+        let mut fd: OwnedFd = openat(AT_FDCWD, v.work_dir(), OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).expect("open");
+        for d in &dirs[..n] {
+            fd = openat(&fd, d.as_str(), OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).expect("open dir");
+        }
+        fd
+    };
+    nix::unistd::unlinkat(&open_dir(dirs.len()), "leaf.txt", nix::unistd::UnlinkatFlags::NoRemoveDir).expect("unlink");
+    nix::unistd::unlinkat(&open_dir(dirs.len() - 1), dirs[dirs.len() - 1].as_str(), nix::unistd::UnlinkatFlags::RemoveDir)
+        .expect("rmdir");
+    v.commit_paths(std::slice::from_ref(&rel), "close", "gone").expect("commit of a removed long path");
+    assert_eq!(head_bytes(&v, &rel), None);
+    assert_eq!(head_bytes(&v, "short.txt").as_deref(), Some(&b"short"[..]));
 }
 
 /// Bind-mounts this process's /proc/PID/mem on `path`: a regular file (size 0
@@ -177,4 +191,33 @@ fn flush_and_commit_record_files_still_open_for_writing() {
     d.released("f");
     d.released("g");
     d.shutdown().expect("shutdown");
+}
+
+#[test]
+fn an_unreadable_path_does_not_stop_the_mount() {
+    let (_dir, lake) = lake();
+    let work = lake.join(STATE_DIR).join("home");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::write(work.join("ok.txt"), b"ok").expect("write");
+    std::fs::write(work.join("bad"), b"").expect("write");
+    let Some(guard) = Unreadable::new(&work.join("bad")) else {
+        assert!(!nix::unistd::geteuid().is_root(), "bind mount failed as root");
+        eprintln!("skipping: bind mounts need root");
+        return;
+    };
+    // First mount (initial import), then a clean remount (rescan) and one after a crash.
+    for round in ["initial", "clean", "crash"] {
+        let d = daemon(&lake);
+        assert_eq!(head_bytes(d.volume(), "ok.txt").as_deref(), Some(&b"ok"[..]), "{round}");
+        assert_eq!(head_bytes(d.volume(), "bad"), None, "{round}");
+        let st = control(&d, r#"{"op":"status"}"#);
+        assert_eq!(st["not_recorded"][0]["path"], "bad", "{round}: {st}");
+        d.shutdown().expect("shutdown");
+        if round == "clean" {
+            // Unmounted without the marker: the next start recovers.
+            let m = d.volume().state_dir().join(CLEAN_MARKER);
+            std::fs::remove_file(&m).expect("remove marker");
+        }
+    }
+    drop(guard);
 }
