@@ -114,10 +114,20 @@ impl Virt {
 
     /// The inode for `name` in virtual directory `parent`, (re)bound to `node`.
     fn bind(&self, parent: u64, name: &[u8], node: VNode) -> u64 {
-        let ino = *lock(&self.by_name)
-            .entry((parent, name.to_vec()))
-            .or_insert_with(|| self.next.fetch_add(1, Ordering::Relaxed));
-        lock(&self.nodes).insert(ino, node);
+        let mut by_name = lock(&self.by_name);
+        let mut nodes = lock(&self.nodes);
+        let key = (parent, name.to_vec());
+        let ino = match by_name.get(&key) {
+            // A view entry whose target changed (another file took the name) gets a
+            // new inode: the kernel caches symlink targets per inode.
+            Some(&ino) if matches!((nodes.get(&ino), &node), (Some(VNode::ViewLink(old)), VNode::ViewLink(new)) if old != new) => {
+                self.next.fetch_add(1, Ordering::Relaxed)
+            }
+            Some(&ino) => ino,
+            None => self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        by_name.insert(key, ino);
+        nodes.insert(ino, node);
         ino
     }
 
