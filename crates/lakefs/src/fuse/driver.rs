@@ -252,6 +252,7 @@ impl Driver {
         fd: &OwnedFd,
         writable: bool,
         truncated: bool,
+        rel: Option<String>,
         open_backing: impl FnOnce(&OwnedFd) -> std::io::Result<fuser::BackingId>,
     ) -> Option<Arc<fuser::BackingId>> {
         let mut st = lock(&node.open);
@@ -274,8 +275,9 @@ impl Driver {
             backing = st.backing.clone();
         }
         drop(st);
-        if writable {
-            let rel = self.table.rel_path(ino);
+        // The path is computed only when a hook needs it (walks the names up to the root).
+        if writable && (first_writer || truncated) {
+            let rel = rel.unwrap_or_else(|| self.table.rel_path(ino));
             if first_writer {
                 self.hooks.opened_for_write(&rel);
             }
@@ -580,7 +582,7 @@ impl Filesystem for Driver {
             Err(e) => return reply.error(e),
         };
         let truncated = writable && flags & libc::O_TRUNC != 0;
-        let backing = self.note_open(ino.0, &node, &fd, writable, truncated, |fd| reply.open_backing(fd));
+        let backing = self.note_open(ino.0, &node, &fd, writable, truncated, None, |fd| reply.open_backing(fd));
         let fh = FileHandle(fd.into_raw_fd() as u64);
         match backing {
             Some(b) => reply.opened_passthrough(fh, FILE_OPEN_FLAGS, &b),
@@ -621,8 +623,9 @@ impl Filesystem for Driver {
             None => return reply.error(Errno::ESTALE),
         };
         let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
-        self.hooks.changed(&self.rel(parent, name));
-        let backing = self.note_open(attr.ino.0, &node, &fd, writable, false, |fd| reply.open_backing(fd));
+        let rel = self.rel(parent, name);
+        self.hooks.changed(&rel);
+        let backing = self.note_open(attr.ino.0, &node, &fd, writable, false, Some(rel), |fd| reply.open_backing(fd));
         let fh = FileHandle(fd.into_raw_fd() as u64);
         match backing {
             Some(b) => reply.created_passthrough(&TTL, &attr, Generation(0), fh, FILE_OPEN_FLAGS, &b),
@@ -754,9 +757,8 @@ impl Filesystem for Driver {
         }
         reply.ok();
         if last_writer {
-            let rel = self.table.rel_path(ino.0);
-            self.hooks.changed(&rel);
-            self.hooks.released(&rel);
+            // released() marks the file changed itself (and ends its open state).
+            self.hooks.released(&self.table.rel_path(ino.0));
         }
     }
 

@@ -83,6 +83,9 @@ pub(crate) struct State {
     /// Paths left out of commits because they could not be recorded, with the
     /// reason; held at their last recorded state until they change.
     skipped: BTreeMap<String, String>,
+    /// Callers waiting for a commit (fsync, flush): the committer runs at normal
+    /// priority while there are any.
+    waiters: u32,
 }
 
 pub(crate) struct Shared {
@@ -96,6 +99,8 @@ pub(crate) struct Shared {
     /// (trigger, message) for the next batch, set by a flush that says why
     /// (restore, switch, merge).
     next_label: Mutex<Option<(String, String)>>,
+    /// The committer and its hashing threads: idle priority unless someone waits.
+    prio: std::sync::Arc<super::priority::Group>,
 }
 
 /// How many batch results are kept for waiters.
@@ -103,17 +108,32 @@ const KEEP_RESULTS: usize = 256;
 
 impl Shared {
     pub(crate) fn new(vol: Volume, opts: DaemonOptions) -> Shared {
-        Shared { vol, opts, st: Mutex::new(State::default()), wake: Condvar::new(), done: Condvar::new(), next_label: Mutex::new(None) }
+        Shared { vol, opts, st: Mutex::new(State::default()), wake: Condvar::new(), done: Condvar::new(), next_label: Mutex::new(None), prio: Default::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mark(st: &mut State, rel: &str, cause: Cause) {
-        let e = st.dirty.entry(rel.to_owned()).or_insert(cause);
-        *e = (*e).max(cause);
+    /// Adds `rel` to the dirty set; true when it starts a new batch (the
+    /// committer must learn when it is due).
+    fn mark(st: &mut State, rel: &str, cause: Cause) -> bool {
+        match st.dirty.get_mut(rel) {
+            Some(e) => *e = (*e).max(cause),
+            None => {
+                st.dirty.insert(rel.to_owned(), cause);
+            }
+        }
+        let first = st.first_pending.is_none();
         st.first_pending.get_or_insert_with(Instant::now);
+        first
+    }
+
+    /// Raises the committer to normal priority while a caller waits for a
+    /// commit; the committer drops back to idle once no one waits.
+    fn add_waiter(&self, st: &mut State) {
+        st.waiters += 1;
+        self.prio.raise();
     }
 
     pub(crate) fn changed(&self, rel: &str) {
@@ -139,9 +159,13 @@ impl Shared {
                 st.journal_dirty = true;
             }
         }
-        Self::mark(&mut st, rel, Cause::Change);
+        // The committer sleeps until a batch is due; only the change that starts
+        // a batch needs to wake it (one futex wake per batch, not per operation).
+        let first = Self::mark(&mut st, rel, Cause::Change);
         drop(st);
-        self.wake.notify_one();
+        if first {
+            self.wake.notify_one();
+        }
     }
 
     pub(crate) fn opened_for_write(&self, rel: &str) {
@@ -166,19 +190,24 @@ impl Shared {
         if st.open.remove(rel).is_some() {
             st.journal_dirty = true;
         }
-        Self::mark(&mut st, rel, Cause::Close);
+        let first = Self::mark(&mut st, rel, Cause::Close);
         drop(st);
-        self.wake.notify_one();
+        if first {
+            self.wake.notify_one();
+        }
     }
 
     /// Waits until batch `ticket` finished; returns its outcome.
     fn wait_for(&self, mut st: MutexGuard<'_, State>, ticket: u64) -> Result<Option<ObjectId>> {
+        self.add_waiter(&mut st);
         while st.finished < ticket {
             if st.final_result.is_some() {
+                st.waiters -= 1;
                 return Err(Error::Invalid("the volume was unmounted before the commit".into()));
             }
             st = self.done.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        st.waiters -= 1;
         match st.results.get(&ticket) {
             Some(Ok(c)) => Ok(*c),
             Some(Err(e)) => Err(Error::Invalid(format!("commit failed: {e}"))),
@@ -441,6 +470,17 @@ fn batch(
 
 /// The committer thread's loop.
 pub(crate) fn run(sh: &Shared) {
+    // Idle class: the file operations this thread records win the CPUs and the
+    // disk. Hashing and compressing run in a pool of our own whose threads join
+    // the group too (the global rayon pool's would run at normal priority).
+    sh.prio.join();
+    let group = sh.prio.clone();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("lakefs-hash-{i}"))
+        .start_handler(move |_| group.join())
+        .build()
+        .map_err(|e| eprintln!("lakefs: volume {}: no hashing pool of its own ({e}); using the shared one", sh.vol.name()))
+        .ok();
     let mut last_tick = Instant::now();
     loop {
         let mut st = sh.lock();
@@ -498,7 +538,10 @@ pub(crate) fn run(sh: &Shared) {
         let n = st.started;
         drop(st);
         let label = sh.take_label();
-        let r = batch_skipping(sh, &paths, rescan, label);
+        let r = match &pool {
+            Some(p) => p.install(|| batch_skipping(sh, &paths, rescan, label)),
+            None => batch_skipping(sh, &paths, rescan, label),
+        };
         let mut st = sh.lock();
         st.finished = n;
         match &r {
@@ -523,6 +566,9 @@ pub(crate) fn run(sh: &Shared) {
             drop(st);
             sh.done.notify_all();
             return;
+        }
+        if st.waiters == 0 {
+            sh.prio.lower();
         }
         drop(st);
         sh.done.notify_all();

@@ -18,6 +18,7 @@ pub mod control;
 pub mod file_log;
 pub mod locate;
 pub mod merge;
+mod priority;
 pub mod recovery;
 
 use std::path::{Path, PathBuf};
