@@ -244,6 +244,12 @@ impl VolumeZones {
                 }
             }
         }
+        // A system rule that covers the mount point itself (`/var` for a volume
+        // mounted at /var/tmp/x, `/home` for /home) says what the directory is in
+        // the root file system, not what a LAKE volume mounted there is: only rules
+        // for paths inside the volume apply.
+        let m = join_abs(mountpoint, "");
+        sys.retain(|r| !r.matches(&m));
         let mut policies = Vec::new();
         for s in overrides.snapshots.iter().chain(&system.snapshots) {
             let name = match &s.name {
@@ -364,6 +370,16 @@ mod tests {
         let z = VolumeZones::new(&sys, &ZonesFile::default_empty(), Path::new("/mnt/vol/"), (Path::new("s"), Path::new("o"))).expect("z");
         assert_eq!(z.zone("bob/.cache/y"), Zone::Posix);
         assert_eq!(z.zone("bob/.cachey"), Zone::Lake);
+    }
+
+    #[test]
+    fn rules_above_the_mount_point_do_not_apply() {
+        // /var is POSIX in the root file system; a volume mounted below it is still a volume.
+        let z = zones("", "/var/tmp/vol");
+        assert_eq!(z.zone("alice/notes.txt"), Zone::Lake);
+        assert_eq!(z.zone(""), Zone::Lake);
+        let z = zones("", "/home/alice");
+        assert_eq!(z.zone("notes.txt"), Zone::Lake);
     }
 
     #[test]
