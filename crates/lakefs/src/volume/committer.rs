@@ -129,6 +129,37 @@ impl Shared {
         first
     }
 
+    /// The zone of `rel` for the hooks. A file's create, attribute changes, open
+    /// and close ask about the same path in a row (often on one request thread),
+    /// so each thread remembers its last answer rather than matching the zone
+    /// globs every time; keyed by the zone map too, so a reload is seen.
+    fn hook_zone(&self, rel: &str) -> Zone {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(std::sync::Arc<crate::zones::VolumeZones>, String, Zone)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let zones = self.vol.zones();
+        LAST.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some((z, p, zone)) = &*c {
+                if std::sync::Arc::ptr_eq(z, &zones) && p == rel {
+                    return *zone;
+                }
+            }
+            let zone = zones.zone(rel);
+            match &mut *c {
+                Some((z, p, zz)) => {
+                    *z = zones;
+                    p.clear();
+                    p.push_str(rel);
+                    *zz = zone;
+                }
+                None => *c = Some((zones, rel.to_owned(), zone)),
+            }
+            zone
+        })
+    }
+
     /// Raises the committer to normal priority while a caller waits for a
     /// commit; the committer drops back to idle once no one waits.
     fn add_waiter(&self, st: &mut State) {
@@ -137,7 +168,7 @@ impl Shared {
     }
 
     pub(crate) fn changed(&self, rel: &str) {
-        if self.vol.zone(rel) == Zone::Posix {
+        if self.hook_zone(rel) == Zone::Posix {
             return;
         }
         // Writes to a file open for writing wait for its close or snapshot; but
@@ -169,7 +200,7 @@ impl Shared {
     }
 
     pub(crate) fn opened_for_write(&self, rel: &str) {
-        if self.vol.zone(rel) == Zone::Posix {
+        if self.hook_zone(rel) == Zone::Posix {
             return;
         }
         let sig = std::fs::symlink_metadata(self.vol.work_dir().join(rel)).ok().map(|m| sig_of(&m));
@@ -181,7 +212,7 @@ impl Shared {
     }
 
     pub(crate) fn released(&self, rel: &str) {
-        if self.vol.zone(rel) == Zone::Posix {
+        if self.hook_zone(rel) == Zone::Posix {
             return;
         }
         let mut st = self.lock();
@@ -218,7 +249,7 @@ impl Shared {
     pub(crate) fn fsync(&self, rel: &str) -> Result<()> {
         // HYBRID files are committed on close only; POSIX ones never (the driver
         // makes the data durable either way).
-        if self.vol.zone(rel) != Zone::Lake {
+        if self.hook_zone(rel) != Zone::Lake {
             return Ok(());
         }
         let mut st = self.lock();
