@@ -5,41 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use lakefs::catalog::props::testdata::jpeg_with_exif;
 
-struct Mounted {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-    }
-}
-
-fn mount() -> Option<Mounted> {
-    if !Path::new("/dev/fuse").exists() || !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: needs /dev/fuse and root");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lake = dir.path().join("lake");
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).expect("mnt");
-    common::ok(&lake, &["init"]);
-    let st = Command::new(common::sibling("lakefs"))
-        .arg("mount")
-        .arg(&lake)
-        .arg(&mnt)
-        .status()
-        .expect("run lakefs mount");
-    assert!(st.success(), "lakefs mount: {st}");
-    Some(Mounted { _dir: dir, mnt })
-}
+use common::mount;
 
 fn run(args: &[&str]) -> Output {
     Command::new(common::lakectl())

@@ -210,3 +210,33 @@ impl Info {
 pub fn path_str(p: &Path) -> &str {
     std::str::from_utf8(p.as_os_str().as_bytes()).unwrap()
 }
+
+/// A `lakefs mount` of a fresh lake in a temporary directory, unmounted on drop.
+pub struct Mounted {
+    _dir: tempfile::TempDir,
+    pub lake: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// Mounts a new lake's `home` volume with the real `lakefs mount`; None (with a
+/// note) where there is no /dev/fuse or no root.
+pub fn mount() -> Option<Mounted> {
+    if !Path::new("/dev/fuse").exists() || !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs /dev/fuse and root");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mnt");
+    ok(&lake, &["init"]);
+    let st = Command::new(sibling("lakefs")).arg("mount").arg(&lake).arg(&mnt).status().expect("run lakefs mount");
+    assert!(st.success(), "lakefs mount: {st}");
+    Some(Mounted { _dir: dir, lake, mnt })
+}
