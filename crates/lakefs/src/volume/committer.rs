@@ -292,6 +292,8 @@ impl Shared {
 
     pub(crate) fn stop(&self) {
         self.lock().stop = true;
+        // The unmount waits for the final batch: not at idle priority.
+        self.prio.raise();
         self.wake.notify_one();
     }
 
@@ -399,9 +401,19 @@ impl Shared {
     /// (open or not); other skipped paths stay held, the listed ones are tried
     /// again and leave the skipped set when recorded.
     pub(crate) fn commit_explicit(&self, paths: &[String], message: &str) -> Result<super::VolumeCommit> {
-        let held: Vec<String> = self.lock().skipped.keys().filter(|k| !paths.contains(k)).cloned().collect();
-        let out = self.vol.commit_holding(Some(paths), &held, "manual", message)?;
+        let held: Vec<String> = {
+            let mut st = self.lock();
+            // A batch of the committer may hold the commit lock: it must not run at idle priority meanwhile.
+            self.add_waiter(&mut st);
+            st.skipped.keys().filter(|k| !paths.contains(k)).cloned().collect()
+        };
+        let out = self.vol.commit_holding(Some(paths), &held, "manual", message);
         let mut st = self.lock();
+        st.waiters -= 1;
+        if st.waiters == 0 && !st.stop {
+            self.prio.lower();
+        }
+        let out = out?;
         for p in paths {
             st.skipped.remove(p);
         }
