@@ -160,6 +160,30 @@ impl Driver {
     }
 
     /// Common checks for creating `name` in `parent`.
+    /// mknod, mkdir and symlink: `make` creates `name` in the parent's directory
+    /// fd as the caller; then the new entry is looked up, reported and replied.
+    fn make_entry(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEntry,
+        make: impl FnOnce(RawFd, &CName) -> SysResult<libc::c_int>,
+    ) {
+        let r = self.creating(parent, name).and_then(|p| {
+            let cname = CName::new(name)?;
+            {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                make(p.raw(), &cname)?;
+            }
+            self.do_lookup(parent.0, p.raw(), name)
+        });
+        if r.is_ok() {
+            self.hooks.changed(&self.rel(parent, name));
+        }
+        self.reply_entry(reply, r)
+    }
+
     fn creating(&self, parent: INodeNo, name: &OsStr) -> SysResult<Arc<Inode>> {
         if virt::is_virtual(parent.0) {
             return Err(Errno::EROFS);
@@ -425,33 +449,13 @@ impl Filesystem for Driver {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.creating(parent, name).and_then(|p| {
-            let cname = CName::new(name)?;
-            {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                check(unsafe { libc::mknodat(p.raw(), cname.ptr(), mode, libc::dev_t::from(rdev)) })?;
-            }
-            self.do_lookup(parent.0, p.raw(), name)
-        });
-        if r.is_ok() {
-            self.hooks.changed(&self.rel(parent, name));
-        }
-        self.reply_entry(reply, r)
+        self.make_entry(req, parent, name, reply, |dir, cname| {
+            check(unsafe { libc::mknodat(dir, cname.ptr(), mode, libc::dev_t::from(rdev)) })
+        })
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
-        let r = self.creating(parent, name).and_then(|p| {
-            let cname = CName::new(name)?;
-            {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                check(unsafe { libc::mkdirat(p.raw(), cname.ptr(), mode) })?;
-            }
-            self.do_lookup(parent.0, p.raw(), name)
-        });
-        if r.is_ok() {
-            self.hooks.changed(&self.rel(parent, name));
-        }
-        self.reply_entry(reply, r)
+        self.make_entry(req, parent, name, reply, |dir, cname| check(unsafe { libc::mkdirat(dir, cname.ptr(), mode) }))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -463,19 +467,10 @@ impl Filesystem for Driver {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let r = self.creating(parent, link_name).and_then(|p| {
-            let cname = CName::new(link_name)?;
+        self.make_entry(req, parent, link_name, reply, |dir, cname| {
             let t = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-            {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                check(unsafe { libc::symlinkat(t.as_ptr(), p.raw(), cname.ptr()) })?;
-            }
-            self.do_lookup(parent.0, p.raw(), link_name)
-        });
-        if r.is_ok() {
-            self.hooks.changed(&self.rel(parent, link_name));
-        }
-        self.reply_entry(reply, r)
+            check(unsafe { libc::symlinkat(t.as_ptr(), dir, cname.ptr()) })
+        })
     }
 
     fn rename(
