@@ -663,7 +663,8 @@ pub(crate) fn save_working(
 // ---------------------------------------------------------------------------
 // Writing a state into the working copy.
 
-fn join_rel(parent: &str, name: &[u8]) -> String {
+/// `parent/name` of mount-relative paths (`name` alone at the root).
+pub(super) fn join_rel(parent: &str, name: &[u8]) -> String {
     let n = String::from_utf8_lossy(name);
     if parent.is_empty() {
         n.into_owned()

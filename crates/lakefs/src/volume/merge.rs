@@ -17,7 +17,7 @@ use crate::id::ObjectId;
 use crate::lake::Lake;
 use crate::pack::Kind;
 use crate::tree::{Content, Entry, Meta, Node, Tree};
-use crate::volume::branch::{self, Conflict, PendingMerge, WorkChange, Workdir};
+use crate::volume::branch::{self, join_rel, Conflict, PendingMerge, WorkChange, Workdir};
 use crate::writer::WriteSession;
 
 /// Text merges are attempted up to this size; larger files count as binary.
@@ -208,15 +208,6 @@ struct Merger<'a, 's> {
 /// Result of merging one path: the node to keep (None: absent) and their
 /// versions to write beside it, by mount-relative path.
 type Merged = (Option<Node>, Vec<(String, Node)>);
-
-fn join_rel(parent: &str, name: &[u8]) -> String {
-    let n = String::from_utf8_lossy(name);
-    if parent.is_empty() {
-        n.into_owned()
-    } else {
-        format!("{parent}/{n}")
-    }
-}
 
 fn merge_meta(base: Option<&Meta>, ours: &Meta, theirs: &Meta) -> Meta {
     match base {
