@@ -277,7 +277,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             let s = if *full {
                 catalog::index::reindex(&t.lake, &t.volume, &tree, &indexed)
             } else {
-                catalog::index_commit(&t.lake, &t.volume, None, &tree, &indexed)
+                catalog::index_commit(&t.lake, &t.volume, &tree, &indexed)
             }
             .with_context(|| format!("indexing volume '{}'", t.volume))?;
             let secs = start.elapsed().as_secs_f64();

@@ -116,7 +116,7 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
     home(&src);
     let lake = Lake::create(&root, &Default::default()).unwrap();
     let t1 = commit(&lake, &src, false);
-    let s = catalog::index_commit(&lake, VOLUME, None, &t1, &lake_zone).unwrap();
+    let s = catalog::index_commit(&lake, VOLUME, &t1, &lake_zone).unwrap();
     assert_eq!((s.files, s.text_files, s.removed), (10, 2, 0), "{s:?}");
 
     // Types: magic first, then content, then the name.
@@ -212,7 +212,7 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
     std::fs::remove_dir_all(src.join("trip")).unwrap();
     std::fs::write(src.join("notes/fake.jpg"), b"banana bread\n").unwrap();
     let t2 = commit(&lake, &src, false);
-    let s = catalog::index_commit(&lake, VOLUME, Some(&t1), &t2, &lake_zone).unwrap();
+    let s = catalog::index_commit(&lake, VOLUME, &t2, &lake_zone).unwrap();
     assert_eq!((s.files, s.text_files, s.removed), (1, 1, 4), "{s:?}");
     assert!(row(&lake, "notes/fruit.txt").is_none() && row(&lake, "trip/june1.jpg").is_none());
     assert_eq!(search(&lake, "kiwi"), Vec::<String>::new());
@@ -226,18 +226,18 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
 
     // The same tree again does nothing; a missed commit is caught up from the last indexed tree.
     assert_eq!(
-        catalog::index_commit(&lake, VOLUME, Some(&t2), &t2, &lake_zone)
+        catalog::index_commit(&lake, VOLUME, &t2, &lake_zone)
             .unwrap()
             .files,
         0
     );
     write(&src, "notes/new.md", b"# kiwi again\n");
-    let t3 = commit(&lake, &src, false);
+    commit(&lake, &src, false); // t3, never indexed
     std::fs::remove_file(src.join("notes/new.md")).unwrap();
     write(&src, "notes/newer.md", b"# fig\n");
     let t4 = commit(&lake, &src, false);
-    // The caller thinks the catalog is at t3; it is at t2.
-    catalog::index_commit(&lake, VOLUME, Some(&t3), &t4, &lake_zone).unwrap();
+    // The catalog is still at t2; t4 is indexed from there.
+    catalog::index_commit(&lake, VOLUME, &t4, &lake_zone).unwrap();
     assert_eq!(search(&lake, "fig"), ["notes/newer.md"]);
     assert_eq!(search(&lake, "kiwi"), Vec::<String>::new());
 
@@ -258,7 +258,7 @@ fn loose_objects_and_metadata_changes() {
     write(&src, "a/words.txt", b"loose lettuce\n");
     let lake = Lake::create(&root, &Default::default()).unwrap();
     let t1 = commit(&lake, &src, true);
-    catalog::index_commit(&lake, VOLUME, None, &t1, &lake_zone).unwrap();
+    catalog::index_commit(&lake, VOLUME, &t1, &lake_zone).unwrap();
     assert_eq!(
         row(&lake, "a/pic.jpg").unwrap().2.as_deref(),
         Some("2024-12-24T18:00:00")
@@ -274,7 +274,7 @@ fn loose_objects_and_metadata_changes() {
         .unwrap();
     drop(f);
     let t2 = commit(&lake, &src, true);
-    let s = catalog::index_commit(&lake, VOLUME, Some(&t1), &t2, &lake_zone).unwrap();
+    let s = catalog::index_commit(&lake, VOLUME, &t2, &lake_zone).unwrap();
     assert_eq!(s.files, 0, "{s:?}");
     assert_eq!(
         views::matches(&lake, VOLUME, "mtime = 2023-11-14").unwrap(),

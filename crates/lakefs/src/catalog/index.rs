@@ -272,13 +272,11 @@ fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
 }
 
 /// See [`super::index_commit`]. The diff starts from the tree the catalog last
-/// saw (not necessarily `old`: a crash between a commit and its indexing, or a
-/// catalog that is newer than the volume, is caught up here), or indexes `new`
-/// whole when there is none.
+/// saw (so a crash between a commit and its indexing, or a catalog that is newer
+/// than the volume, is caught up here), or indexes `new` whole when there is none.
 pub fn index_commit(
     lake: &Lake,
     volume: &str,
-    _old: Option<&ObjectId>,
     new: &ObjectId,
     indexed: &dyn Fn(&str) -> bool,
 ) -> Result<IndexStats> {

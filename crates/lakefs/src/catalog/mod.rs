@@ -30,17 +30,12 @@ pub struct IndexStats {
     pub removed: u64,
 }
 
-/// Brings the catalog of `volume` from tree `old` to tree `new` (root trees of
-/// two commits of the volume); `indexed(path)` says whether a mount-relative path
-/// gets the catalog (LAKE zone) or not (HYBRID, POSIX).
-pub fn index_commit(
-    lake: &Lake,
-    volume: &str,
-    old: Option<&ObjectId>,
-    new: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
-) -> Result<IndexStats> {
-    index::index_commit(lake, volume, old, new, indexed)
+/// Brings the catalog of `volume` to tree `new` (the root tree of a commit of the
+/// volume), from the tree it last indexed, which the catalog keeps itself;
+/// `indexed(path)` says whether a mount-relative path gets the catalog (LAKE
+/// zone) or not (HYBRID, POSIX).
+pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(&str) -> bool) -> Result<IndexStats> {
+    index::index_commit(lake, volume, new, indexed)
 }
 
 /// Names of the volume's saved views.

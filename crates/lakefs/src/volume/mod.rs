@@ -212,7 +212,7 @@ impl Volume {
         let old_tree = head_commit.as_ref().map(|c| c.tree);
         if !out.unchanged {
             let z = zones.clone();
-            if let Err(e) = crate::catalog::index_commit(&self.lake, &self.name, old_tree.as_ref(), &out.tree, &|p| z.zone(p) == Zone::Lake)
+            if let Err(e) = crate::catalog::index_commit(&self.lake, &self.name, &out.tree, &|p| z.zone(p) == Zone::Lake)
             {
                 // The catalog is derived data: the commit stands; the next index pass catches up.
                 eprintln!("lakefs: volume {}: catalog update after {} failed: {e}", self.name, out.commit);
