@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# LAKE-zone benchmark: the lakefs FUSE mount vs plain ext4 on the same file
-# system (untar, git status, 1 GiB sequential write/read, 10k small files).
+# LAKE-zone benchmark: the lakefs FUSE mount vs plain ext4 and two other FUSE
+# file systems that mirror a directory (bindfs, fuse-overlayfs), all on the
+# same file system (untar, git status, 1 GiB sequential write/read, 10k small files).
 # Run ci/bench-lakezone.sh --help for usage. Helper: ci/bench_lakezone.py.
 set -euo pipefail
 
@@ -21,8 +22,17 @@ by side:
              passthrough for file data where the kernel has it: the default)
   lake-nopt  the same with `-o passthrough=off` (every read and write through
              the daemon)
+  bindfs     `bindfs SRC MNT` of an empty directory on the ext4 (plain options:
+             single-threaded, no FUSE passthrough), as a peer FUSE file system
+  fuse-overlayfs
+             `fuse-overlayfs -o lowerdir=L,upperdir=U,workdir=W MNT` with an
+             empty lowerdir and upperdir/workdir on the ext4: every file lands
+             in the upper layer (a peer FUSE file system; default options)
+The peers show what a FUSE file system costs on this host without lakefs's
+history; they need the apt packages bindfs and fuse-overlayfs (ci/setup.sh).
 Each run of each side starts from a fresh directory / fresh lake and mount,
-and does, in a subdirectory `user/` (for the lake: MNT/user, so the LAKE zone):
+and does, in a subdirectory `user/` (for the lake: MNT/user, so the LAKE zone;
+for the peers: MNT/user):
   untar          tar -xf of a source tree (a git repository, 20k+ files; made
                  once from ~/.cargo/registry/src/* and /usr/include, cached as
                  images/bench/lakezone-src.tar)
@@ -43,15 +53,20 @@ lake sides also record: catchup (seconds from the end of the untar until the
 ref home/main stopped moving for --quiet s; then a "flush" control request
 shows whether anything was still pending), commits-untar (commits on the ref
 then), commit-1g (the same catch-up after the unsynced 1 GiB write), commits-total,
-daemon-cpu (user+sys seconds of the lakefs process per run).
+daemon-cpu (user+sys seconds of the lakefs process per run). These do not
+apply to the peers; lake sides and peers record unmount (seconds to unmount
+and for the daemon to exit; in the JSON only).
 
-Ratios are ext4 time / lakefs time (1.0 = as fast as ext4; the issue's targets:
->= 0.7 for data, >= 0.5 for metadata).
+Ratios are ext4 time / side time (1.0 = as fast as ext4; the issue's targets
+for lakefs: >= 0.7 for data, >= 0.5 for metadata). With lake and a peer, a
+second table "lakefs vs other FUSE file systems" gives peer time / lakefs
+(passthrough) time per workload (> 1: lakefs is faster than that peer).
 
 Options:
   --runs N         runs per side (default 3); medians are reported
   --quick          one run, 2k small files, 256 MiB sequential file
-  --only LIST      comma list of ext4,lake,lake-nopt (default all)
+  --only LIST      comma list of ext4,lake,lake-nopt,bindfs,fuse-overlayfs
+                   (default all)
   --seq-mib N      sequential file size in MiB (default 1024)
   --small N        small files (default 10000)
   --img-gib N      size of the sparse ext4 image (default 8)
@@ -64,7 +79,7 @@ Options:
   --tarball PATH   use this tarball instead
   --work DIR       work dir (default /var/tmp/lake-bench-lakezone); removed at
                    the end unless --keep
-  --mnt DIR        where the lakefs mounts go (default /mnt/lake-bench-lakezone).
+  --mnt DIR        where the FUSE mounts go (default /mnt/lake-bench-lakezone).
                    Not below /var, /usr, /etc or /opt: zones.toml maps those
                    prefixes onto the mount point as the POSIX zone, which is
                    never committed.
@@ -84,7 +99,7 @@ EOF
 
 RUNS=3
 QUICK=0
-ONLY="ext4,lake,lake-nopt"
+ONLY="ext4,lake,lake-nopt,bindfs,fuse-overlayfs"
 SEQ_MIB=1024
 SMALL=10000
 IMG_GIB=8
@@ -129,7 +144,7 @@ done
 [[ "$QUIET" =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "error: --quiet must be a number" >&2; exit 2; }
 SIDES=()
 for s in ${ONLY//,/ }; do
-  case "$s" in ext4|lake|lake-nopt) SIDES+=("$s") ;; *) echo "error: --only: unknown side '$s'" >&2; exit 2 ;; esac
+  case "$s" in ext4|lake|lake-nopt|bindfs|fuse-overlayfs) SIDES+=("$s") ;; *) echo "error: --only: unknown side '$s'" >&2; exit 2 ;; esac
 done
 TREE_SRC=()
 case "$TREE" in
@@ -149,6 +164,9 @@ for s in "${SIDES[@]}"; do
   if [[ $s == lake* ]]; then
     [[ -x "$LAKEFS" ]] || die "no lakefs binary at $LAKEFS (cargo build --release -p lakefs)"
     [[ -x "$LAKECTL" ]] || die "no lakectl binary at $LAKECTL (cargo build --release -p lakectl)"
+  fi
+  if [[ $s == bindfs || $s == fuse-overlayfs ]]; then
+    command -v "$s" >/dev/null || die "$s not found (apt-get install bindfs fuse-overlayfs, or ci/setup.sh; or leave it out of --only)"
   fi
 done
 for c in losetup mkfs.ext4 git tar dd "$PY"; do command -v "$c" >/dev/null || die "$c not found"; done
@@ -170,10 +188,11 @@ if [[ " ${SIDES[*]} " == *" lake"* && $NOFILE != unlimited ]] && ((TREE_ENTRIES 
   log "WARNING: (not raisable without CAP_SYS_RESOURCE): lakefs may fail with EMFILE (try --tree cargo)"
 fi
 
-LOOP="" EXT4="$WORK/ext4" MOUNT_PID="" MOUNT_DIR=""
+LOOP="" EXT4="$WORK/ext4" MOUNT_PID="" MOUNT_DIR="" PEER_PID="" PEER_MNT=""
 cleanup() {
   set +e
   stop_lake >/dev/null 2>&1
+  stop_peer >/dev/null 2>&1
   if mountpoint -q "$EXT4" 2>/dev/null; then umount "$EXT4" || umount -l "$EXT4"; fi
   [[ -n "$LOOP" ]] && losetup -d "$LOOP"
   rmdir "$MNT"/* "$MNT" 2>/dev/null
@@ -221,25 +240,67 @@ start_lake() { # LAKE MNT [-o OPTS]
   "$PY" "$HELPER" wait-info "$mnt" --timeout 60 --pid "$MOUNT_PID" >"$WORK/info.json" || {
     tail -n 20 "$WORK/lakefs.$(basename "$lake").log" >&2; return 1; }
 }
-daemon_cpu() { # PID -> user+sys seconds
-  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null
+daemon_cpu() { # PID -> user+sys seconds; nothing if it is gone
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || true
 }
 stop_lake() {
   [[ -n "$MOUNT_PID" ]] || return 0
   local t0; t0=$(now)
-  kill -TERM "$MOUNT_PID" 2>/dev/null
+  kill -TERM "$MOUNT_PID" 2>/dev/null || true
   # The daemon makes its final commit and unmounts on SIGTERM.
   local i
   for i in $(seq 600); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$MOUNT_PID" 2>/dev/null; then
     log "lakefs $MOUNT_PID did not exit within 60 s of SIGTERM: killing it"; kill -KILL "$MOUNT_PID"
   fi
-  wait "$MOUNT_PID" 2>/dev/null
+  wait "$MOUNT_PID" 2>/dev/null || true
   if findmnt -n --mountpoint "$MOUNT_DIR" -o FSTYPE 2>/dev/null | grep -q '^fuse'; then
     log "$MOUNT_DIR still mounted after the daemon exited: unmounting"; umount -l "$MOUNT_DIR"
   fi
   STOP_S=$(dt "$t0" "$(now)")
   MOUNT_PID="" MOUNT_DIR=""
+}
+
+# The peers (bindfs, fuse-overlayfs): a fresh backing directory on the ext4 per run.
+peer_backing() { # SIDE RUN
+  case "$1" in bindfs) echo "$EXT4/bindfs-src-$2" ;; fuse-overlayfs) echo "$EXT4/ovl-$2" ;; esac
+}
+start_peer() { # SIDE RUN: mounts it on $MNT/SIDE-RUN (PEER_MNT)
+  local side=$1 run=$2 src mnt="$MNT/$1-$2" cmd=() i
+  src=$(peer_backing "$side" "$run")
+  case "$side" in
+    bindfs) mkdir -p "$src"; cmd=(bindfs -f "$src" "$mnt") ;;
+    fuse-overlayfs) mkdir -p "$src/lower" "$src/upper" "$src/work"
+      cmd=(fuse-overlayfs -f -o "lowerdir=$src/lower,upperdir=$src/upper,workdir=$src/work" "$mnt") ;;
+  esac
+  mkdir -p "$mnt"
+  # In the foreground (-f only; otherwise default options) so there is a PID to
+  # wait for after the unmount; the same open-file limit as the lakefs daemon.
+  (ulimit -Hn 1048576 && ulimit -Sn 1048576
+   exec "${cmd[@]}") >"$WORK/$side-$run.log" 2>&1 &
+  PEER_PID=$! PEER_MNT=$mnt
+  for i in $(seq 300); do
+    findmnt -n --mountpoint "$mnt" -o FSTYPE 2>/dev/null | grep -q '^fuse' && return 0
+    kill -0 "$PEER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$WORK/$side-$run.log" >&2
+  return 1
+}
+stop_peer() { # the daemon exits once its mount is gone
+  [[ -n "$PEER_PID" ]] || return 0
+  local t0 i; t0=$(now)
+  if findmnt -n --mountpoint "$PEER_MNT" >/dev/null 2>&1; then
+    fusermount3 -u "$PEER_MNT" 2>/dev/null || umount "$PEER_MNT" 2>/dev/null || {
+      log "$PEER_MNT busy: lazy unmount"; umount -l "$PEER_MNT" || true; }
+  fi
+  for i in $(seq 300); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$PEER_PID" 2>/dev/null; then
+    log "$PEER_MNT: daemon $PEER_PID did not exit within 30 s of the unmount: killing it"; kill -KILL "$PEER_PID"
+  fi
+  wait "$PEER_PID" 2>/dev/null || true
+  STOP_S=$(dt "$t0" "$(now)")
+  PEER_PID="" PEER_MNT=""
 }
 
 write_then_syncfs() { dd if="$WORK/rand.bin" of="$1" bs=1M count="$SEQ_MIB" status=none && sync -f "$EXT4"; }
@@ -257,7 +318,7 @@ git_status() { # DIR: "MEDIAN DIRTY": warm median of 3 (after one untimed run), 
 }
 
 run_side() { # SIDE RUN
-  local side=$1 run=$2 base lake="" mnt="" t out
+  local side=$1 run=$2 base lake="" mnt="" peer="" t out
   case "$side" in
     ext4) base="$EXT4/plain-$run" ; mkdir -p "$base" ;;
     lake|lake-nopt)
@@ -269,6 +330,13 @@ run_side() { # SIDE RUN
         stop_lake; return 0
       fi
       [[ -n "${SIDE_INFO[$side]:-}" ]] || SIDE_INFO[$side]=$(tr -d '\n' <"$WORK/info.json")
+      base="$mnt" ;;
+    bindfs|fuse-overlayfs)
+      peer=$(peer_backing "$side" "$run") mnt="$MNT/$side-$run"
+      if ! start_peer "$side" "$run"; then
+        record "$side" "$run" mount fail "" "$side mount failed (log: $WORK/$side-$run.log)"
+        stop_peer; rm -rf "$peer"; return 0
+      fi
       base="$mnt" ;;
   esac
   local d="$base/user"
@@ -306,8 +374,10 @@ run_side() { # SIDE RUN
     record "$side" "$run" seq-write fail "" "$(errmsg "dd write failed")"
   fi
   # The same write without fsync, then syncfs of the ext4 underneath (where the
-  # lake's working tree is too): the data path alone. The committer records the
-  # file after its close; commit-1g is how long that takes.
+  # lake's working tree and the peers' backing dirs are too): the data path
+  # alone. FUSE writes back a writeback-cached file on its close, so its data
+  # is on the ext4 by then. The committer records the file after its close;
+  # commit-1g is how long that takes.
   cat "$WORK/rand.bin" >/dev/null
   if t=$(timed write_then_syncfs "$d/seq2.bin"); then
     record "$side" "$run" seq-write-nofsync ok "$t"
@@ -341,6 +411,12 @@ run_side() { # SIDE RUN
     record "$side" "$run" small-create fail "" "smallfiles failed"
   fi
 
+  # A daemon killed from outside takes its mount along, and the steps after
+  # that ran on the bare mount point: flag the run, drop what they left there.
+  if [[ -n "$mnt" ]] && ! findmnt -n --mountpoint "$mnt" >/dev/null 2>&1; then
+    record "$side" "$run" mount fail "" "the mount was gone before the end of the run (daemon killed?): this run's numbers are not valid"
+    rm -rf "$mnt/user"
+  fi
   if [[ -n "$lake" ]]; then
     local cpu; cpu=$(daemon_cpu "$MOUNT_PID")
     stop_lake
@@ -349,6 +425,11 @@ run_side() { # SIDE RUN
     n=$("$PY" "$HELPER" commits "$lake" --lakectl "$LAKECTL")
     [[ -n "$n" ]] && record "$side" "$run" commits-total ok "$n"
     rm -rf "$lake"; rmdir "$mnt"
+  elif [[ -n "$peer" ]]; then
+    stop_peer
+    record "$side" "$run" unmount ok "$STOP_S"
+    # The backing dir, not the mount point (it may still be lazily mounted).
+    rm -rf "$peer"; rmdir "$mnt" 2>/dev/null || true
   else
     rm -rf "$base"
   fi
@@ -371,8 +452,17 @@ META="$WORK/meta.json"
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1 | tr -d '"\\')" "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf '"fs": "%s", "tree": %s, "tree_name": "%s", "tree_entries": %s, "nofile_hard": "%s", "seq_mib": %s, "small_files": %s, "quiet_s": %s, ' \
     "$FS_DESC" "$TREE_JSON" "$TREE" "$TREE_ENTRIES" "$NOFILE" "$SEQ_MIB" "$SMALL" "$QUIET"
-  printf '"versions": {"lakefs": "%s", "git": "%s"}, ' \
+  printf '"versions": {"lakefs": "%s", "git": "%s"' \
     "$("$LAKEFS" --version 2>/dev/null | head -n1 | tr -d '"\\')" "$(git --version | tr -d '"')"
+  for s in "${SIDES[@]}"; do
+    # fuse-overlayfs --version starts with fusermount3's version: take its own line.
+    case "$s" in
+      bindfs) printf ', "bindfs": "%s"' "$(bindfs --version 2>/dev/null | head -n1 | tr -d '"\\')" ;;
+      fuse-overlayfs) printf ', "fuse-overlayfs": "%s"' \
+        "$(fuse-overlayfs --version 2>/dev/null | { grep -m1 '^fuse-overlayfs' || true; } | tr -d '"\\')" ;;
+    esac
+  done
+  printf '}, '
   printf '"sides": {'
   sep=""
   for s in "${SIDES[@]}"; do
@@ -380,6 +470,8 @@ META="$WORK/meta.json"
       ext4) desc="a plain directory on the ext4" ;;
       lake) desc="lakefs mount --name home (default options: FUSE passthrough where the kernel has it); lake on the same ext4; .lake/info: ${SIDE_INFO[lake]:-n/a}" ;;
       lake-nopt) desc="lakefs mount --name home -o passthrough=off; lake on the same ext4; .lake/info: ${SIDE_INFO[lake-nopt]:-n/a}" ;;
+      bindfs) desc="bindfs SRC MNT (plain options: single-threaded, no passthrough), SRC a fresh empty directory on the same ext4" ;;
+      fuse-overlayfs) desc="fuse-overlayfs -o lowerdir=L,upperdir=U,workdir=W MNT (default options), L empty, U and W fresh directories on the same ext4" ;;
     esac
     printf '%s"%s": %s' "$sep" "$s" "$("$PY" -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$desc")"
     sep=", "

@@ -28,8 +28,10 @@ Subcommands:
   commits LAKE [--ref home/main] [--lakectl PATH]
       number of commits on the ref (lakectl --json log).
   report --results TSV --meta JSON [--json OUT] [--md OUT]
-      medians per side x step, ratios ext4_time / side_time; a markdown table
-      on stdout (and in --md), the full report in --json.
+      medians per side x step, ratios ext4_time / side_time, and with the
+      lake and a peer FUSE file system (bindfs, fuse-overlayfs) also
+      peer_time / lake_time; markdown tables on stdout (and in --md), the full
+      report in --json.
 """
 
 import argparse
@@ -226,8 +228,11 @@ def cmd_commits(a):
 
 # --- report -----------------------------------------------------------------
 
-SIDES = ("ext4", "lake", "lake-nopt")
-SIDE_TITLE = {"ext4": "ext4", "lake": "lakefs (passthrough)", "lake-nopt": "lakefs (passthrough=off)"}
+SIDES = ("ext4", "lake", "lake-nopt", "bindfs", "fuse-overlayfs")
+SIDE_TITLE = {"ext4": "ext4", "lake": "lakefs (passthrough)", "lake-nopt": "lakefs (passthrough=off)",
+              "bindfs": "bindfs", "fuse-overlayfs": "fuse-overlayfs"}
+# Other FUSE file systems, compared with the lake side in a table of their own.
+PEERS = ("bindfs", "fuse-overlayfs")
 # step -> (title, class); class is "data" or "metadata" (the issue's targets).
 STEPS = [
     ("untar", "untar source tree", "metadata"),
@@ -297,14 +302,23 @@ def cmd_report(a):
             e, s = m("ext4", step), m(side, step)
             if e is not None and s:
                 ratios.setdefault(side, {})[step] = round(e / s, 3)
+    # > 1: lakefs (passthrough) is faster than the peer.
+    peers = [s for s in sides if s in PEERS] if "lake" in sides else []
+    peer_ratios = {}
+    for peer in peers:
+        for step, _, _ in steps:
+            p, lk = m(peer, step), m("lake", step)
+            if p is not None and lk:
+                peer_ratios.setdefault(peer, {})[step] = round(p / lk, 3)
     report = {"meta": meta, "runs": runs, "medians": med, "ratios_ext4_over_side": ratios,
-              "targets": TARGET, "steps": [{"step": s, "title": t, "class": c} for s, t, c in steps]}
+              "ratios_peer_over_lake": peer_ratios, "targets": TARGET, "steps": [{"step": s, "title": t, "class": c} for s, t, c in steps]}
     with open(a.json, "w") if a.json else open(os.devnull, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
 
     L = []
-    L.append("### LAKE zone (FUSE) vs ext4 on the same file system")
+    L.append("### LAKE zone (FUSE) vs ext4%s on the same file system"
+             % (" and other FUSE file systems" if any(s in PEERS for s in sides) else ""))
     L.append("")
     mach = meta.get("machine", {})
     L.append("%s; %s CPUs, %s GiB RAM, Linux %s; %s; median of %s run(s), seconds, warm cache "
@@ -343,12 +357,26 @@ def cmd_report(a):
             if side == "ext4":
                 continue
             r = ratios.get(side, {}).get(step)
-            mark = "" if r is None or r >= TARGET[cls] else " (below %.1f)" % TARGET[cls]
+            # The targets are lakefs's; the peers' ratios are only for comparison.
+            mark = "" if r is None or r >= TARGET[cls] or side in PEERS else " (below %.1f)" % TARGET[cls]
             cells.append(_r(r) + mark)
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
-    L.append("Ratio = ext4 time / lakefs time (1.0 = as fast as ext4); targets: >= %.1f data, >= %.1f metadata."
+    L.append("Ratio = ext4 time / side time (1.0 = as fast as ext4); lakefs's targets: >= %.1f data, >= %.1f metadata."
              % (TARGET["data"], TARGET["metadata"]))
+    if peer_ratios:
+        L.append("")
+        L.append("#### lakefs vs other FUSE file systems")
+        L.append("")
+        cols = [p for p in peers if p in peer_ratios]
+        L.append("| workload | class | " + " | ".join("%s / %s" % (SIDE_TITLE[p], SIDE_TITLE["lake"]) for p in cols) + " |")
+        L.append("|---|---|" + "---:|" * len(cols))
+        for step, title, cls in steps:
+            if not any(step in peer_ratios[p] for p in cols):
+                continue
+            L.append("| %s | %s | %s |" % (title, cls, " | ".join(_r(peer_ratios[p].get(step)) for p in cols)))
+        L.append("")
+        L.append("Ratio = peer time / lakefs (passthrough) time, from the medians above: > 1 means lakefs is faster.")
     # Lake-side history numbers.
     hist = [s for s in sides if s != "ext4" and any(k in med.get(s, {}) for k in ("catchup", "commits-untar", "commits-total"))]
     if hist:

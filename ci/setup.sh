@@ -29,7 +29,7 @@ readonly APT_PACKAGES=(
     build-essential pkg-config
     e2fsprogs dosfstools mtools gdisk fdisk util-linux
     debootstrap fuse3 fusefat attr zstd xxd
-    ostree restic borgbackup hyperfine
+    ostree restic borgbackup hyperfine bindfs fuse-overlayfs
     python3 ca-certificates curl
     mkosi systemd-container debian-archive-keyring cpio
     qemu-system-x86 ovmf systemd-boot-efi xorriso
@@ -40,7 +40,7 @@ readonly APT_PACKAGES=(
 readonly REQUIRED_COMMANDS=(
     cc make pkg-config mkfs.ext4 mkfs.vfat mcopy sgdisk sfdisk losetup
     debootstrap fusermount3 fusefat getfattr setfattr zstd xxd ostree restic borg
-    hyperfine python3 curl tar
+    bindfs fuse-overlayfs hyperfine python3 curl tar
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
