@@ -70,6 +70,20 @@ pub struct Prepared<'a> {
 thread_local! {
     // zstd contexts per thread and level: creating one per record cost ~12% of ingest.
     static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    // Likewise for reads: a fresh context per record was the top user-space cost of
+    // reading trees back (commits diffing, catalog indexing, `.lake/at`).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(stored: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut slot = d.borrow_mut();
+        let d = match &mut *slot {
+            Some(d) => d,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        d.decompress(stored, raw_len)
+    })
 }
 
 fn compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
@@ -228,7 +242,7 @@ pub fn read_record(file: &File, path: &Path, id: &ObjectId, loc: &Location) -> R
         }
     })?;
     let raw = if h[1] & FLAG_ZSTD != 0 {
-        let out = zstd::bulk::decompress(&stored, raw_len as usize).map_err(|e| corrupt(format!("zstd: {e}")))?;
+        let out = decompress(&stored, raw_len as usize).map_err(|e| corrupt(format!("zstd: {e}")))?;
         if out.len() != raw_len as usize {
             return Err(corrupt("decompressed length differs".into()));
         }

@@ -105,6 +105,8 @@ pub(crate) struct Shared {
 
 /// How many batch results are kept for waiters.
 const KEEP_RESULTS: usize = 256;
+/// Longest the catalog lags the head while changes keep coming (see `run`).
+const INDEX_LAG: Duration = Duration::from_secs(30);
 
 impl Shared {
     pub(crate) fn new(vol: Volume, opts: DaemonOptions) -> Shared {
@@ -275,6 +277,7 @@ impl Shared {
         }
         if st.dirty.is_empty() && !st.rescan {
             drop(st);
+            self.vol.index_logged();
             return self.vol.head();
         }
         if let Some(o) = cause_override {
@@ -284,6 +287,8 @@ impl Shared {
         let ticket = st.started + 1;
         self.wake.notify_one();
         let r = self.wait_for(st, ticket)?;
+        // A flush is the point where search and views are current too.
+        self.vol.index_logged();
         match r {
             Some(c) => Ok(Some(c)),
             None => self.vol.head(),
@@ -453,7 +458,7 @@ pub(crate) fn commit_skipping(
 ) -> Result<super::VolumeCommit> {
     let mut held = held.to_vec();
     loop {
-        let e = match vol.commit_holding(paths, &held, trigger, message) {
+        let e = match vol.commit_unindexed(paths, &held, trigger, message) {
             Ok(out) => return Ok(out),
             Err(e) => e,
         };
@@ -525,6 +530,19 @@ pub(crate) fn run(sh: &Shared) {
         .map_err(|e| eprintln!("lakefs: volume {}: no hashing pool of its own ({e}); using the shared one", sh.vol.name()))
         .ok();
     let mut last_tick = Instant::now();
+    // The catalog pass waits for a quiet moment (nothing pending), or INDEX_LAG
+    // under a steady stream of changes; at start it catches up whatever a crash
+    // or recovery left unindexed.
+    let mut needs_index = true;
+    let mut last_index = Instant::now();
+    let index = |needs: &mut bool, last: &mut Instant| {
+        match &pool {
+            Some(p) => p.install(|| sh.vol.index_logged()),
+            None => sh.vol.index_logged(),
+        }
+        *needs = false;
+        *last = Instant::now();
+    };
     loop {
         let mut st = sh.lock();
         // Sleep until the next tick, or the batch is due.
@@ -566,10 +584,18 @@ pub(crate) fn run(sh: &Shared) {
                 st.first_pending = None;
             }
             if stopping {
-                st.final_result = Some(Ok(()));
                 drop(st);
+                if needs_index {
+                    index(&mut needs_index, &mut last_index);
+                }
+                sh.lock().final_result = Some(Ok(()));
                 sh.done.notify_all();
                 return;
+            }
+            let quiet = st.dirty.is_empty();
+            drop(st);
+            if needs_index && (quiet || last_index.elapsed() >= INDEX_LAG) {
+                index(&mut needs_index, &mut last_index);
             }
             continue;
         }
@@ -604,9 +630,15 @@ pub(crate) fn run(sh: &Shared) {
         while st.results.len() > KEEP_RESULTS {
             st.results.pop_first();
         }
+        if matches!(r, Ok(Some(_))) {
+            needs_index = true;
+        }
         if stopping {
-            st.final_result = Some(r.map(|_| ()).map_err(|e| e.to_string()));
             drop(st);
+            if needs_index {
+                index(&mut needs_index, &mut last_index);
+            }
+            sh.lock().final_result = Some(r.map(|_| ()).map_err(|e| e.to_string()));
             sh.done.notify_all();
             return;
         }

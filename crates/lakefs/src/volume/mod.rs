@@ -78,6 +78,8 @@ pub struct Volume {
     cache: Arc<StatCache>,
     /// One commit at a time (the committer's batches and control commits).
     commit_lock: Mutex<()>,
+    /// One catalog pass at a time (the committer's deferred pass, flush, control commits).
+    index_lock: Mutex<()>,
 }
 
 impl Volume {
@@ -105,6 +107,7 @@ impl Volume {
             zones: RwLock::new(Arc::new(zones)),
             cache: Arc::new(StatCache::new(STAT_CACHE_MAX)),
             commit_lock: Mutex::new(()),
+            index_lock: Mutex::new(()),
         })
     }
 
@@ -169,7 +172,19 @@ impl Volume {
     /// [`Volume::commit_paths`] (or with `None`, [`Volume::commit_all`]) that
     /// keeps `held` paths, and everything below them, as the head has them:
     /// paths that could not be recorded are not read again, nor recorded as removed.
+    /// The catalog follows before it returns.
     pub fn commit_holding(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+        let out = self.commit_unindexed(paths, held, trigger, message)?;
+        if !out.unchanged {
+            self.index_logged();
+        }
+        Ok(out)
+    }
+
+    /// [`Volume::commit_holding`] without the catalog pass: the daemon's batches
+    /// leave it to [`Volume::index_head`] when the volume is quiet, so a burst of
+    /// changes (an untar) is indexed once, and an fsync never waits for tokenising.
+    pub(crate) fn commit_unindexed(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let _g = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut tries = 0;
         loop {
@@ -181,11 +196,28 @@ impl Volume {
         }
     }
 
+    /// Brings the catalog up to the head (from the tree it last indexed).
+    pub fn index_head(&self) -> Result<()> {
+        let _g = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(head) = self.head()? else { return Ok(()) };
+        let tree = self.lake.read_commit(&head)?.tree;
+        let z = self.zones();
+        crate::catalog::index_commit(&self.lake, &self.name, &tree, &|p| z.zone(p) == Zone::Lake)?;
+        Ok(())
+    }
+
+    /// [`Volume::index_head`]; a failure is logged only: the catalog is derived
+    /// data, the commits stand, and the next pass catches up.
+    pub(crate) fn index_logged(&self) {
+        if let Err(e) = self.index_head() {
+            eprintln!("lakefs: volume {}: catalog update failed: {e}", self.name);
+        }
+    }
+
     fn commit_once(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let head = self.head()?;
         let head_commit = head.map(|h| self.lake.read_commit(&h)).transpose()?;
-        let zones = self.zones();
-        let ex = zones.clone();
+        let ex = self.zones();
         let scan = ScanOptions {
             exclude: Some(Arc::new(move |p: &str| ex.zone(p) == Zone::Posix)),
             cache: Some(self.cache.clone()),
@@ -210,14 +242,6 @@ impl Volume {
         };
         let out = crate::ops::commit_dir_with(&self.lake, &req, None, &scan, &crate::progress::Silent)?;
         let old_tree = head_commit.as_ref().map(|c| c.tree);
-        if !out.unchanged {
-            let z = zones.clone();
-            if let Err(e) = crate::catalog::index_commit(&self.lake, &self.name, &out.tree, &|p| z.zone(p) == Zone::Lake)
-            {
-                // The catalog is derived data: the commit stands; the next index pass catches up.
-                eprintln!("lakefs: volume {}: catalog update after {} failed: {e}", self.name, out.commit);
-            }
-        }
         Ok(VolumeCommit { commit: out.commit, old_tree, tree: out.tree, unchanged: out.unchanged, stats: out.stats })
     }
 }

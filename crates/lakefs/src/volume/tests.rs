@@ -162,6 +162,39 @@ fn committer_batches_many_changes_into_one_commit() {
     assert!(v.state_dir().join(CLEAN_MARKER).exists());
 }
 
+/// Paths the catalog's full-text search finds for `word`.
+fn found(v: &Volume, word: &str) -> Vec<String> {
+    crate::catalog::fts::search(v.lake(), "home", word, 10).expect("search").into_iter().map(|h| h.path).collect()
+}
+
+#[test]
+fn catalog_follows_batches_once_quiet_and_at_a_flush() {
+    let f = fixture();
+    let d = daemon(&f, Duration::from_millis(50));
+    let v = d.volume();
+    // A batch commits; the catalog pass follows once nothing is pending.
+    write(v.work_dir(), "alice/birds.txt", b"a pelican on the pier\n");
+    d.changed("alice/birds.txt");
+    wait_until(|| head_bytes(v, "alice/birds.txt").is_some());
+    wait_until(|| found(v, "pelican") == ["alice/birds.txt"]);
+    // A flush returns with the catalog current (the batch delay is not waited for).
+    let d2 = daemon_flush_only(&f, d);
+    let v = d2.volume();
+    write(v.work_dir(), "alice/more.txt", b"a cormorant drying its wings\n");
+    d2.changed("alice/more.txt");
+    let reply: serde_json::Value = serde_json::from_slice(&d2.control(br#"{"op":"flush"}"#)).expect("json");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(found(v, "cormorant"), ["alice/more.txt"]);
+    d2.shutdown().expect("shutdown");
+}
+
+/// Restarts the volume's daemon with a batch delay far beyond the test, so only a flush commits.
+fn daemon_flush_only(f: &Fixture, d: Arc<Daemon>) -> Arc<Daemon> {
+    d.shutdown().expect("shutdown");
+    drop(d);
+    daemon(f, Duration::from_secs(3600))
+}
+
 #[test]
 fn fsync_waits_for_a_commit_holding_the_file() {
     let f = fixture();
