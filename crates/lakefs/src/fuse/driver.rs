@@ -33,8 +33,6 @@ const FILE_OPEN_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 const TABLE_FH: u64 = 1 << 40;
 
 enum Handle {
-    Dir(Mutex<DirState>),
-    VDir(Vec<(u64, FileType, Vec<u8>)>),
     Bytes(Vec<u8>),
     Chunked(virt::ChunkedFile),
     /// The reply to the last request, and where that request's write ended (the
@@ -42,12 +40,6 @@ enum Handle {
     Control(Mutex<(u64, Vec<u8>)>),
 }
 
-struct DirState {
-    fd: OwnedFd,
-    /// The offset the fd is at, so sequential readdirs need no seek.
-    pos: u64,
-    buf: Vec<u8>,
-}
 
 /// Offsets at or above this in the root directory are the virtual entries appended
 /// after the real ones (ext4 offsets are below 2^63).
@@ -796,103 +788,59 @@ impl Filesystem for Driver {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    /// No directory handles: ENOSYS tells the kernel (5.1+) to stop sending OPENDIR
+    /// and RELEASEDIR for good, and to keep every listing in its cache (as with
+    /// FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE). That halves the requests of a tree
+    /// walk like `git status`. The kernel drops a directory's cached listing when
+    /// the directory changes through the mount, or when its mtime is seen to
+    /// change: the virtual directories whose contents come and go report a new
+    /// mtime each time they are looked up (see `virt`).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         if virt::is_virtual(ino.0) {
-            return match self.virt.list(ino.0) {
-                Ok(l) => reply.opened(FileHandle(self.add_handle(Handle::VDir(l))), FopenFlags::empty()),
-                Err(e) => reply.error(e),
+            let list = match self.virt.list(ino.0) {
+                Ok(l) => l,
+                Err(e) => return reply.error(e),
             };
-        }
-        let r = self.node(ino).and_then(|n| {
-            let fd = unsafe {
-                libc::openat(
-                    n.raw(),
-                    c".".as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(last_errno());
-            }
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        });
-        match r {
-            Ok(fd) => {
-                let h = Handle::Dir(Mutex::new(DirState {
-                    fd,
-                    pos: 0,
-                    buf: Vec::new(),
-                }));
-                // The kernel may keep listings in its cache: every change of a directory goes
-                // through it, and it drops a directory's cached listing on each. Not for the
-                // root, whose appended virtual entries have offsets outside ext4's range.
-                let flags = if ino.0 == ROOT {
-                    FopenFlags::empty()
-                } else {
-                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+            // Offsets: 1 and 2 are "." and "..", then 3.. the entries.
+            let mut i = offset;
+            while i < 2 + list.len() as u64 {
+                let full = match i {
+                    0 => reply.add(ino, 1, FileType::Directory, "."),
+                    1 => reply.add(INodeNo(ROOT), 2, FileType::Directory, ".."),
+                    _ => {
+                        let (c, k, n) = &list[(i - 2) as usize];
+                        reply.add(INodeNo(*c), i + 1, *k, OsStr::from_bytes(n))
+                    }
                 };
-                reply.opened(FileHandle(self.add_handle(h)), flags)
+                if full {
+                    break;
+                }
+                i += 1;
             }
+            return reply.ok();
+        }
+        match self.node(ino).and_then(|n| sys::open_dir(n.raw())).and_then(|fd| self.readdir_real(ino, &fd, offset, &mut reply)) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(h) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
-        };
-        match &*h {
-            Handle::VDir(list) => {
-                // Offsets: 1 and 2 are "." and "..", then 3.. the entries.
-                let mut i = offset;
-                while i < 2 + list.len() as u64 {
-                    let full = match i {
-                        0 => reply.add(ino, 1, FileType::Directory, "."),
-                        1 => reply.add(INodeNo(ROOT), 2, FileType::Directory, ".."),
-                        _ => {
-                            let (c, k, n) = &list[(i - 2) as usize];
-                            reply.add(INodeNo(*c), i + 1, *k, OsStr::from_bytes(n))
-                        }
-                    };
-                    if full {
-                        break;
-                    }
-                    i += 1;
-                }
-                reply.ok()
-            }
-            Handle::Dir(state) => {
-                let mut st = lock(state);
-                match self.readdir_real(ino, &mut st, offset, &mut reply) {
-                    Ok(()) => reply.ok(),
-                    Err(e) => reply.error(e),
-                }
-            }
-            _ => reply.error(Errno::EBADF),
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if virt::is_virtual(ino.0) {
+            return reply.ok();
         }
-    }
-
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        lock(&self.handles).remove(&fh.0);
-        reply.ok()
-    }
-
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        let Some(h) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
-        };
-        if let Handle::Dir(st) = &*h {
-            let fd = lock(st).fd.as_raw_fd();
-            let r = if datasync {
-                unsafe { libc::fdatasync(fd) }
-            } else {
-                unsafe { libc::fsync(fd) }
-            };
-            if r < 0 {
-                return reply.error(last_errno());
-            }
+        let r = self.node(ino).and_then(|n| sys::open_dir(n.raw())).and_then(|fd| {
+            let fd = fd.as_raw_fd();
+            check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } })
+        });
+        match r {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok()
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -1098,27 +1046,16 @@ impl Driver {
         }
     }
 
-    fn readdir_real(&self, ino: INodeNo, st: &mut DirState, offset: u64, reply: &mut ReplyDirectory) -> SysResult<()> {
+    fn readdir_real(&self, ino: INodeNo, fd: &OwnedFd, offset: u64, reply: &mut ReplyDirectory) -> SysResult<()> {
         let is_root = ino.0 == ROOT;
         if offset < VOFF {
-            if offset != st.pos {
-                if unsafe { libc::lseek(st.fd.as_raw_fd(), offset as i64, libc::SEEK_SET) } < 0 {
-                    return Err(last_errno());
-                }
-                st.pos = offset;
+            let fd = fd.as_raw_fd();
+            if offset != 0 && unsafe { libc::lseek(fd, offset as i64, libc::SEEK_SET) } < 0 {
+                return Err(last_errno());
             }
-            if st.buf.len() < 32768 {
-                st.buf.resize(32768, 0);
-            }
+            let mut buf = vec![0u8; 32768];
             loop {
-                let n = unsafe {
-                    libc::syscall(
-                        libc::SYS_getdents64,
-                        st.fd.as_raw_fd(),
-                        st.buf.as_mut_ptr(),
-                        st.buf.len(),
-                    )
-                };
+                let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
                 if n < 0 {
                     return Err(last_errno());
                 }
@@ -1128,26 +1065,22 @@ impl Driver {
                 let mut i = 0usize;
                 let n = n as usize;
                 while i < n {
-                    let b = &st.buf[i..];
+                    let b = &buf[i..];
                     let d_ino = u64::from_ne_bytes(b[0..8].try_into().unwrap_or([0; 8]));
                     let d_off = u64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
                     let reclen = u16::from_ne_bytes(b[16..18].try_into().unwrap_or([0; 2])) as usize;
                     let dtype = b[18];
-                    let name_bytes = &b[19..reclen];
-                    let end = name_bytes.iter().position(|c| *c == 0).unwrap_or(name_bytes.len());
-                    let name = OsStr::from_bytes(&name_bytes[..end]);
                     if reclen == 0 {
                         return Err(Errno::EIO);
                     }
+                    let name_bytes = &b[19..reclen];
+                    let end = name_bytes.iter().position(|c| *c == 0).unwrap_or(name_bytes.len());
+                    let name = OsStr::from_bytes(&name_bytes[..end]);
                     let skip = is_root && virt::is_reserved_root_name(name);
+                    // Full: the kernel asks again from the last offset it took.
                     if !skip && reply.add(INodeNo(d_ino), d_off, dtype_kind(dtype), name) {
-                        // Full: resume at this entry next time.
-                        if unsafe { libc::lseek(st.fd.as_raw_fd(), st.pos as i64, libc::SEEK_SET) } < 0 {
-                            return Err(last_errno());
-                        }
                         return Ok(());
                     }
-                    st.pos = d_off;
                     i += reclen;
                 }
             }

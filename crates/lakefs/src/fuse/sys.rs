@@ -110,6 +110,15 @@ pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens the directory an O_PATH fd refers to, for listing or fsync.
+pub fn open_dir(fd: RawFd) -> SysResult<OwnedFd> {
+    let fd = unsafe { libc::openat(fd, c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 pub fn kind_of(mode: libc::mode_t) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,

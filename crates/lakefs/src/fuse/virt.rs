@@ -176,8 +176,14 @@ impl Virt {
     pub fn getattr(&self, ino: u64) -> Result<FileAttr, Errno> {
         let node = self.node(ino).ok_or(Errno::ENOENT)?;
         Ok(match node {
-            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) => {
-                self.synthetic(ino, FileType::Directory, 0o555, 0)
+            VNode::LakeDir => self.synthetic(ino, FileType::Directory, 0o555, 0),
+            // Listings that change without a change through the mount (new commits,
+            // catalog updates): a new mtime at every lookup makes the kernel drop the
+            // listing it cached (the driver has no opendir; see `Driver::opendir`).
+            VNode::At | VNode::Views | VNode::ViewDir(_) => {
+                let mut a = self.synthetic(ino, FileType::Directory, 0o555, 0);
+                a.mtime = SystemTime::now();
+                a
             }
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
             VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, 0),
