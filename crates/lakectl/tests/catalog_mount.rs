@@ -1,5 +1,5 @@
 //! Views and search in a real `lakefs mount`: files written through the mount,
-//! committed (the daemon indexes each commit), a view created from a path in the
+//! committed with `lakectl commit` (which indexes before it returns), a view created from a path in the
 //! mount and read back as `<mount>/views/NAME/`. Needs /dev/fuse and root
 //! (skipped otherwise, with a note).
 
