@@ -40,7 +40,6 @@ enum Handle {
     Control(Mutex<(u64, Vec<u8>)>),
 }
 
-
 /// Offsets at or above this in the root directory are the virtual entries appended
 /// after the real ones (ext4 offsets are below 2^63).
 const VOFF: u64 = 1 << 63;
@@ -823,7 +822,8 @@ impl Filesystem for Driver {
             }
             return reply.ok();
         }
-        match self.node(ino).and_then(|n| sys::open_dir(n.raw())).and_then(|fd| self.readdir_real(ino, &fd, offset, &mut reply)) {
+        let dir = self.node(ino).and_then(|n| sys::open_dir(n.raw()));
+        match dir.and_then(|fd| self.readdir_real(ino, &fd, offset, &mut reply)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
