@@ -759,13 +759,8 @@ impl Filesystem for Driver {
         let rel = self.table.rel_path(ino.0);
         let hooks = self.hooks.clone();
         let work = move |reply: ReplyEmpty| {
-            let r = if datasync {
-                unsafe { libc::fdatasync(fd) }
-            } else {
-                unsafe { libc::fsync(fd) }
-            };
-            if r < 0 {
-                return reply.error(last_errno());
+            if let Err(e) = sys::sync(fd, datasync) {
+                return reply.error(e);
             }
             match hooks.fsync(&rel) {
                 Ok(()) => reply.ok(),
@@ -822,7 +817,7 @@ impl Filesystem for Driver {
             }
             return reply.ok();
         }
-        let dir = self.node(ino).and_then(|n| sys::open_dir(n.raw()));
+        let dir = self.node(ino).and_then(|n| sys::reopen(n.raw(), libc::O_RDONLY | libc::O_DIRECTORY));
         match dir.and_then(|fd| self.readdir_real(ino, &fd, offset, &mut reply)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -833,12 +828,9 @@ impl Filesystem for Driver {
         if virt::is_virtual(ino.0) {
             return reply.ok();
         }
-        let r = self.node(ino).and_then(|n| sys::open_dir(n.raw())).and_then(|fd| {
-            let fd = fd.as_raw_fd();
-            check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } })
-        });
-        match r {
-            Ok(_) => reply.ok(),
+        let dir = self.node(ino).and_then(|n| sys::reopen(n.raw(), libc::O_RDONLY | libc::O_DIRECTORY));
+        match dir.and_then(|fd| sys::sync(fd.as_raw_fd(), datasync)) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }

@@ -110,13 +110,9 @@ pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Opens the directory an O_PATH fd refers to, for listing or fsync.
-pub fn open_dir(fd: RawFd) -> SysResult<OwnedFd> {
-    let fd = unsafe { libc::openat(fd, c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// fsync, or with `datasync` fdatasync, of `fd`.
+pub fn sync(fd: RawFd, datasync: bool) -> SysResult<()> {
+    check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } }).map(|_| ())
 }
 
 pub fn kind_of(mode: libc::mode_t) -> FileType {

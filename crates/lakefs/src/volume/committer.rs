@@ -149,15 +149,7 @@ impl Shared {
                 }
             }
             let zone = zones.zone(rel);
-            match &mut *c {
-                Some((z, p, zz)) => {
-                    *z = zones;
-                    p.clear();
-                    p.push_str(rel);
-                    *zz = zone;
-                }
-                None => *c = Some((zones, rel.to_owned(), zone)),
-            }
+            *c = Some((zones, rel.to_owned(), zone));
             zone
         })
     }
@@ -535,7 +527,10 @@ pub(crate) fn run(sh: &Shared) {
     // or recovery left unindexed.
     let mut needs_index = true;
     let mut last_index = Instant::now();
-    let index = |needs: &mut bool, last: &mut Instant| {
+    let index_if_needed = |needs: &mut bool, last: &mut Instant| {
+        if !*needs {
+            return;
+        }
         match &pool {
             Some(p) => p.install(|| sh.vol.index_logged()),
             None => sh.vol.index_logged(),
@@ -585,17 +580,15 @@ pub(crate) fn run(sh: &Shared) {
             }
             if stopping {
                 drop(st);
-                if needs_index {
-                    index(&mut needs_index, &mut last_index);
-                }
+                index_if_needed(&mut needs_index, &mut last_index);
                 sh.lock().final_result = Some(Ok(()));
                 sh.done.notify_all();
                 return;
             }
             let quiet = st.dirty.is_empty();
             drop(st);
-            if needs_index && (quiet || last_index.elapsed() >= INDEX_LAG) {
-                index(&mut needs_index, &mut last_index);
+            if quiet || last_index.elapsed() >= INDEX_LAG {
+                index_if_needed(&mut needs_index, &mut last_index);
             }
             continue;
         }
@@ -635,9 +628,7 @@ pub(crate) fn run(sh: &Shared) {
         }
         if stopping {
             drop(st);
-            if needs_index {
-                index(&mut needs_index, &mut last_index);
-            }
+            index_if_needed(&mut needs_index, &mut last_index);
             sh.lock().final_result = Some(r.map(|_| ()).map_err(|e| e.to_string()));
             sh.done.notify_all();
             return;
