@@ -294,22 +294,19 @@ def cmd_report(a):
     def m(side, step):
         return med.get(side, {}).get(step, {}).get("median")
 
-    ratios = {}
-    for side in sides:
-        if side == "ext4":
-            continue
-        for step, _, cls in steps:
-            e, s = m("ext4", step), m(side, step)
-            if e is not None and s:
-                ratios.setdefault(side, {})[step] = round(e / s, 3)
+    def ratio_of(num, den):
+        """step -> median(num) / median(den), for the steps both sides have."""
+        out = {}
+        for step, _, _ in steps:
+            n, d = m(num, step), m(den, step)
+            if n is not None and d:
+                out[step] = round(n / d, 3)
+        return out
+
+    ratios = {side: r for side in sides if side != "ext4" and (r := ratio_of("ext4", side))}
     # > 1: lakefs (passthrough) is faster than the peer.
     peers = [s for s in sides if s in PEERS] if "lake" in sides else []
-    peer_ratios = {}
-    for peer in peers:
-        for step, _, _ in steps:
-            p, lk = m(peer, step), m("lake", step)
-            if p is not None and lk:
-                peer_ratios.setdefault(peer, {})[step] = round(p / lk, 3)
+    peer_ratios = {peer: r for peer in peers if (r := ratio_of(peer, "lake"))}
     report = {"meta": meta, "runs": runs, "medians": med, "ratios_ext4_over_side": ratios,
               "ratios_peer_over_lake": peer_ratios, "targets": TARGET, "steps": [{"step": s, "title": t, "class": c} for s, t, c in steps]}
     with open(a.json, "w") if a.json else open(os.devnull, "w") as f:
