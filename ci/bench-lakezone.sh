@@ -243,17 +243,20 @@ start_lake() { # LAKE MNT [-o OPTS]
 daemon_cpu() { # PID -> user+sys seconds; nothing if it is gone
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || true
 }
+reap() { # PID SECONDS MESSAGE: waits for a daemon to exit; SIGKILL (and MESSAGE) after SECONDS
+  local i
+  for i in $(seq "$(($2 * 10))"); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$1" 2>/dev/null; then
+    log "$3: killing it"; kill -KILL "$1"
+  fi
+  wait "$1" 2>/dev/null || true
+}
 stop_lake() {
   [[ -n "$MOUNT_PID" ]] || return 0
   local t0; t0=$(now)
   kill -TERM "$MOUNT_PID" 2>/dev/null || true
   # The daemon makes its final commit and unmounts on SIGTERM.
-  local i
-  for i in $(seq 600); do kill -0 "$MOUNT_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$MOUNT_PID" 2>/dev/null; then
-    log "lakefs $MOUNT_PID did not exit within 60 s of SIGTERM: killing it"; kill -KILL "$MOUNT_PID"
-  fi
-  wait "$MOUNT_PID" 2>/dev/null || true
+  reap "$MOUNT_PID" 60 "lakefs $MOUNT_PID did not exit within 60 s of SIGTERM"
   if findmnt -n --mountpoint "$MOUNT_DIR" -o FSTYPE 2>/dev/null | grep -q '^fuse'; then
     log "$MOUNT_DIR still mounted after the daemon exited: unmounting"; umount -l "$MOUNT_DIR"
   fi
@@ -289,16 +292,12 @@ start_peer() { # SIDE RUN: mounts it on $MNT/SIDE-RUN (PEER_MNT)
 }
 stop_peer() { # the daemon exits once its mount is gone
   [[ -n "$PEER_PID" ]] || return 0
-  local t0 i; t0=$(now)
+  local t0; t0=$(now)
   if findmnt -n --mountpoint "$PEER_MNT" >/dev/null 2>&1; then
     fusermount3 -u "$PEER_MNT" 2>/dev/null || umount "$PEER_MNT" 2>/dev/null || {
       log "$PEER_MNT busy: lazy unmount"; umount -l "$PEER_MNT" || true; }
   fi
-  for i in $(seq 300); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$PEER_PID" 2>/dev/null; then
-    log "$PEER_MNT: daemon $PEER_PID did not exit within 30 s of the unmount: killing it"; kill -KILL "$PEER_PID"
-  fi
-  wait "$PEER_PID" 2>/dev/null || true
+  reap "$PEER_PID" 30 "$PEER_MNT: daemon $PEER_PID did not exit within 30 s of the unmount"
   STOP_S=$(dt "$t0" "$(now)")
   PEER_PID="" PEER_MNT=""
 }
