@@ -92,7 +92,7 @@ struct Mount {
     lake: Lake,
     volume: String,
     root: PathBuf,
-    /// The path, mount-relative.
+    /// The path, mount-relative, escaped (scopes are kept in that form: `lakefs::volume::branch`).
     rel: String,
 }
 
@@ -102,7 +102,7 @@ fn mount_of(path: Option<&Path>) -> Result<Mount> {
         .with_context(|| format!("looking for the lakefs mount of {}", path.display()))?
         .with_context(|| format!("{} is not inside a lakefs mount (no .lake/info above it)", path.display()))?;
     let lake = Lake::open(&loc.info.lake).with_context(|| format!("opening the lake at {}", loc.info.lake.display()))?;
-    Ok(Mount { lake, volume: loc.info.volume, root: loc.root, rel: loc.rel })
+    Ok(Mount { lake, volume: loc.info.volume, root: loc.root, rel: lakefs::names::escape(&loc.rel) })
 }
 
 /// Commits what is pending in the mount (the daemon's flush) and returns the volume's head.

@@ -146,7 +146,8 @@ fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<
         lake,
         volume: loc.info.volume,
         mount: Some(loc.root),
-        rel: loc.rel,
+        // The catalog's text form of paths (escaped).
+        rel: lakefs::names::escape(&loc.rel),
     })
 }
 
@@ -273,7 +274,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
                 .with_context(|| format!("opening volume '{}' for its zones", t.volume))?;
             let zones = vol.zones();
             let start = std::time::Instant::now();
-            let indexed = |p: &str| zones.zone(p) == lakefs::zones::Zone::Lake;
+            let indexed = |p: &[u8]| zones.zone(p) == lakefs::zones::Zone::Lake;
             let s = if *full {
                 catalog::index::reindex(&t.lake, &t.volume, &tree, &indexed)
             } else {

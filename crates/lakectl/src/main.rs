@@ -1,7 +1,9 @@
 //! lakectl: the user's command line over a lake. Thin: every operation is a
 //! lakefs library call; this file parses arguments and prints results.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -27,7 +29,10 @@ mod volume_cmd;
         lakectl --lake /tmp/lake log\n  lakectl --lake /tmp/lake diff main~1 main\n  lakectl --lake /tmp/lake verify\n\n\
         REVISIONS name commits: a ref (main), a commit id or prefix (b3:1f2e.. or 1f2e), REV~N, or a time \
         meaning the newest commit at or before it on --ref: yesterday, '2h ago', tuesday, 2025-06-01, \
-        2025-06-01T10:00:00Z, before:<time>, or REF@{<time>}. Paths inside a commit are written PATH@REV."
+        2025-06-01T10:00:00Z, before:<time>, or REF@{<time>}. Paths inside a commit are written PATH@REV.\n\n\
+        NAMES are taken as the system gives them (any bytes, not only UTF-8) and printed escaped: \
+        a backslash as \\\\, control characters and bytes that are not UTF-8 as \\xHH (caf\\xe9.txt); \
+        in --json output such a path is {\"bytes\": \"caf\\\\xe9.txt\"}, other paths are plain strings."
 )]
 struct Cli {
     /// The lake directory (the mounted lake partition). Default: $LAKE, else /lake.
@@ -149,7 +154,7 @@ enum Cmd {
         Examples:\n  lakectl log\n  lakectl log ~/notes.txt\n  lakectl log ~/notes.txt --json -n 5")]
     Log {
         /// Where to start (default: --ref), or a file in a lakefs mount.
-        rev: Option<String>,
+        rev: Option<OsString>,
         /// At most this many commits.
         #[arg(short = 'n', long)]
         max: Option<usize>,
@@ -158,7 +163,7 @@ enum Cmd {
     Show { rev: String },
     /// List a directory in a commit: PATH@REV (default: / at --ref).
     Ls {
-        target: Option<String>,
+        target: Option<OsString>,
         /// Long listing: kind, mode, owner, size, mtime, id.
         #[arg(short, long)]
         long: bool,
@@ -167,7 +172,7 @@ enum Cmd {
         recursive: bool,
     },
     /// Write a file's content from a commit to standard output: PATH@REV.
-    Cat { target: String },
+    Cat { target: OsString },
     /// Show what changed between two commits (A D M m = added, deleted, modified, metadata only).
     Diff {
         from: String,
@@ -258,10 +263,11 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Splits `PATH@REV` at the right-most '@' whose right side resolves; otherwise the
-/// whole string is a path at --ref (paths may contain '@', as systemd units do).
-fn path_at(lake: &Lake, target: &str, default_ref: &str) -> Result<(String, ObjectId)> {
-    for (i, _) in target.rmatch_indices('@') {
-        let rev = &target[i + 1..];
+/// whole argument is a path at --ref (paths may contain '@', as systemd units do).
+/// The path is bytes (any name); a revision is text.
+fn path_at(lake: &Lake, target: &[u8], default_ref: &str) -> Result<(Vec<u8>, ObjectId)> {
+    for i in (0..target.len()).rev().filter(|i| target[*i] == b'@') {
+        let Ok(rev) = std::str::from_utf8(&target[i + 1..]) else { continue };
         if rev.is_empty() {
             continue;
         }
@@ -358,13 +364,19 @@ fn run(mut cli: Cli) -> Result<()> {
                 println!("{}", out.commit);
             }
         }
-        Cmd::Log { rev: Some(f), max } if looks_like_path(f) && volume_cmd::in_mount(Path::new(f)).is_some() => {
+        Cmd::Log { rev: Some(f), max } if looks_like_path(Path::new(f)) && volume_cmd::in_mount(Path::new(f)).is_some() => {
             let loc = volume_cmd::in_mount(Path::new(f)).context("the mount went away")?;
             volume_cmd::log_file(&loc, *max, cli.json)?;
         }
         Cmd::Log { rev, max } => {
             let lake = open(&cli)?;
-            let start = lakefs::rev::resolve(&lake, rev.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
+            let rev = match rev {
+                Some(r) => r.to_str().with_context(|| {
+                    format!("'{}' is neither a file in a lakefs mount nor a revision (revisions are UTF-8)", lakefs::names::escape(r.as_bytes()))
+                })?,
+                None => &cli.reference,
+            };
+            let start = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
             show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json, cli.zone == Some(Zone::Posix))?;
         }
         Cmd::Restore(a) => volume_cmd::restore(a, cli.json)?,
@@ -380,27 +392,31 @@ fn run(mut cli: Cli) -> Result<()> {
         }
         Cmd::Ls { target, long, recursive } => {
             let lake = open(&cli)?;
-            let (path, id) = path_at(&lake, target.as_deref().unwrap_or("/"), &cli.reference)?;
+            let (path, id) = path_at(&lake, target.as_ref().map_or(b"/", |t| t.as_bytes()), &cli.reference)?;
             let c = lake.read_commit(&id)?;
-            let node = lake.lookup(&c.tree, &path)?.ok_or_else(|| lakefs::Error::NoSuchPath { path: path.clone(), commit: id })?;
+            let node =
+                lake.lookup(&c.tree, &path)?.ok_or_else(|| lakefs::Error::NoSuchPath { path: lakefs::names::escape(&path), commit: id })?;
             show::ls(&lake, &path, &node, *long, *recursive, cli.json)?;
         }
         Cmd::Cat { target } => {
             let lake = open(&cli)?;
-            let (path, id) = path_at(&lake, target, &cli.reference)?;
+            let (path, id) = path_at(&lake, target.as_bytes(), &cli.reference)?;
             let c = lake.read_commit(&id)?;
-            match lake.lookup(&c.tree, &path)? {
+            let shown = lakefs::names::escape(&path);
+            // A hard link is another name of the file it names.
+            let node = match lake.lookup(&c.tree, &path)? {
+                Some(Node::Hardlink { target }) => lake.lookup(&c.tree, &target)?,
+                n => n,
+            };
+            match node {
                 Some(Node::File { content, .. }) => {
                     let stdout = std::io::stdout();
                     let mut out = std::io::BufWriter::new(stdout.lock());
                     lake.write_content(&content, &mut out)?;
                     out.flush()?;
                 }
-                Some(Node::Hardlink { target }) => {
-                    bail!("{path} is a hard link to /{}; cat that path", String::from_utf8_lossy(&target))
-                }
-                Some(n) => bail!("{path} is a {}, not a file", n.kind_name()),
-                None => bail!(lakefs::Error::NoSuchPath { path, commit: id }),
+                Some(n) => bail!("{shown} is a {}, not a file", n.kind_name()),
+                None => bail!(lakefs::Error::NoSuchPath { path: shown, commit: id }),
             }
         }
         Cmd::Diff { from, to } => {
@@ -410,9 +426,9 @@ fn run(mut cli: Cli) -> Result<()> {
             let (ca, cb) = (lake.read_commit(&a)?, lake.read_commit(&b)?);
             let mut changes = Vec::new();
             if ca.root != cb.root {
-                changes.push(lakefs::diff::Change { kind: ChangeKind::Metadata, path: "/".into(), entry: "dir" });
+                changes.push(lakefs::diff::ByteChange { kind: ChangeKind::Metadata, path: b"/".to_vec(), entry: "dir" });
             }
-            changes.extend(lakefs::diff::diff(&lake, &ca.tree, &cb.tree)?);
+            changes.extend(lakefs::diff::diff_bytes(&lake, &ca.tree, &cb.tree)?);
             let packages = match cli.zone {
                 Some(Zone::Posix) => Some(lakefs::dpkg::diff_trees(&lake, &ca.tree, &cb.tree)?),
                 None => None,
@@ -430,7 +446,7 @@ fn run(mut cli: Cli) -> Result<()> {
                     writeln!(out, "files: {}", changes.len())?;
                 }
                 for c in &changes {
-                    writeln!(out, "{} {}", c.kind.letter(), c.path)?;
+                    writeln!(out, "{} {}", c.kind.letter(), lakefs::names::escape(&c.path))?;
                 }
             }
         }
@@ -517,15 +533,19 @@ fn run(mut cli: Cli) -> Result<()> {
 }
 
 /// A `lakectl log` argument names a file (not a revision) when it exists or has a '/'.
-fn looks_like_path(s: &str) -> bool {
-    s.contains('/') || std::fs::symlink_metadata(s).is_ok()
+fn looks_like_path(p: &Path) -> bool {
+    p.as_os_str().as_bytes().contains(&b'/') || std::fs::symlink_metadata(p).is_ok()
 }
 
-fn read_list(f: &Path) -> Result<Vec<String>> {
-    let text = if f == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).context("reading the change list from standard input")?
+/// A change list: one path a line, as bytes (names need not be UTF-8);
+/// surrounding spaces and blank lines are ignored.
+fn read_list(f: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = if f == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).context("reading the change list from standard input")?;
+        b
     } else {
-        std::fs::read_to_string(f).with_context(|| format!("reading the change list {}", f.display()))?
+        std::fs::read(f).with_context(|| format!("reading the change list {}", f.display()))?
     };
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+    Ok(bytes.split(|c| *c == b'\n').map(|l| l.trim_ascii()).filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect())
 }

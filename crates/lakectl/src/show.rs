@@ -83,10 +83,10 @@ pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool, packages: bool)
 pub fn commit(lake: &Lake, id: ObjectId, json: bool) -> Result<()> {
     let c = lake.read_commit(&id)?;
     let changes = match c.parents.first() {
-        Some(p) => lakefs::diff::diff(lake, &lake.read_commit(p)?.tree, &c.tree)?,
+        Some(p) => lakefs::diff::diff_bytes(lake, &lake.read_commit(p)?.tree, &c.tree)?,
         None => {
             let mut v = Vec::new();
-            lakefs::diff::trees(lake, None, Some(&c.tree), "", &mut v)?;
+            lakefs::diff::trees_bytes(lake, None, Some(&c.tree), b"", &mut v)?;
             v
         }
     };
@@ -109,7 +109,7 @@ pub fn commit(lake: &Lake, id: ObjectId, json: bool) -> Result<()> {
     use lakefs::diff::ChangeKind::*;
     println!("{} added, {} deleted, {} modified, {} metadata only", count(Added), count(Removed), count(Modified), count(Metadata));
     for ch in changes.iter().take(200) {
-        println!("{} {}", ch.kind.letter(), ch.path);
+        println!("{} {}", ch.kind.letter(), lakefs::names::escape(&ch.path));
     }
     if changes.len() > 200 {
         println!("... and {} more (lakectl diff shows all)", changes.len() - 200);
@@ -136,7 +136,8 @@ fn mode_string(node: &Node) -> String {
     s
 }
 
-fn ls_entry(name: &str, node: &Node, long: bool) -> (String, serde_json::Value) {
+fn ls_entry(name: &[u8], node: &Node, long: bool) -> (String, serde_json::Value) {
+    use lakefs::names::{escape, to_json};
     let meta = node.meta();
     let (size, id, extra) = match node {
         Node::File { size, content, .. } => (
@@ -151,13 +152,13 @@ fn ls_entry(name: &str, node: &Node, long: bool) -> (String, serde_json::Value) 
         _ => (0, None, ""),
     };
     let target = match node {
-        Node::Symlink { target, .. } | Node::Hardlink { target } => Some(String::from_utf8_lossy(target).into_owned()),
+        Node::Symlink { target, .. } | Node::Hardlink { target } => Some(target),
         _ => None,
     };
     let json = serde_json::json!({
-        "name": name, "kind": node.kind_name(), "mode": meta.map(|m| format!("{:04o}", m.mode)),
+        "name": to_json(name), "kind": node.kind_name(), "mode": meta.map(|m| format!("{:04o}", m.mode)),
         "uid": meta.map(|m| m.uid), "gid": meta.map(|m| m.gid), "mtime": meta.map(|m| m.mtime),
-        "size": size, "id": id, "target": target,
+        "size": size, "id": id, "target": target.map(|t| to_json(t)),
         "rdev": match node { Node::CharDev { rdev, .. } | Node::BlockDev { rdev, .. } => Some(*rdev), _ => None },
         "xattrs": meta.map(|m| m.xattrs.iter().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>()),
     });
@@ -169,21 +170,26 @@ fn ls_entry(name: &str, node: &Node, long: bool) -> (String, serde_json::Value) 
             meta.map_or(0, |m| m.gid),
             size,
             meta.map_or_else(|| "-".to_string(), |m| time(m.mtime)),
-            name,
-            target.map(|t| format!(" -> {t}")).unwrap_or_default(),
+            escape(name),
+            target.map(|t| format!(" -> {}", escape(t))).unwrap_or_default(),
             extra
         )
     } else {
-        name.to_owned()
+        escape(name)
     };
     (text, json)
 }
 
-pub fn ls(lake: &Lake, path: &str, node: &Node, long: bool, recursive: bool, json: bool) -> Result<()> {
+/// Lists `path` (bytes: names need not be UTF-8; printed escaped).
+pub fn ls(lake: &Lake, path: &[u8], node: &Node, long: bool, recursive: bool, json: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut all = Vec::new();
-    let mut stack = vec![(path.trim_end_matches('/').to_owned(), node.clone())];
+    let mut top = path;
+    while let [rest @ .., b'/'] = top {
+        top = rest;
+    }
+    let mut stack = vec![(top.to_vec(), node.clone())];
     let single = !matches!(node, Node::Dir { .. });
     while let Some((dir, node)) = stack.pop() {
         let Node::Dir { tree, .. } = node else {
@@ -193,14 +199,15 @@ pub fn ls(lake: &Lake, path: &str, node: &Node, long: bool, recursive: bool, jso
         };
         let t = lake.read_tree(&tree)?;
         if recursive && !json {
-            writeln!(out, "{}:", if dir.is_empty() { "/" } else { &dir })?;
+            writeln!(out, "{}:", if dir.is_empty() { "/".to_owned() } else { lakefs::names::escape(&dir) })?;
         }
         for e in &t.entries {
-            let name = String::from_utf8_lossy(&e.name).into_owned();
-            let full = format!("{dir}/{name}");
-            let (text, mut j) = ls_entry(if recursive || json { &full } else { &name }, &e.node, long);
+            let mut full = dir.clone();
+            full.push(b'/');
+            full.extend_from_slice(&e.name);
+            let (text, mut j) = ls_entry(if recursive || json { &full } else { &e.name }, &e.node, long);
             if json {
-                j["path"] = full.clone().into();
+                j["path"] = lakefs::names::to_json(&full);
                 all.push(j);
             } else {
                 writeln!(out, "{text}")?;
@@ -209,7 +216,10 @@ pub fn ls(lake: &Lake, path: &str, node: &Node, long: bool, recursive: bool, jso
         if recursive {
             for e in t.entries.iter().rev() {
                 if let Node::Dir { .. } = e.node {
-                    stack.push((format!("{dir}/{}", String::from_utf8_lossy(&e.name)), e.node.clone()));
+                    let mut sub = dir.clone();
+                    sub.push(b'/');
+                    sub.extend_from_slice(&e.name);
+                    stack.push((sub, e.node.clone()));
                 }
             }
         }

@@ -4,14 +4,20 @@
 //! The mount is found from a path (walking up to `.lake/info`). Restores change
 //! the working copy THROUGH the mount (ordinary writes, so the kernel's caches
 //! stay right), then ask the daemon to commit (`flush`, trigger `restore`).
+//!
+//! Paths are taken as the OS gives them (any bytes) and printed escaped
+//! (`lakefs::names::escape`: `caf\xe9.txt`); in JSON a path that is not UTF-8
+//! is `{"bytes": "<escaped>"}`.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lakefs::tree::{Content, Node};
+use lakefs::names::{self, escape};
 use lakefs::volume::{control, file_log, locate, Located};
 use lakefs::zones::{VolumeZones, Zone, ZonesFile};
 use lakefs::{Lake, ObjectId};
@@ -90,14 +96,18 @@ fn short(id: &ObjectId) -> String {
 pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
     let lake = open_lake(loc)?;
     let versions = file_log::file_log_limit(&lake, &loc.info.reference, &loc.rel, max.unwrap_or(usize::MAX))
-        .with_context(|| format!("reading the history of {}", loc.rel))?;
+        .with_context(|| format!("reading the history of {}", escape(&loc.rel)))?;
     if json {
         return crate::print_json(&serde_json::json!({
-            "volume": loc.info.volume, "path": loc.rel, "ref": loc.info.reference, "versions": versions
+            "volume": loc.info.volume, "path": names::to_json(&loc.rel), "ref": loc.info.reference, "versions": versions
         }));
     }
     if versions.is_empty() {
-        eprintln!("{}: no versions in the history of volume {} (a POSIX-zone path, or never committed)", loc.rel, loc.info.volume);
+        eprintln!(
+            "{}: no versions in the history of volume {} (a POSIX-zone path, or never committed)",
+            escape(&loc.rel),
+            loc.info.volume
+        );
         return Ok(());
     }
     let stdout = std::io::stdout();
@@ -115,14 +125,29 @@ pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One step of a restore.
+/// One step of a restore (mount-relative paths as bytes).
 #[derive(Debug, serde::Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 enum Step {
-    Write { path: String, size: u64 },
-    Symlink { path: String, target: String },
-    Mkdir { path: String },
-    Remove { path: String },
+    Write {
+        #[serde(with = "names::json")]
+        path: Vec<u8>,
+        size: u64,
+    },
+    Symlink {
+        #[serde(with = "names::json")]
+        path: Vec<u8>,
+        #[serde(with = "names::json")]
+        target: Vec<u8>,
+    },
+    Mkdir {
+        #[serde(with = "names::json")]
+        path: Vec<u8>,
+    },
+    Remove {
+        #[serde(with = "names::json")]
+        path: Vec<u8>,
+    },
 }
 
 /// True if the file at `path` holds exactly `content`.
@@ -144,15 +169,14 @@ fn same_file(lake: &Lake, path: &Path, content: &Content, size: u64) -> Result<b
 fn resolve(lake: &Lake, tree: &ObjectId, node: Node) -> Result<Node> {
     match node {
         Node::Hardlink { target } => {
-            let t = String::from_utf8_lossy(&target).into_owned();
-            lake.lookup(tree, &t)?.with_context(|| format!("hard link target {t} missing from the tree"))
+            lake.lookup(tree, &target)?.with_context(|| format!("hard link target {} missing from the tree", escape(&target)))
         }
         n => Ok(n),
     }
 }
 
 /// Plans making mount-relative `rel` (at `abs`) equal to `node`.
-fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &str, abs: &Path, node: &Node, steps: &mut Vec<Step>) -> Result<()> {
+fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &[u8], abs: &Path, node: &Node, steps: &mut Vec<Step>) -> Result<()> {
     let cur = std::fs::symlink_metadata(abs).ok();
     match node {
         Node::File { content, size, .. } => {
@@ -169,7 +193,7 @@ fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &str, abs: &Path
                 if cur.is_some() {
                     steps.push(Step::Remove { path: rel.to_owned() });
                 }
-                steps.push(Step::Symlink { path: rel.to_owned(), target: String::from_utf8_lossy(target).into_owned() });
+                steps.push(Step::Symlink { path: rel.to_owned(), target: target.clone() });
             }
         }
         Node::Dir { tree: sub, .. } => {
@@ -182,14 +206,7 @@ fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &str, abs: &Path
                 None => steps.push(Step::Mkdir { path: rel.to_owned() }),
             }
             let entries = lake.read_tree(sub)?.entries;
-            let join = |name: &[u8]| {
-                let n = String::from_utf8_lossy(name);
-                if rel.is_empty() {
-                    n.into_owned()
-                } else {
-                    format!("{rel}/{n}")
-                }
-            };
+            let join = |name: &[u8]| names::join(rel, name);
             let wanted: std::collections::HashSet<Vec<u8>> = entries.iter().map(|e| e.name.clone()).collect();
             if cur.as_ref().is_some_and(|m| m.is_dir()) {
                 let mut names: Vec<_> = std::fs::read_dir(abs)
@@ -208,7 +225,7 @@ fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &str, abs: &Path
             for e in entries {
                 let crel = join(&e.name);
                 let node = resolve(lake, tree, e.node)?;
-                plan(lake, tree, zones, &crel, &abs.join(std::ffi::OsStr::from_bytes(&e.name)), &node, steps)?;
+                plan(lake, tree, zones, &crel, &abs.join(OsStr::from_bytes(&e.name)), &node, steps)?;
             }
         }
         // Devices, fifos and sockets are not restored through a user's mount.
@@ -227,13 +244,15 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 /// Writes the version's bytes through the mount: a temp file beside it, renamed over.
-fn write_version(lake: &Lake, tree: &ObjectId, root: &Path, rel: &str) -> Result<()> {
-    let Some(node) = lake.lookup(tree, rel)? else { bail!("{rel} vanished from the tree") };
-    let Node::File { content, meta, .. } = resolve(lake, tree, node)? else { bail!("{rel} is not a file in that version") };
-    let dest = root.join(rel);
+fn write_version(lake: &Lake, tree: &ObjectId, root: &Path, rel: &[u8]) -> Result<()> {
+    let Some(node) = lake.lookup(tree, rel)? else { bail!("{} vanished from the tree", escape(rel)) };
+    let Node::File { content, meta, .. } = resolve(lake, tree, node)? else { bail!("{} is not a file in that version", escape(rel)) };
+    let dest = root.join(names::path(rel));
     let dir = dest.parent().context("a file has a parent directory")?;
-    let name = dest.file_name().context("a file has a name")?.to_string_lossy().into_owned();
-    let tmp = dir.join(format!(".{name}.lake-restore-{}", std::process::id()));
+    let mut tmp_name = b".".to_vec();
+    tmp_name.extend_from_slice(names::file_name(rel));
+    tmp_name.extend_from_slice(format!(".lake-restore-{}", std::process::id()).as_bytes());
+    let tmp = dir.join(OsString::from_vec(tmp_name));
     let r = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         lake.write_content(&content, &mut f)?;
@@ -260,16 +279,16 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     let c = lake.read_commit(&commit)?;
     let zones = zones_of(&loc)?;
     if zones.zone(&loc.rel) == Zone::Posix {
-        bail!("{} is in the POSIX zone: it has no history to restore from", a.path.display());
+        bail!("{} is in the POSIX zone: it has no history to restore from", escape(a.path.as_os_str().as_bytes()));
     }
     let node = lake
         .lookup(&c.tree, &loc.rel)?
-        .with_context(|| format!("{} did not exist at {} (commit {commit}, {})", loc.rel, a.to, local_time(c.time)))?;
+        .with_context(|| format!("{} did not exist at {} (commit {commit}, {})", escape(&loc.rel), a.to, local_time(c.time)))?;
     let node = resolve(&lake, &c.tree, node)?;
     let mut steps = Vec::new();
-    let abs = loc.root.join(&loc.rel);
+    let abs = loc.root.join(names::path(&loc.rel));
     plan(&lake, &c.tree, &zones, &loc.rel, &abs, &node, &mut steps)?;
-    let what = if loc.rel.is_empty() { "the whole volume".to_owned() } else { loc.rel.clone() };
+    let what = if loc.rel.is_empty() { "the whole volume".to_owned() } else { escape(&loc.rel) };
     if !json || a.dry_run {
         if json {
             return crate::print_json(&serde_json::json!({"commit": commit, "time": c.time, "steps": steps, "dry_run": true}));
@@ -284,10 +303,10 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
         );
         for s in &steps {
             match s {
-                Step::Write { path, size } => eprintln!("  write   {path} ({})", crate::show::bytes(*size)),
-                Step::Symlink { path, target } => eprintln!("  symlink {path} -> {target}"),
-                Step::Mkdir { path } => eprintln!("  mkdir   {path}"),
-                Step::Remove { path } => eprintln!("  remove  {path}"),
+                Step::Write { path, size } => eprintln!("  write   {} ({})", escape(path), crate::show::bytes(*size)),
+                Step::Symlink { path, target } => eprintln!("  symlink {} -> {}", escape(path), escape(target)),
+                Step::Mkdir { path } => eprintln!("  mkdir   {}", escape(path)),
+                Step::Remove { path } => eprintln!("  remove  {}", escape(path)),
             }
         }
     }
@@ -304,11 +323,12 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     for s in &steps {
         match s {
             Step::Write { path, .. } => write_version(&lake, &c.tree, &loc.root, path)?,
-            Step::Symlink { path, target } => {
-                std::os::unix::fs::symlink(target, loc.root.join(path)).with_context(|| format!("creating symlink {path}"))?
+            Step::Symlink { path, target } => std::os::unix::fs::symlink(OsStr::from_bytes(target), loc.root.join(names::path(path)))
+                .with_context(|| format!("creating symlink {}", escape(path)))?,
+            Step::Mkdir { path } => {
+                std::fs::create_dir_all(loc.root.join(names::path(path))).with_context(|| format!("creating {}", escape(path)))?
             }
-            Step::Mkdir { path } => std::fs::create_dir_all(loc.root.join(path)).with_context(|| format!("creating {path}"))?,
-            Step::Remove { path } => remove(&loc.root.join(path))?,
+            Step::Remove { path } => remove(&loc.root.join(names::path(path)))?,
         }
     }
     let reply = control::request(
@@ -330,7 +350,7 @@ pub fn zone(c: &ZoneCmd, json: bool) -> Result<()> {
             let loc = find(path)?;
             let z = zones_of(&loc)?.zone(&loc.rel);
             if json {
-                crate::print_json(&serde_json::json!({"path": loc.rel, "volume": loc.info.volume, "zone": z}))
+                crate::print_json(&serde_json::json!({"path": names::to_json(&loc.rel), "volume": loc.info.volume, "zone": z}))
             } else {
                 println!("{z}");
                 Ok(())
@@ -343,18 +363,24 @@ pub fn zone(c: &ZoneCmd, json: bool) -> Result<()> {
                 bail!("the mount root itself is the volume; set zones of paths inside it");
             }
             let old = zones_of(&loc)?.zone(&loc.rel);
+            let Ok(rel) = std::str::from_utf8(&loc.rel) else {
+                bail!(
+                    "{}: zone overrides are kept in zones.toml, which holds UTF-8 paths only; set the zone of a parent directory instead",
+                    escape(&loc.rel)
+                );
+            };
             let f = override_file(&loc);
             let mut file = ZonesFile::load_or_empty(&f)?;
-            file.set_override(&loc.rel, z);
+            file.set_override(rel, z);
             let mut text = String::from("# Zone overrides of this volume (mount-relative paths); written by `lakectl zone set`.\n");
             text.push_str(&file.to_toml()?);
             lakefs::util::write_atomic(&f, text.as_bytes()).with_context(|| format!("writing {}", f.display()))?;
             let reply = control::request(&loc.root, &serde_json::json!({"op": "reload"}))
                 .with_context(|| format!("asking the daemon of {} to reload its zones", loc.root.display()))?;
             if json {
-                crate::print_json(&serde_json::json!({"path": loc.rel, "zone": z, "was": old, "commit": reply["commit"]}))
+                crate::print_json(&serde_json::json!({"path": rel, "zone": z, "was": old, "commit": reply["commit"]}))
             } else {
-                eprintln!("{}: {old} -> {z} (override in {})", loc.rel, f.display());
+                eprintln!("{rel}: {old} -> {z} (override in {})", f.display());
                 Ok(())
             }
         }
@@ -375,7 +401,7 @@ pub fn commit(paths: &[PathBuf], message: &str, json: bool) -> Result<()> {
         if loc.rel.is_empty() {
             bail!("{} is the mount root; name the paths to commit", p.display());
         }
-        rels.push(loc.rel.clone());
+        rels.push(names::to_json(&loc.rel));
         root = Some(loc);
     }
     let Some(loc) = root else { bail!("name at least one path") };
@@ -405,33 +431,34 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     let head_commit = head.map(|h| lake.read_commit(&h)).transpose()?;
     let zone = zones_of(loc)?.zone(&loc.rel);
     let conflicts = lakefs::volume::branch::conflicts(&lake, &loc.info.volume)?;
-    let scope = lakefs::volume::branch::scope_of(&lake, &loc.info.volume, &loc.rel)?;
+    let scope = lakefs::volume::branch::scope_of(&lake, &loc.info.volume, &escape(&loc.rel))?;
     let branch = match &scope {
         Some(s) => Some(lakefs::volume::branch::current_branch(&lake, &loc.info.volume, s)?),
         None => None,
     };
     let daemon = control::request(&loc.root, &serde_json::json!({"op": "status"})).ok();
-    let open: Vec<String> = daemon
+    let open: Vec<Vec<u8>> = daemon
         .as_ref()
         .and_then(|d| d["open"].as_array().cloned())
         .unwrap_or_default()
         .iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter_map(|v| names::from_json(v).ok())
         .collect();
     // Paths the daemon could not record (left out of commits until they change).
-    let not_recorded: Vec<(String, String)> = daemon
+    let not_recorded: Vec<(Vec<u8>, String)> = daemon
         .as_ref()
         .and_then(|d| d["not_recorded"].as_array().cloned())
         .unwrap_or_default()
         .iter()
-        .filter_map(|v| Some((v["path"].as_str()?.to_owned(), v["reason"].as_str().unwrap_or_default().to_owned())))
+        .filter_map(|v| Some((names::from_json(&v["path"]).ok()?, v["reason"].as_str().unwrap_or_default().to_owned())))
         .collect();
     if json {
         return crate::print_json(&serde_json::json!({
             "volume": loc.info.volume, "mountpoint": loc.root, "lake": loc.info.lake, "ref": loc.info.reference,
             "head": head, "head_time": head_commit.as_ref().map(|c| c.time), "head_trigger": head_commit.as_ref().map(|c| &c.trigger),
-            "path": loc.rel, "zone": zone, "scope": scope, "branch": branch, "open_for_write": open, "conflicts": conflicts,
-            "not_recorded": not_recorded.iter().map(|(p, r)| serde_json::json!({"path": p, "reason": r})).collect::<Vec<_>>(),
+            "path": names::to_json(&loc.rel), "zone": zone, "scope": scope, "branch": branch,
+            "open_for_write": open.iter().map(|p| names::to_json(p)).collect::<Vec<_>>(), "conflicts": conflicts,
+            "not_recorded": not_recorded.iter().map(|(p, r)| serde_json::json!({"path": names::to_json(p), "reason": r})).collect::<Vec<_>>(),
         }));
     }
     println!("volume:   {} (lake {}, mounted on {})", loc.info.volume, loc.info.lake.display(), loc.root.display());
@@ -439,7 +466,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         (Some(h), Some(c)) => println!("head:     {} ({}, {}) {}", short(h), local_time(c.time), c.trigger, c.message),
         _ => println!("head:     (no commits yet)"),
     }
-    let shown = if loc.rel.is_empty() { "/".to_owned() } else { loc.rel.clone() };
+    let shown = if loc.rel.is_empty() { "/".to_owned() } else { escape(&loc.rel) };
     println!("path:     {shown}: zone {zone}");
     if let (Some(s), Some(b)) = (&scope, &branch) {
         println!("branch:   {b} (scope {})", if s.is_empty() { "/" } else { s });
@@ -447,7 +474,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     if !open.is_empty() {
         println!("open for writing: {}", open.len());
         for o in &open {
-            println!("  {o}");
+            println!("  {}", escape(o));
         }
     }
     if conflicts.is_empty() {
@@ -462,7 +489,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     if !not_recorded.is_empty() {
         println!("not recorded: {} (could not be read; history keeps their last version, tried again when they change)", not_recorded.len());
         for (p, r) in &not_recorded {
-            println!("  {p}: {r}");
+            println!("  {}: {r}", escape(p));
         }
     }
     Ok(())

@@ -31,49 +31,75 @@ impl ChangeKind {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Change {
     pub kind: ChangeKind,
-    /// Path from the root, starting with '/'.
+    /// Path from the root, starting with '/' (names that are not UTF-8 lossily:
+    /// [`trees_bytes`] has the exact bytes).
     pub path: String,
     /// Entry kind after the change (before it, for removals).
     pub entry: &'static str,
 }
 
-fn join(prefix: &str, name: &[u8]) -> String {
-    format!("{prefix}/{}", String::from_utf8_lossy(name))
+/// A [`Change`] whose path is the exact bytes (names need not be UTF-8); in
+/// JSON the path is a string, or `{"bytes": ..}` (`crate::names`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ByteChange {
+    pub kind: ChangeKind,
+    /// Path from the root, starting with '/'.
+    #[serde(with = "crate::names::json")]
+    pub path: Vec<u8>,
+    pub entry: &'static str,
 }
 
-fn all(lake: &Lake, node: &Node, path: String, kind: ChangeKind, out: &mut Vec<Change>) -> Result<()> {
-    out.push(Change { kind, path: path.clone(), entry: node.kind_name() });
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+    p.extend_from_slice(prefix);
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+fn all(lake: &Lake, node: &Node, path: Vec<u8>, kind: ChangeKind, out: &mut Vec<ByteChange>) -> Result<()> {
     if let Node::Dir { tree, .. } = node {
+        out.push(ByteChange { kind, path: path.clone(), entry: node.kind_name() });
         for e in lake.read_tree(tree)?.entries {
             all(lake, &e.node, join(&path, &e.name), kind, out)?;
         }
+    } else {
+        out.push(ByteChange { kind, path, entry: node.kind_name() });
     }
     Ok(())
 }
 
-fn pair(lake: &Lake, a: &Node, b: &Node, path: String, out: &mut Vec<Change>) -> Result<()> {
+fn pair(lake: &Lake, a: &Node, b: &Node, path: Vec<u8>, out: &mut Vec<ByteChange>) -> Result<()> {
     match (a, b) {
         (Node::Dir { meta: ma, tree: ta }, Node::Dir { meta: mb, tree: tb }) => {
             if ma != mb {
-                out.push(Change { kind: ChangeKind::Metadata, path: path.clone(), entry: "dir" });
+                out.push(ByteChange { kind: ChangeKind::Metadata, path: path.clone(), entry: "dir" });
             }
             if ta != tb {
-                trees(lake, Some(ta), Some(tb), &path, out)?;
+                trees_bytes(lake, Some(ta), Some(tb), &path, out)?;
             }
         }
         _ if a == b => {}
-        _ if a.same_content(b) => out.push(Change { kind: ChangeKind::Metadata, path, entry: b.kind_name() }),
+        _ if a.same_content(b) => out.push(ByteChange { kind: ChangeKind::Metadata, path, entry: b.kind_name() }),
         (Node::Dir { .. }, _) | (_, Node::Dir { .. }) => {
             all(lake, a, path.clone(), ChangeKind::Removed, out)?;
             all(lake, b, path, ChangeKind::Added, out)?;
         }
-        _ => out.push(Change { kind: ChangeKind::Modified, path, entry: b.kind_name() }),
+        _ => out.push(ByteChange { kind: ChangeKind::Modified, path, entry: b.kind_name() }),
     }
     Ok(())
 }
 
 /// Appends the changes from tree `a` to tree `b` (either may be absent) under `prefix`.
 pub fn trees(lake: &Lake, a: Option<&ObjectId>, b: Option<&ObjectId>, prefix: &str, out: &mut Vec<Change>) -> Result<()> {
+    let mut raw = Vec::new();
+    trees_bytes(lake, a, b, prefix.as_bytes(), &mut raw)?;
+    out.extend(raw.into_iter().map(|c| Change { kind: c.kind, path: String::from_utf8_lossy(&c.path).into_owned(), entry: c.entry }));
+    Ok(())
+}
+
+/// [`trees`] with the paths as bytes.
+pub fn trees_bytes(lake: &Lake, a: Option<&ObjectId>, b: Option<&ObjectId>, prefix: &[u8], out: &mut Vec<ByteChange>) -> Result<()> {
     if a == b {
         return Ok(());
     }
@@ -108,5 +134,12 @@ pub fn trees(lake: &Lake, a: Option<&ObjectId>, b: Option<&ObjectId>, prefix: &s
 pub fn diff(lake: &Lake, a: &ObjectId, b: &ObjectId) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     trees(lake, Some(a), Some(b), "", &mut out)?;
+    Ok(out)
+}
+
+/// [`diff`] with the paths as bytes.
+pub fn diff_bytes(lake: &Lake, a: &ObjectId, b: &ObjectId) -> Result<Vec<ByteChange>> {
+    let mut out = Vec::new();
+    trees_bytes(lake, Some(a), Some(b), b"", &mut out)?;
     Ok(out)
 }

@@ -105,12 +105,15 @@ impl StatCache {
     }
 }
 
+/// A predicate over source-relative paths (bytes, no leading '/').
+pub type PathFilter = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 /// What to leave out and what to reuse (see the module notes).
 #[derive(Clone, Default)]
 pub struct ScanOptions {
-    /// Source-relative paths (no leading '/') for which this is true are left
-    /// out, with everything below them.
-    pub exclude: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Source-relative paths for which this is true are left out, with
+    /// everything below them.
+    pub exclude: Option<PathFilter>,
     /// Remembers and reuses content ids by inode across imports.
     pub cache: Option<Arc<StatCache>>,
     /// Root tree whose files may be reused at the same path by a full import
@@ -126,7 +129,12 @@ pub struct ScanOptions {
     /// Source-relative paths for which this is true keep what the base (or
     /// parent) tree holds, whatever is on disk: paths that could not be read
     /// (a volume's skipped paths) are neither rescanned nor recorded as removed.
-    pub hold: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub hold: Option<PathFilter>,
+    /// Told of every non-directory the scan meets that has more than one name:
+    /// its source-relative path and (device, inode). A volume learns from it
+    /// which names share an inode, so a change through one name rescans all.
+    #[allow(clippy::type_complexity)]
+    pub on_link: Option<Arc<dyn Fn(&[u8], (u64, u64)) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -138,17 +146,18 @@ impl std::fmt::Debug for ScanOptions {
             .field("base_scanned_ns", &self.base_scanned_ns)
             .field("exact", &self.exact)
             .field("hold", &self.hold.is_some())
+            .field("on_link", &self.on_link.is_some())
             .finish()
     }
 }
 
 impl ScanOptions {
     fn excluded(&self, rel: &Path) -> bool {
-        self.exclude.as_ref().is_some_and(|f| f(&rel.to_string_lossy()))
+        self.exclude.as_ref().is_some_and(|f| f(rel.as_os_str().as_bytes()))
     }
 
     fn held(&self, rel: &Path) -> bool {
-        self.hold.as_ref().is_some_and(|f| f(&rel.to_string_lossy()))
+        self.hold.as_ref().is_some_and(|f| f(rel.as_os_str().as_bytes()))
     }
 }
 
@@ -285,6 +294,9 @@ impl<'a> Scanner<'a> {
         let ft = md.file_type();
         if !ft.is_dir() && md.nlink() > 1 {
             let key = (md.dev(), md.ino());
+            if let Some(f) = &self.opts.on_link {
+                f(rel.as_os_str().as_bytes(), key);
+            }
             if let Some(first) = self.links.get(&key) {
                 self.stats.others += 1;
                 return Ok(Scan::Other(Node::Hardlink { target: first.clone() }));
@@ -574,12 +586,12 @@ impl Edit {
 
 /// Normalises change-list paths: relative, no `.`/`..`, no duplicates, and none
 /// below another listed path (scanning the ancestor covers it).
-fn normalise(changed: &[String]) -> Result<Vec<Vec<Vec<u8>>>> {
+fn normalise(changed: &[Vec<u8>]) -> Result<Vec<Vec<Vec<u8>>>> {
     let mut paths: Vec<Vec<Vec<u8>>> = Vec::new();
     for p in changed {
-        let comps: Vec<Vec<u8>> = p.split('/').filter(|c| !c.is_empty() && *c != ".").map(|c| c.as_bytes().to_vec()).collect();
+        let comps: Vec<Vec<u8>> = crate::names::components(p).map(<[u8]>::to_vec).collect();
         if comps.iter().any(|c| c == b"..") {
-            return Err(Error::Invalid(format!("changed path '{p}' contains '..'")));
+            return Err(Error::Invalid(format!("changed path '{}' contains '..'", crate::names::escape(p))));
         }
         paths.push(comps);
     }
@@ -595,12 +607,13 @@ fn normalise(changed: &[String]) -> Result<Vec<Vec<Vec<u8>>>> {
     Ok(out)
 }
 
-/// Imports only `changed` paths of `src` on top of `parent` (a root tree id).
+/// Imports only `changed` paths of `src` (relative, as bytes) on top of
+/// `parent` (a root tree id).
 pub fn import_changes(
     w: &WriteSession,
     src: &Path,
     parent: &ObjectId,
-    changed: &[String],
+    changed: &[Vec<u8>],
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<(ObjectId, Meta, ImportStats)> {
@@ -613,7 +626,7 @@ pub fn import_changes_with(
     w: &WriteSession,
     src: &Path,
     parent: &ObjectId,
-    changed: &[String],
+    changed: &[Vec<u8>],
     opts: &ImportOptions,
     scan: &ScanOptions,
     progress: &dyn Progress,

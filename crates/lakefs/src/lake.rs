@@ -326,15 +326,15 @@ impl Lake {
     }
 
     /// Follows `path` (components separated by '/') from a root tree.
-    pub fn lookup(&self, root: &ObjectId, path: &str) -> Result<Option<crate::tree::Node>> {
+    pub fn lookup(&self, root: &ObjectId, path: impl AsRef<[u8]>) -> Result<Option<crate::tree::Node>> {
         let mut tree = *root;
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        let comps: Vec<&[u8]> = crate::names::components(path.as_ref()).collect();
         if comps.is_empty() {
             return Ok(Some(crate::tree::Node::Dir { meta: Default::default(), tree: *root }));
         }
         for (i, c) in comps.iter().enumerate() {
             let t = self.read_tree(&tree)?;
-            let Some(e) = t.get(c.as_bytes()) else { return Ok(None) };
+            let Some(e) = t.get(c) else { return Ok(None) };
             if i + 1 == comps.len() {
                 return Ok(Some(e.node.clone()));
             }

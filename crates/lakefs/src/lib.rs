@@ -8,7 +8,8 @@
 //! - [`meta`]: the SQLite index; [`lake`]: opening a lake and reading objects;
 //! - [`writer`]: write sessions (crash-safe ordering); [`import`]: the tree importer
 //!   and chunker driver; [`checkout`], [`diff`], [`verify`], [`gc`], [`rev`]
-//!   (revisions and times); [`ops`]: whole operations such as committing a directory.
+//!   (revisions and times); [`ops`]: whole operations such as committing a directory;
+//! - [`names`]: file names and paths as bytes, and how they are shown and sent as JSON.
 
 pub mod catalog;
 pub mod checkout;
@@ -30,6 +31,7 @@ pub mod lake;
 pub mod live_apply;
 pub mod loose;
 pub mod meta;
+pub mod names;
 pub mod ops;
 pub mod overlay_upper;
 pub mod pack;

@@ -16,8 +16,8 @@ pub struct CommitRequest<'a> {
     pub message: &'a str,
     pub scope: &'a str,
     pub trigger: &'a str,
-    /// Only these paths (relative to `src`) changed since the ref's commit.
-    pub changed: Option<&'a [String]>,
+    /// Only these paths (relative to `src`, as bytes) changed since the ref's commit.
+    pub changed: Option<&'a [Vec<u8>]>,
     pub options: ImportOptions,
     pub extra: Vec<(String, String)>,
     /// Record a commit even when the tree equals the parent's.

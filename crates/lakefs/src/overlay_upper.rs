@@ -47,43 +47,42 @@ fn is_opaque(path: &Path) -> bool {
     OPAQUE_XATTRS.iter().any(|x| matches!(xattr::get(path, x), Ok(Some(v)) if v.as_slice() == b"y"))
 }
 
-fn excluded(rel: &str, excludes: &[&str]) -> bool {
-    excludes.iter().any(|e| rel == *e || rel.strip_prefix(e).is_some_and(|r| r.starts_with('/')))
+fn excluded(rel: &[u8], excludes: &[&str]) -> bool {
+    excludes.iter().any(|e| crate::names::within(rel, e.as_bytes()) && !e.is_empty())
 }
 
-/// Lists the changed paths under `upper` (relative, '/'-separated, sorted),
-/// given the `lower` directory it sits on.
-pub fn changed_paths(upper: &Path, lower: &Path, excludes: &[&str]) -> Result<Vec<String>> {
+/// Lists the changed paths under `upper` (relative, '/'-separated bytes,
+/// sorted), given the `lower` directory it sits on.
+pub fn changed_paths(upper: &Path, lower: &Path, excludes: &[&str]) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    walk(upper, lower, "", excludes, &mut out)?;
+    walk(upper, lower, b"", excludes, &mut out)?;
     out.sort();
     Ok(out)
 }
 
-fn walk(upper: &Path, lower: &Path, rel: &str, excludes: &[&str], out: &mut Vec<String>) -> Result<()> {
-    let dir = if rel.is_empty() { upper.to_owned() } else { upper.join(rel) };
+fn walk(upper: &Path, lower: &Path, rel: &[u8], excludes: &[&str], out: &mut Vec<Vec<u8>>) -> Result<()> {
+    let dir = upper.join(crate::names::path(rel));
     let mut names: Vec<Vec<u8>> = Vec::new();
     for e in std::fs::read_dir(&dir).at(&dir)? {
         names.push(e.at(&dir)?.file_name().as_bytes().to_vec());
     }
     names.sort();
     for name in names {
-        let name = String::from_utf8_lossy(&name).into_owned();
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = crate::names::join(rel, &name);
         if excluded(&child, excludes) {
             continue;
         }
-        let up = upper.join(&child);
+        let up = upper.join(crate::names::path(&child));
         let md = std::fs::symlink_metadata(&up).at(&up)?;
         if !md.is_dir() {
             out.push(child);
             continue;
         }
-        let below = std::fs::symlink_metadata(lower.join(&child));
+        let below = std::fs::symlink_metadata(lower.join(crate::names::path(&child)));
         let new_or_replaced = !below.is_ok_and(|m| m.is_dir()) || is_opaque(&up);
         let empty = std::fs::read_dir(&up).at(&up)?.next().is_none();
         // A whole-directory scan would not know the exclusions inside it.
-        let holds_excluded = excludes.iter().any(|e| e.strip_prefix(child.as_str()).is_some_and(|r| r.starts_with('/')));
+        let holds_excluded = excludes.iter().any(|e| crate::names::within(e.as_bytes(), &child) && e.as_bytes() != child.as_slice());
         if (new_or_replaced || empty) && !holds_excluded {
             out.push(child);
         } else {
@@ -114,7 +113,8 @@ mod tests {
         std::fs::write(up.join("var/tmp/junk"), b"x").expect("write");
         std::os::unix::fs::symlink("tool", up.join("usr/bin/link")).expect("symlink");
         let got = changed_paths(&up, &low, POSIX_EXCLUDED).expect("walk");
-        assert_eq!(got, vec!["etc/meta", "etc/newdir", "etc/old/changed", "usr/bin/link", "usr/bin/tool"]);
-        assert!(excluded("var/tmp/x", POSIX_EXCLUDED) && !excluded("var/tmpfoo", POSIX_EXCLUDED));
+        let want: Vec<&[u8]> = vec![b"etc/meta", b"etc/newdir", b"etc/old/changed", b"usr/bin/link", b"usr/bin/tool"];
+        assert_eq!(got, want);
+        assert!(excluded(b"var/tmp/x", POSIX_EXCLUDED) && !excluded(b"var/tmpfoo", POSIX_EXCLUDED));
     }
 }

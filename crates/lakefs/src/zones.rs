@@ -7,7 +7,12 @@
 //! component); a volume maps them onto its mount point. Override rules name
 //! mount-relative paths (`alice/build`) and win over the system rules wherever
 //! they match. Among the matching rules of one kind the longest prefix wins.
+//!
+//! Paths are matched as bytes, so a name that is not UTF-8 gets its zone like
+//! any other; rules themselves are UTF-8 (TOML).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
@@ -203,12 +208,13 @@ impl Rule {
         Ok(Rule { itself, below, depth: pat.split('/').filter(|c| !c.is_empty()).count(), len: pat.len(), zone })
     }
 
-    fn matches(&self, p: &str) -> bool {
+    fn matches(&self, p: &[u8]) -> bool {
+        let p = Path::new(OsStr::from_bytes(p));
         self.itself.is_match(p) || self.below.is_match(p)
     }
 }
 
-fn best(rules: &[Rule], p: &str) -> Option<Zone> {
+fn best(rules: &[Rule], p: &[u8]) -> Option<Zone> {
     // Longest match wins; on a tie the later rule (as written) wins.
     rules.iter().filter(|r| r.matches(p)).max_by_key(|r| (r.depth, r.len)).map(|r| r.zone)
 }
@@ -239,7 +245,7 @@ impl VolumeZones {
                 match (&r.prefix, &r.path) {
                     (Some(p), _) => sys.push(Rule::new(p, r.zone, file)?),
                     (None, Some(p)) if is_override => ovr.push(Rule::new(&format!("/{}", p.trim_matches('/')), r.zone, file)?),
-                    (None, Some(p)) => sys.push(Rule::new(&join_abs(mountpoint, p), r.zone, file)?),
+                    (None, Some(p)) => sys.push(Rule::new(&String::from_utf8_lossy(&join_abs(mountpoint, p.as_bytes())), r.zone, file)?),
                     (None, None) => {}
                 }
             }
@@ -248,7 +254,7 @@ impl VolumeZones {
         // mounted at /var/tmp/x, `/home` for /home) says what the directory is in
         // the root file system, not what a LAKE volume mounted there is: only rules
         // for paths inside the volume apply.
-        let m = join_abs(mountpoint, "");
+        let m = join_abs(mountpoint, b"");
         sys.retain(|r| !r.matches(&m));
         let mut policies = Vec::new();
         for s in overrides.snapshots.iter().chain(&system.snapshots) {
@@ -272,21 +278,25 @@ impl VolumeZones {
         &self.mountpoint
     }
 
-    /// The zone of mount-relative `rel`. Paths no rule covers are LAKE (the volume's own zone).
-    pub fn zone(&self, rel: &str) -> Zone {
-        let rel = rel.trim_matches('/');
-        if let Some(z) = best(&self.overrides, &format!("/{rel}")) {
+    /// The zone of mount-relative `rel` (bytes). Paths no rule covers are LAKE (the volume's own zone).
+    pub fn zone(&self, rel: impl AsRef<[u8]>) -> Zone {
+        let rel = trim_slashes(rel.as_ref());
+        let mut abs = Vec::with_capacity(rel.len() + 1);
+        abs.push(b'/');
+        abs.extend_from_slice(rel);
+        if let Some(z) = best(&self.overrides, &abs) {
             return z;
         }
         best(&self.system, &join_abs(&self.mountpoint, rel)).unwrap_or(Zone::Lake)
     }
 
     /// Micro-snapshot interval for `rel` in seconds (0: none). Only LAKE-zone files have one.
-    pub fn snapshot_secs(&self, rel: &str) -> u64 {
+    pub fn snapshot_secs(&self, rel: impl AsRef<[u8]>) -> u64 {
+        let rel = rel.as_ref();
         if self.zone(rel) != Zone::Lake {
             return 0;
         }
-        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let name = Path::new(OsStr::from_bytes(crate::names::file_name(rel)));
         let ty = file_type(rel);
         for p in &self.policies {
             let type_ok = p.file_type.as_deref().is_none_or(|t| t == "*" || t == ty);
@@ -299,30 +309,43 @@ impl VolumeZones {
     }
 }
 
-fn join_abs(mountpoint: &Path, rel: &str) -> String {
-    let m = mountpoint.to_string_lossy();
-    let m = m.trim_end_matches('/');
-    let rel = rel.trim_matches('/');
-    if rel.is_empty() {
-        if m.is_empty() {
-            "/".into()
-        } else {
-            m.to_owned()
-        }
-    } else {
-        format!("{m}/{rel}")
+fn trim_slashes(mut b: &[u8]) -> &[u8] {
+    while let [b'/', rest @ ..] = b {
+        b = rest;
     }
+    while let [rest @ .., b'/'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// `mountpoint/rel` as bytes (the mount point alone, or "/", for the root).
+fn join_abs(mountpoint: &Path, rel: &[u8]) -> Vec<u8> {
+    let mut m = mountpoint.as_os_str().as_bytes();
+    while let [rest @ .., b'/'] = m {
+        m = rest;
+    }
+    let rel = trim_slashes(rel);
+    let mut out = m.to_vec();
+    if !rel.is_empty() || m.is_empty() {
+        out.push(b'/');
+    }
+    out.extend_from_slice(rel);
+    out
 }
 
 /// A coarse file type from the name, for snapshot policies: text, image, audio,
 /// video, document, archive, database or other.
-pub fn file_type(rel: &str) -> &'static str {
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    let ext = match name.rsplit_once('.') {
-        Some((stem, e)) if !stem.is_empty() => e.to_ascii_lowercase(),
-        _ => return if matches!(name, "Makefile" | "README" | "LICENSE" | "Dockerfile") { "text" } else { "other" },
+pub fn file_type(rel: impl AsRef<[u8]>) -> &'static str {
+    let name = crate::names::file_name(rel.as_ref());
+    let ext = match name.iter().rposition(|c| *c == b'.') {
+        Some(i) if i > 0 => name[i + 1..].to_ascii_lowercase(),
+        _ => {
+            return if matches!(name, b"Makefile" | b"README" | b"LICENSE" | b"Dockerfile") { "text" } else { "other" };
+        }
     };
-    match ext.as_str() {
+    let Ok(ext) = std::str::from_utf8(&ext) else { return "other" };
+    match ext {
         "txt" | "md" | "rst" | "org" | "tex" | "csv" | "tsv" | "json" | "toml" | "yaml" | "yml" | "xml" | "html" | "htm" | "css" | "js"
         | "ts" | "rs" | "c" | "h" | "cc" | "cpp" | "hpp" | "py" | "sh" | "go" | "java" | "rb" | "pl" | "lua" | "sql" | "ini" | "conf"
         | "cfg" | "log" | "diff" | "patch" => "text",

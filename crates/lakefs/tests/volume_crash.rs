@@ -283,7 +283,7 @@ fn sigkill_during_writes_loses_nothing_recorded() {
                 assert!(bytes_at(&lake, &head, rel).as_ref() == Some(&want), "{rel}: fsync-confirmed note missing from history");
                 continue;
             }
-            let versions: Vec<Vec<u8>> = file_log::file_log(&lake, &reference, rel)
+            let versions: Vec<Vec<u8>> = file_log::file_log(&lake, &reference, rel.as_bytes())
                 .expect("file log")
                 .iter()
                 .filter_map(|v| v.node.as_ref().and_then(|n| node_bytes(&lake, n)))

@@ -1,6 +1,10 @@
 //! Bringing a volume's catalog from one tree to the next: diff the trees, read
 //! the first bytes of what was added or modified, write rows and full-text
 //! bodies, drop what was removed; all in one transaction.
+//!
+//! Paths are stored in their escaped text form (`crate::names::escape`: the
+//! path itself when it is UTF-8 without a backslash), so a file whose name is
+//! not UTF-8 is indexed too and its row names exactly one file.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -14,6 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::lake::Lake;
 use crate::meta::Db;
+use crate::names;
 use crate::tree::{Content, Node, Tree};
 
 /// What to do with one path.
@@ -28,22 +33,22 @@ enum Todo {
 struct Trees<'a> {
     lake: &'a Lake,
     root: ObjectId,
-    dirs: HashMap<String, Option<Rc<Tree>>>,
+    dirs: HashMap<Vec<u8>, Option<Rc<Tree>>>,
 }
 
 impl Trees<'_> {
-    fn dir(&mut self, dir: &str) -> Result<Option<Rc<Tree>>> {
+    fn dir(&mut self, dir: &[u8]) -> Result<Option<Rc<Tree>>> {
         if let Some(t) = self.dirs.get(dir) {
             return Ok(t.clone());
         }
         let t = if dir.is_empty() {
             Some(Rc::new(self.lake.read_tree(&self.root)?))
         } else {
-            let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+            let (parent, name) = (names::parent(dir), names::file_name(dir));
             match self
                 .dir(parent)?
                 .as_ref()
-                .and_then(|t| t.get(name.as_bytes()))
+                .and_then(|t| t.get(name))
                 .map(|e| &e.node)
             {
                 Some(Node::Dir { tree, .. }) => Some(Rc::new(self.lake.read_tree(tree)?)),
@@ -54,17 +59,17 @@ impl Trees<'_> {
         Ok(t)
     }
 
-    fn node(&mut self, path: &str) -> Result<Option<Node>> {
-        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    fn node(&mut self, path: &[u8]) -> Result<Option<Node>> {
+        let (parent, name) = (names::parent(path), names::file_name(path));
         Ok(self
             .dir(parent)?
-            .and_then(|t| t.get(name.as_bytes()).map(|e| e.node.clone())))
+            .and_then(|t| t.get(name).map(|e| e.node.clone())))
     }
 
     /// The file a path names, following a hard link to its first name.
-    fn file(&mut self, path: &str) -> Result<Option<(u64, i64, Content)>> {
+    fn file(&mut self, path: &[u8]) -> Result<Option<(u64, i64, Content)>> {
         let node = match self.node(path)? {
-            Some(Node::Hardlink { target }) => self.node(&String::from_utf8_lossy(&target))?,
+            Some(Node::Hardlink { target }) => self.node(&target)?,
             n => n,
         };
         Ok(match node {
@@ -224,10 +229,10 @@ fn plan(
     lake: &Lake,
     base: Option<&ObjectId>,
     new: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
+    indexed: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Vec<Todo>> {
     let mut changes = Vec::new();
-    diff::trees(lake, base, Some(new), "", &mut changes)?;
+    diff::trees_bytes(lake, base, Some(new), b"", &mut changes)?;
     let mut trees = Trees {
         lake,
         root: *new,
@@ -235,7 +240,8 @@ fn plan(
     };
     let mut todo = Vec::with_capacity(changes.len());
     for c in changes {
-        let path = c.path.trim_start_matches('/').to_owned();
+        let rel = c.path.strip_prefix(b"/").unwrap_or(&c.path);
+        let path = names::escape(rel);
         if c.kind == ChangeKind::Removed {
             if c.entry != "dir" {
                 todo.push(Todo::Remove(path));
@@ -245,8 +251,8 @@ fn plan(
         if c.entry == "dir" {
             continue;
         }
-        match trees.file(&path)? {
-            Some((size, mtime, content)) if indexed(&path) => {
+        match trees.file(rel)? {
+            Some((size, mtime, content)) if indexed(rel) => {
                 todo.push(Todo::Put(path, size, mtime, content))
             }
             // Now a symlink, a device, outside the LAKE zone: whatever was there goes.
@@ -278,7 +284,7 @@ pub fn index_commit(
     lake: &Lake,
     volume: &str,
     new: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
+    indexed: &dyn Fn(&[u8]) -> bool,
 ) -> Result<IndexStats> {
     let base = {
         let db = lake.db();
@@ -302,7 +308,7 @@ pub fn reindex(
     lake: &Lake,
     volume: &str,
     tree: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
+    indexed: &dyn Fn(&[u8]) -> bool,
 ) -> Result<IndexStats> {
     {
         let db = lake.db();

@@ -34,7 +34,7 @@ pub struct IndexStats {
 /// volume), from the tree it last indexed, which the catalog keeps itself;
 /// `indexed(path)` says whether a mount-relative path gets the catalog (LAKE
 /// zone) or not (HYBRID, POSIX).
-pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(&str) -> bool) -> Result<IndexStats> {
+pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(&[u8]) -> bool) -> Result<IndexStats> {
     index::index_commit(lake, volume, new, indexed)
 }
 

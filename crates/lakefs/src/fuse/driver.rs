@@ -267,7 +267,7 @@ impl Driver {
         fd: &OwnedFd,
         writable: bool,
         truncated: bool,
-        rel: Option<String>,
+        rel: Option<Vec<u8>>,
         open_backing: impl FnOnce(&OwnedFd) -> std::io::Result<fuser::BackingId>,
     ) -> Option<Arc<fuser::BackingId>> {
         let mut st = lock(&node.open);
@@ -303,7 +303,7 @@ impl Driver {
         backing
     }
 
-    fn rel(&self, parent: INodeNo, name: &OsStr) -> String {
+    fn rel(&self, parent: INodeNo, name: &OsStr) -> Vec<u8> {
         self.table.child_path(parent.0, name)
     }
 }
@@ -528,6 +528,8 @@ impl Filesystem for Driver {
         if virt::is_virtual(ino.0) {
             return reply.error(Errno::EPERM);
         }
+        // The name the inode had: both names are reported, so they are recorded as one file's links.
+        let old = self.table.rel_path(ino.0);
         let r = self.creating(newparent, newname).and_then(|np| {
             let node = self.node(ino)?;
             let cname = CName::new(newname)?;
@@ -535,6 +537,7 @@ impl Filesystem for Driver {
             self.do_lookup(newparent.0, np.raw(), newname)
         });
         if r.is_ok() {
+            self.hooks.changed(&old);
             self.hooks.changed(&self.rel(newparent, newname));
         }
         self.reply_entry(reply, r)

@@ -5,7 +5,9 @@
 //! volume (`crate::volume`) implements this trait: it turns change notices into
 //! commits and answers the virtual paths under `.lake/` and `views/`.
 //!
-//! Paths are mount-relative, without a leading '/': `alice/notes.txt`.
+//! Paths are mount-relative bytes, without a leading '/': `alice/notes.txt`. A
+//! name is whatever the kernel accepted (not necessarily UTF-8): see
+//! `crate::names` for how it is shown and sent as JSON.
 
 use crate::error::Result;
 use crate::id::ObjectId;
@@ -16,7 +18,8 @@ use crate::lake::Lake;
 pub struct ViewEntry {
     /// The entry's name inside the view directory (unique within the view).
     pub name: String,
-    /// Mount-relative path of the file it shows.
+    /// Mount-relative path of the file it shows, in the catalog's text form
+    /// (`crate::names::escape`d: a name that is not UTF-8 is written `\xHH`).
     pub path: String,
 }
 
@@ -24,13 +27,13 @@ pub trait VolumeHooks: Send + Sync + 'static {
     /// The lake the volume's history lives in (for reading `.lake/at/` trees).
     fn lake(&self) -> &Lake;
     /// `rel` changed: content, metadata, created, removed or renamed (both names are reported).
-    fn changed(&self, rel: &str);
+    fn changed(&self, rel: &[u8]);
     /// A file was opened with write access.
-    fn opened_for_write(&self, rel: &str);
+    fn opened_for_write(&self, rel: &[u8]);
     /// The last writable handle of a file was released (close).
-    fn released(&self, rel: &str);
+    fn released(&self, rel: &[u8]);
     /// fsync/fdatasync of `rel`: returns once a commit holding its content is durable.
-    fn fsync(&self, rel: &str) -> Result<()>;
+    fn fsync(&self, rel: &[u8]) -> Result<()>;
     /// A request written to `<mount>/.lake/control` (JSON); returns the JSON reply.
     fn control(&self, request: &[u8]) -> Vec<u8>;
     /// Contents of the read-only file `<mount>/.lake/info` (JSON: lake, volume, mountpoint, ref).

@@ -155,8 +155,9 @@ impl Table {
         }
     }
 
-    /// Mount-relative path of `ino` from the names last seen ("" for the root).
-    pub fn rel_path(&self, ino: u64) -> String {
+    /// Mount-relative path of `ino` from the names last seen ("" for the root),
+    /// as bytes: names need not be UTF-8.
+    pub fn rel_path(&self, ino: u64) -> Vec<u8> {
         let mut parts: Vec<OsString> = Vec::new();
         let mut cur = ino;
         let mut guard = 0;
@@ -177,17 +178,12 @@ impl Table {
             }
             out.extend_from_slice(p.as_bytes());
         }
-        String::from_utf8_lossy(&out).into_owned()
+        out
     }
 
     /// Path of `name` inside directory `parent`.
-    pub fn child_path(&self, parent: u64, name: &OsStr) -> String {
-        let mut p = self.rel_path(parent);
-        if !p.is_empty() {
-            p.push('/');
-        }
-        p.push_str(&name.to_string_lossy());
-        p
+    pub fn child_path(&self, parent: u64, name: &OsStr) -> Vec<u8> {
+        crate::names::join(&self.rel_path(parent), name.as_bytes())
     }
 
     /// After a rename: the moved inode (if known) now lives at (newparent, newname).

@@ -437,9 +437,11 @@ impl Virt {
     }
 }
 
-/// `views/NAME/ENTRY` points two levels up, back into the volume.
+/// `views/NAME/ENTRY` points two levels up, back into the volume, at the name's
+/// bytes (the catalog holds paths in their escaped text form).
 fn view_target(path: &str) -> Vec<u8> {
+    let path = path.trim_start_matches('/');
     let mut t = b"../../".to_vec();
-    t.extend_from_slice(path.trim_start_matches('/').as_bytes());
+    t.extend_from_slice(&crate::names::unescape(path).unwrap_or_else(|_| path.as_bytes().to_vec()));
     t
 }

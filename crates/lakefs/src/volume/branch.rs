@@ -17,6 +17,12 @@
 //!
 //! Tables (meta.db, created here with CREATE TABLE IF NOT EXISTS):
 //! `volume_branches`, `volume_branch_current`, `volume_merges`, `volume_conflicts`.
+//!
+//! Scopes, conflict paths and the paths of [`WorkChange`]s are mount-relative
+//! paths in their escaped text form (`crate::names::escape`: the name itself
+//! when it is UTF-8 without a backslash), so a name that is not UTF-8 is
+//! switched and merged like any other; they become bytes again where they
+//! meet the file system or a tree ([`rel_bytes`]).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -163,6 +169,12 @@ fn ref_for(volume: &str, scope: &str, name: &str) -> String {
     } else {
         format!("{volume}/branch/{name}")
     }
+}
+
+/// The bytes an escaped mount-relative path stands for (a stored path that
+/// does not unescape is taken as it is).
+pub fn rel_bytes(rel: &str) -> Vec<u8> {
+    crate::names::unescape(rel).unwrap_or_else(|_| rel.as_bytes().to_vec())
 }
 
 /// `inner` is `outer` or below it.
@@ -330,11 +342,12 @@ pub fn scope_state(lake: &Lake, head: &ObjectId, scope: &str) -> Result<Option<N
     if scope.is_empty() {
         return Ok(Some(Node::Dir { meta: c.root, tree: c.tree }));
     }
-    lake.lookup(&c.tree, scope)
+    lake.lookup(&c.tree, rel_bytes(scope))
 }
 
-fn basename(scope: &str) -> &str {
-    scope.rsplit('/').next().unwrap_or(scope)
+/// The entry name of a scope (bytes).
+fn basename(scope: &str) -> Vec<u8> {
+    crate::names::file_name(&rel_bytes(scope)).to_vec()
 }
 
 /// The scope state a branch commit records.
@@ -344,7 +357,7 @@ pub fn branch_state(lake: &Lake, commit: &ObjectId, scope: &str) -> Result<Optio
     match kind {
         "dir" => Ok(Some(Node::Dir { meta: c.root, tree: c.tree })),
         "absent" => Ok(None),
-        _ => Ok(lake.read_tree(&c.tree)?.get(basename(scope).as_bytes()).map(|e| e.node.clone())),
+        _ => Ok(lake.read_tree(&c.tree)?.get(&basename(scope)).map(|e| e.node.clone())),
     }
 }
 
@@ -364,7 +377,7 @@ pub(crate) fn commit_state(
     let (tree, root, kind) = match state {
         Some(Node::Dir { meta, tree }) => (*tree, meta.clone(), "dir"),
         Some(other) => {
-            let t = Tree { entries: vec![Entry { name: basename(scope).as_bytes().to_vec(), node: other.clone() }] };
+            let t = Tree { entries: vec![Entry { name: basename(scope), node: other.clone() }] };
             (w.put_tree(&t)?, Meta::default(), "entry")
         }
         None => (w.put_tree(&Tree::default())?, Meta::default(), "absent"),
@@ -568,14 +581,14 @@ pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &m
     Ok(out)
 }
 
-/// Called after a commit of `paths` (mount-relative) on `VOLUME/main` made by
-/// `lakectl commit` (head `head`): clears the conflicts among them, completes
-/// merges with no conflicts left (two-parent commit), and advances the current
-/// branch of every scope the paths touch.
-pub fn on_commit(lake: &Lake, volume: &str, paths: &[String], head: ObjectId, message: &str) -> Result<CommitEffect> {
+/// Called after a commit of `paths` (mount-relative bytes) on `VOLUME/main`
+/// made by `lakectl commit` (head `head`): clears the conflicts among them,
+/// completes merges with no conflicts left (two-parent commit), and advances
+/// the current branch of every scope the paths touch.
+pub fn on_commit(lake: &Lake, volume: &str, paths: &[Vec<u8>], head: ObjectId, message: &str) -> Result<CommitEffect> {
     ensure_schema(lake)?;
     let mut eff = CommitEffect::default();
-    let paths: Vec<String> = paths.iter().map(|p| normalise_scope(p)).collect::<Result<_>>()?;
+    let paths: Vec<String> = paths.iter().map(|p| normalise_scope(&crate::names::escape(p))).collect::<Result<_>>()?;
     for c in conflicts(lake, volume)? {
         if paths.iter().any(|p| path_within(&c.path, p)) {
             let db = lake.db();
@@ -663,21 +676,21 @@ pub(crate) fn save_working(
 // ---------------------------------------------------------------------------
 // Writing a state into the working copy.
 
-/// `parent/name` of mount-relative paths (`name` alone at the root).
+/// `parent/name` of (escaped) mount-relative paths (`name` alone at the root).
 pub(super) fn join_rel(parent: &str, name: &[u8]) -> String {
-    let n = String::from_utf8_lossy(name);
+    let n = crate::names::escape(name);
     if parent.is_empty() {
-        n.into_owned()
+        n
     } else {
         format!("{parent}/{n}")
     }
 }
 
-fn abs(root: &Path, rel: &str) -> PathBuf {
+pub(super) fn abs(root: &Path, rel: &str) -> PathBuf {
     if rel.is_empty() {
         root.to_owned()
     } else {
-        root.join(OsStr::from_bytes(rel.as_bytes()))
+        root.join(OsStr::from_bytes(&rel_bytes(rel)))
     }
 }
 

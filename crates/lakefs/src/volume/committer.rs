@@ -14,8 +14,11 @@
 //!   is tried again when it changes next.
 //! - The set of files open for writing is persisted (the journal) at most once a
 //!   tick, so recovery knows which files were being written at a crash.
+//! - Paths are bytes (any name the kernel accepts). A change to a POSIX-zone
+//!   name of a file that also has LAKE-zone names marks those names.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -66,9 +69,9 @@ struct OpenFile {
 
 #[derive(Default)]
 pub(crate) struct State {
-    dirty: BTreeMap<String, Cause>,
+    dirty: BTreeMap<Vec<u8>, Cause>,
     first_pending: Option<Instant>,
-    open: HashMap<String, OpenFile>,
+    open: HashMap<Vec<u8>, OpenFile>,
     journal_dirty: bool,
     /// Run the next batch now (fsync, flush).
     urgent: bool,
@@ -82,7 +85,7 @@ pub(crate) struct State {
     final_result: Option<std::result::Result<(), String>>,
     /// Paths left out of commits because they could not be recorded, with the
     /// reason; held at their last recorded state until they change.
-    skipped: BTreeMap<String, String>,
+    skipped: BTreeMap<Vec<u8>, String>,
     /// Callers waiting for a commit (fsync, flush): the committer runs at normal
     /// priority while there are any.
     waiters: u32,
@@ -119,7 +122,7 @@ impl Shared {
 
     /// Adds `rel` to the dirty set; true when it starts a new batch (the
     /// committer must learn when it is due).
-    fn mark(st: &mut State, rel: &str, cause: Cause) -> bool {
+    fn mark(st: &mut State, rel: &[u8], cause: Cause) -> bool {
         match st.dirty.get_mut(rel) {
             Some(e) => *e = (*e).max(cause),
             None => {
@@ -135,9 +138,9 @@ impl Shared {
     /// and close ask about the same path in a row (often on one request thread),
     /// so each thread remembers its last answer rather than matching the zone
     /// globs every time; keyed by the zone map too, so a reload is seen.
-    fn hook_zone(&self, rel: &str) -> Zone {
+    fn hook_zone(&self, rel: &[u8]) -> Zone {
         thread_local! {
-            static LAST: std::cell::RefCell<Option<(std::sync::Arc<crate::zones::VolumeZones>, String, Zone)>> =
+            static LAST: std::cell::RefCell<Option<(std::sync::Arc<crate::zones::VolumeZones>, Vec<u8>, Zone)>> =
                 const { std::cell::RefCell::new(None) };
         }
         let zones = self.vol.zones();
@@ -161,9 +164,34 @@ impl Shared {
         self.prio.raise();
     }
 
-    pub(crate) fn changed(&self, rel: &str) {
-        if self.hook_zone(rel) == Zone::Posix {
+    /// A change to a POSIX-zone name: recorded only under the file's other,
+    /// recorded names, if it is a hard link of some (a stat only then).
+    fn posix_change(&self, rel: &[u8], cause: Cause) {
+        if !self.vol.has_links() {
             return;
+        }
+        let Ok(md) = std::fs::symlink_metadata(self.vol.work_dir().join(crate::names::path(rel))) else { return };
+        if md.is_dir() || md.nlink() < 2 {
+            return;
+        }
+        let names = self.vol.names_of_inode((md.dev(), md.ino()));
+        if names.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        let mut first = false;
+        for n in &names {
+            first |= Self::mark(&mut st, n, cause);
+        }
+        drop(st);
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn changed(&self, rel: &[u8]) {
+        if self.hook_zone(rel) == Zone::Posix {
+            return self.posix_change(rel, Cause::Change);
         }
         // Writes to a file open for writing wait for its close or snapshot; but
         // when its name is gone (renamed or unlinked while open) the name's
@@ -176,7 +204,7 @@ impl Shared {
         if st.open.contains_key(rel) {
             drop(st);
             // Writes land here often: only open files pay for this stat.
-            if std::fs::symlink_metadata(self.vol.work_dir().join(rel)).is_ok() {
+            if std::fs::symlink_metadata(self.vol.work_dir().join(crate::names::path(rel))).is_ok() {
                 return;
             }
             st = self.lock();
@@ -193,11 +221,11 @@ impl Shared {
         }
     }
 
-    pub(crate) fn opened_for_write(&self, rel: &str) {
+    pub(crate) fn opened_for_write(&self, rel: &[u8]) {
         if self.hook_zone(rel) == Zone::Posix {
             return;
         }
-        let sig = std::fs::symlink_metadata(self.vol.work_dir().join(rel)).ok().map(|m| sig_of(&m));
+        let sig = std::fs::symlink_metadata(self.vol.work_dir().join(crate::names::path(rel))).ok().map(|m| sig_of(&m));
         let mut st = self.lock();
         if !st.open.contains_key(rel) {
             st.open.insert(rel.to_owned(), OpenFile { sig, last_snapshot: Instant::now() });
@@ -205,9 +233,9 @@ impl Shared {
         }
     }
 
-    pub(crate) fn released(&self, rel: &str) {
+    pub(crate) fn released(&self, rel: &[u8]) {
         if self.hook_zone(rel) == Zone::Posix {
-            return;
+            return self.posix_change(rel, Cause::Close);
         }
         let mut st = self.lock();
         // The driver reports the first writable open and the last writable close
@@ -240,7 +268,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn fsync(&self, rel: &str) -> Result<()> {
+    pub(crate) fn fsync(&self, rel: &[u8]) -> Result<()> {
         // HYBRID files are committed on close only; POSIX ones never (the driver
         // makes the data durable either way).
         if self.hook_zone(rel) != Zone::Lake {
@@ -263,7 +291,7 @@ impl Shared {
         // Files still open for writing are committed as they are now: the
         // kernel sends RELEASE after close(2) returned, so a file just written
         // and closed may still be open here.
-        let open: Vec<String> = st.open.keys().cloned().collect();
+        let open: Vec<Vec<u8>> = st.open.keys().cloned().collect();
         for rel in open {
             Self::mark(&mut st, &rel, Cause::Change);
         }
@@ -303,8 +331,8 @@ impl Shared {
     }
 
     /// Files open for writing now (mount-relative).
-    pub(crate) fn open_files(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lock().open.keys().cloned().collect();
+    pub(crate) fn open_files(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self.lock().open.keys().cloned().collect();
         v.sort();
         v
     }
@@ -313,7 +341,7 @@ impl Shared {
     fn snapshots(&self) {
         let now = Instant::now();
         let zones = self.vol.zones();
-        let due: Vec<(String, Option<Sig>)> = {
+        let due: Vec<(Vec<u8>, Option<Sig>)> = {
             let st = self.lock();
             st.open
                 .iter()
@@ -327,10 +355,10 @@ impl Shared {
         if due.is_empty() {
             return;
         }
-        let fresh: Vec<(String, Option<Sig>, bool)> = due
+        let fresh: Vec<(Vec<u8>, Option<Sig>, bool)> = due
             .into_iter()
             .map(|(rel, old)| {
-                let new = std::fs::symlink_metadata(self.vol.work_dir().join(&rel)).ok().map(|m| sig_of(&m));
+                let new = std::fs::symlink_metadata(self.vol.work_dir().join(crate::names::path(&rel))).ok().map(|m| sig_of(&m));
                 let changed = new != old;
                 (rel, new, changed)
             })
@@ -355,7 +383,7 @@ impl Shared {
                 return;
             }
             st.journal_dirty = false;
-            let mut v: Vec<String> = st.open.keys().cloned().collect();
+            let mut v: Vec<Vec<u8>> = st.open.keys().cloned().collect();
             v.sort();
             v
         };
@@ -372,33 +400,34 @@ impl Shared {
     }
 
     /// A change to `rel` makes it (its ancestors, what is below it) worth another try.
-    fn unskip(st: &mut State, rel: &str) {
+    fn unskip(st: &mut State, rel: &[u8]) {
         st.skipped.remove(rel);
-        for (i, _) in rel.match_indices('/') {
-            st.skipped.remove(&rel[..i]);
+        for a in crate::names::ancestors(rel) {
+            st.skipped.remove(a);
         }
-        let below = format!("{rel}/");
-        let gone: Vec<String> = st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
+        let mut below = rel.to_vec();
+        below.push(b'/');
+        let gone: Vec<Vec<u8>> = st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
         for k in gone {
             st.skipped.remove(&k);
         }
     }
 
     /// Paths left out of commits (mount-relative) and why.
-    pub(crate) fn skipped(&self) -> BTreeMap<String, String> {
+    pub(crate) fn skipped(&self) -> BTreeMap<Vec<u8>, String> {
         self.lock().skipped.clone()
     }
 
     /// Paths the mount-time commit left out (see [`super::recovery::prepare`]).
-    pub(crate) fn set_skipped(&self, skipped: Vec<(String, String)>) {
+    pub(crate) fn set_skipped(&self, skipped: Vec<(Vec<u8>, String)>) {
         self.lock().skipped.extend(skipped);
     }
 
     /// The control `commit`: one commit of exactly `paths` as they are now
     /// (open or not); other skipped paths stay held, the listed ones are tried
     /// again and leave the skipped set when recorded.
-    pub(crate) fn commit_explicit(&self, paths: &[String], message: &str) -> Result<super::VolumeCommit> {
-        let held: Vec<String> = {
+    pub(crate) fn commit_explicit(&self, paths: &[Vec<u8>], message: &str) -> Result<super::VolumeCommit> {
+        let held: Vec<Vec<u8>> = {
             let mut st = self.lock();
             // A batch of the committer may hold the commit lock: it must not run at idle priority meanwhile.
             self.add_waiter(&mut st);
@@ -420,7 +449,7 @@ impl Shared {
 
 /// The working-tree path an error is about (mount-relative), and the reason,
 /// when it is about one path; errors about the lake or the system are not.
-fn attributable(work: &std::path::Path, e: &Error) -> Option<(String, String)> {
+fn attributable(work: &std::path::Path, e: &Error) -> Option<(Vec<u8>, String)> {
     let (path, reason) = match e {
         Error::Io { path, source } => {
             // Out of space, memory or descriptors: the next try may do better, for every path.
@@ -433,7 +462,7 @@ fn attributable(work: &std::path::Path, e: &Error) -> Option<(String, String)> {
         Error::UnsupportedFileType { path } => (path, "unsupported file type".to_owned()),
         _ => return None,
     };
-    let rel = path.strip_prefix(work).ok()?.to_string_lossy().into_owned();
+    let rel = path.strip_prefix(work).ok()?.as_os_str().as_bytes().to_vec();
     (!rel.is_empty()).then_some((rel, reason))
 }
 
@@ -442,11 +471,11 @@ fn attributable(work: &std::path::Path, e: &Error) -> Option<(String, String)> {
 /// held at its last recorded state and added to `added` with the reason.
 pub(crate) fn commit_skipping(
     vol: &Volume,
-    paths: Option<&[String]>,
-    held: &[String],
+    paths: Option<&[Vec<u8>]>,
+    held: &[Vec<u8>],
     trigger: &str,
     message: &str,
-    added: &mut Vec<(String, String)>,
+    added: &mut Vec<(Vec<u8>, String)>,
 ) -> Result<super::VolumeCommit> {
     let mut held = held.to_vec();
     loop {
@@ -458,15 +487,19 @@ pub(crate) fn commit_skipping(
         if held.contains(&rel) {
             return Err(e);
         }
-        eprintln!("lakefs: volume {}: not recording {rel}: {reason} (the rest is committed; tried again when it changes)", vol.name());
+        eprintln!(
+            "lakefs: volume {}: not recording {}: {reason} (the rest is committed; tried again when it changes)",
+            vol.name(),
+            crate::names::escape(&rel)
+        );
         held.push(rel.clone());
         added.push((rel, reason));
     }
 }
 
 /// A batch that leaves out the paths it cannot record (see the module notes).
-fn batch_skipping(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
-    let held: Vec<String> = sh.lock().skipped.keys().cloned().collect();
+fn batch_skipping(sh: &Shared, paths: &BTreeMap<Vec<u8>, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+    let held: Vec<Vec<u8>> = sh.lock().skipped.keys().cloned().collect();
     let mut added = Vec::new();
     let r = batch(sh, paths, rescan, label, &held, &mut added);
     let mut st = sh.lock();
@@ -479,30 +512,30 @@ fn batch_skipping(sh: &Shared, paths: &BTreeMap<String, Cause>, rescan: bool, la
     r
 }
 
-fn describe(paths: &BTreeMap<String, Cause>) -> String {
+fn describe(paths: &BTreeMap<Vec<u8>, Cause>) -> String {
     let mut it = paths.keys();
     match (it.next(), paths.len()) {
         (None, _) => "rescan".into(),
-        (Some(p), 1) => p.clone(),
-        (Some(p), n) => format!("{p} and {} more", n - 1),
+        (Some(p), 1) => crate::names::escape(p),
+        (Some(p), n) => format!("{} and {} more", crate::names::escape(p), n - 1),
     }
 }
 
 /// One batch: commits the dirty set (or the whole tree). Runs without the lock.
 fn batch(
     sh: &Shared,
-    paths: &BTreeMap<String, Cause>,
+    paths: &BTreeMap<Vec<u8>, Cause>,
     rescan: bool,
     label: Option<(String, String)>,
-    held: &[String],
-    added: &mut Vec<(String, String)>,
+    held: &[Vec<u8>],
+    added: &mut Vec<(Vec<u8>, String)>,
 ) -> Result<Option<ObjectId>> {
     let cause = paths.values().copied().max().unwrap_or(Cause::Change);
     let (trigger, message) = label.unwrap_or_else(|| (cause.trigger().to_owned(), describe(paths)));
     let out = if rescan {
         commit_skipping(&sh.vol, None, held, &trigger, &message, added)?
     } else {
-        let list: Vec<String> = paths.keys().cloned().collect();
+        let list: Vec<Vec<u8>> = paths.keys().cloned().collect();
         commit_skipping(&sh.vol, Some(&list), held, &trigger, &message, added)?
     };
     Ok((!out.unchanged).then_some(out.commit))
@@ -566,7 +599,7 @@ pub(crate) fn run(sh: &Shared) {
         let mut st = sh.lock();
         if stopping {
             // Final batch: everything pending and every file still open.
-            let open: Vec<String> = st.open.keys().cloned().collect();
+            let open: Vec<Vec<u8>> = st.open.keys().cloned().collect();
             for rel in open {
                 Shared::mark(&mut st, &rel, Cause::Close);
             }

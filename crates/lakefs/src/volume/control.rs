@@ -7,6 +7,9 @@
 //! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status"}` (head, open
 //! files, and `not_recorded`: `[{"path","reason"}]`, paths left out of commits
 //! because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+//!
+//! Paths, both ways, are strings when they are UTF-8 and `{"bytes": "caf\xe9"}`
+//! otherwise (`crate::names`).
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -15,6 +18,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::error::{Error, IoContext, Result};
+use crate::names;
 
 use super::committer::Shared;
 
@@ -32,14 +36,6 @@ fn reply(r: Result<Value>) -> Vec<u8> {
     let mut b = serde_json::to_vec(&v).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     b.push(b'\n');
     b
-}
-
-fn check_rel(p: &str) -> Result<String> {
-    let t = p.trim_matches('/');
-    if t.split('/').any(|c| c == "..") || t.contains('\0') {
-        return Err(Error::Invalid(format!("path '{p}' must be mount-relative without '..'")));
-    }
-    Ok(t.to_owned())
 }
 
 pub(crate) fn handle(sh: &Shared, request: &[u8]) -> Vec<u8> {
@@ -67,10 +63,7 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
         }
         "commit" => {
             let paths = req["paths"].as_array().ok_or_else(|| Error::Invalid("commit needs \"paths\": [..]".into()))?;
-            let paths: Vec<String> = paths
-                .iter()
-                .map(|p| p.as_str().ok_or_else(|| Error::Invalid("paths must be strings".into())).and_then(check_rel))
-                .collect::<Result<_>>()?;
+            let paths: Vec<Vec<u8>> = paths.iter().map(|p| names::from_json(p).and_then(|p| names::check_rel(&p))).collect::<Result<_>>()?;
             if paths.is_empty() || paths.iter().any(|p| p.is_empty()) {
                 return Err(Error::Invalid("commit needs at least one path below the mount root".into()));
             }
@@ -86,8 +79,10 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
             Ok(json!({"commit": c}))
         }
         "status" => {
-            let skipped: Vec<Value> = sh.skipped().into_iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
-            Ok(json!({"head": sh.vol.head()?, "open": sh.open_files(), "not_recorded": skipped}))
+            let skipped: Vec<Value> =
+                sh.skipped().into_iter().map(|(path, reason)| json!({"path": names::to_json(&path), "reason": reason})).collect();
+            let open: Vec<Value> = sh.open_files().iter().map(|p| names::to_json(p)).collect();
+            Ok(json!({"head": sh.vol.head()?, "open": open, "not_recorded": skipped}))
         }
         "" => Err(Error::Invalid("control request needs \"op\"".into())),
         other => Err(Error::Invalid(format!("unknown control op '{other}' (flush, commit, reload, status)"))),

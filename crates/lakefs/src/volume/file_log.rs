@@ -1,4 +1,6 @@
 //! The history of one path of a volume: the commits where its entry changed.
+//! A hard link is followed to the file it names in the same tree, so every
+//! name of a linked file shows the versions of its content.
 
 use crate::error::Result;
 use crate::id::ObjectId;
@@ -28,12 +30,21 @@ pub struct FileVersion {
 /// again, the answer is the same, so a long history costs one tree read per
 /// commit that changed the path's directory, not a walk per commit.
 struct Walker<'a> {
-    comps: Vec<&'a str>,
+    comps: Vec<&'a [u8]>,
     prev: Option<(Vec<ObjectId>, Option<Node>)>,
 }
 
 impl Walker<'_> {
+    /// The path's node in `root`, a hard link resolved to its file (looked up
+    /// each time: the file it names may change while the link's trees do not).
     fn lookup(&mut self, lake: &Lake, root: &ObjectId) -> Result<Option<Node>> {
+        match self.entry(lake, root)? {
+            Some(Node::Hardlink { target }) => lake.lookup(root, &target),
+            n => Ok(n),
+        }
+    }
+
+    fn entry(&mut self, lake: &Lake, root: &ObjectId) -> Result<Option<Node>> {
         if self.comps.is_empty() {
             return Ok(Some(Node::Dir { meta: Default::default(), tree: *root }));
         }
@@ -48,7 +59,7 @@ impl Walker<'_> {
             }
             trees.push(tree);
             let t = lake.read_tree(&tree)?;
-            let Some(e) = t.get(c.as_bytes()) else { break };
+            let Some(e) = t.get(c) else { break };
             if i + 1 == self.comps.len() {
                 found = Some(e.node.clone());
                 break;
@@ -63,11 +74,11 @@ impl Walker<'_> {
     }
 }
 
-/// Versions of mount-relative `rel` on `reference` (first-parent history),
-/// newest first: every commit whose entry differs from the one before it,
-/// including deletions. At most `max` versions.
-pub fn file_log_limit(lake: &Lake, reference: &str, rel: &str, max: usize) -> Result<Vec<FileVersion>> {
-    let mut walker = Walker { comps: rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect(), prev: None };
+/// Versions of mount-relative `rel` (bytes) on `reference` (first-parent
+/// history), newest first: every commit whose entry differs from the one before
+/// it, including deletions. At most `max` versions.
+pub fn file_log_limit(lake: &Lake, reference: &str, rel: &[u8], max: usize) -> Result<Vec<FileVersion>> {
+    let mut walker = Walker { comps: crate::names::components(rel).collect(), prev: None };
     let Some(head) = lake.get_ref(reference)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let mut cur = Some(head);
@@ -93,7 +104,7 @@ pub fn file_log_limit(lake: &Lake, reference: &str, rel: &str, max: usize) -> Re
 }
 
 /// All versions of `rel` (see [`file_log_limit`]).
-pub fn file_log(lake: &Lake, reference: &str, rel: &str) -> Result<Vec<FileVersion>> {
+pub fn file_log(lake: &Lake, reference: &str, rel: &[u8]) -> Result<Vec<FileVersion>> {
     file_log_limit(lake, reference, rel, usize::MAX)
 }
 

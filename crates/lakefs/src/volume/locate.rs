@@ -1,6 +1,7 @@
 //! Finding the lakefs mount a path is in: walk up to the directory whose
 //! `.lake/info` exists (a virtual file the driver serves at the mount root).
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -24,8 +25,8 @@ pub struct Located {
     pub info: VolumeInfo,
     /// The mount root as found (where `.lake/info` is).
     pub root: PathBuf,
-    /// `path` relative to the mount root, '/'-separated, no leading '/' ("" = the root).
-    pub rel: String,
+    /// `path` relative to the mount root, '/'-separated bytes, no leading '/' ("" = the root).
+    pub rel: Vec<u8>,
 }
 
 /// Absolute form of `path` with symlinks of its existing part resolved; the
@@ -68,14 +69,14 @@ pub fn locate(path: &Path) -> Result<Option<Located>> {
             let info: VolumeInfo =
                 serde_json::from_slice(&text).map_err(|e| Error::Invalid(format!("{}: not volume info JSON: {e}", info.display())))?;
             let rel = abs.strip_prefix(&dir).unwrap_or(Path::new(""));
-            let rel: Vec<String> = rel
+            let rel: Vec<&[u8]> = rel
                 .components()
                 .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    Component::Normal(n) => Some(n.as_bytes()),
                     _ => None,
                 })
                 .collect();
-            return Ok(Some(Located { info, root: dir, rel: rel.join("/") }));
+            return Ok(Some(Located { info, root: dir, rel: rel.join(&b'/') }));
         }
         if !dir.pop() {
             return Ok(None);

@@ -125,7 +125,7 @@ pub fn merge(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mu
     }
     branch::write_state(lake, wd.root, &scope, ours_state.as_ref(), result.as_ref(), &mut out.changes)?;
     for (rel, node) in &beside {
-        let path = wd.root.join(rel);
+        let path = branch::abs(wd.root, rel);
         crate::checkout::materialize(lake, node, &path, wd.root)?;
         out.changes.push(WorkChange { kind: 'A', path: rel.clone() });
     }
@@ -185,7 +185,7 @@ pub fn abort(lake: &Lake, volume: &str, scope: Option<&str>, wd: &mut Workdir) -
     // Their copies written beside conflicted files go too.
     for c in branch::conflicts(lake, volume)?.into_iter().filter(|c| c.scope == scope) {
         if let Some(copy) = c.theirs_copy {
-            let p = wd.root.join(&copy);
+            let p = branch::abs(wd.root, &copy);
             if std::fs::symlink_metadata(&p).is_ok() {
                 let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
                 r.map_err(|e| Error::io(&p, e))?;
@@ -274,8 +274,9 @@ impl Merger<'_, '_> {
                 let mut outside = Vec::new();
                 for (p, node) in beside {
                     let (dir, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
-                    if dir == rel && !entries.iter().any(|e| e.name == name.as_bytes()) {
-                        entries.push(Entry { name: name.as_bytes().to_vec(), node });
+                    let name = branch::rel_bytes(name);
+                    if dir == rel && !entries.iter().any(|e| e.name == name) {
+                        entries.push(Entry { name, node });
                     } else {
                         outside.push((p, node));
                     }

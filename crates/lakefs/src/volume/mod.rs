@@ -7,7 +7,11 @@
 //! - [`committer`]: dirty set, batching, group commit for fsync, micro-snapshots;
 //! - [`recovery`]: bringing a volume back after a crash;
 //! - [`file_log`]: the versions of one file; [`locate`] and [`control`]: how
-//!   lakectl finds a mount and talks to its daemon.
+//!   lakectl finds a mount and talks to its daemon; [`links`]: which names
+//!   share an inode, so a change through one is recorded under all.
+//!
+//! Mount-relative paths are bytes (`Vec<u8>`): a name need not be UTF-8
+//! (`crate::names` shows and encodes them).
 //!
 //! Volume state (`LAKE/volumes/NAME/`): `zones.toml` (overrides), `open-files.json`
 //! (files open for writing, for recovery), `clean` (present while unmounted cleanly).
@@ -16,6 +20,7 @@ pub mod branch;
 pub mod committer;
 pub mod control;
 pub mod file_log;
+mod links;
 pub mod locate;
 pub mod merge;
 mod priority;
@@ -76,6 +81,8 @@ pub struct Volume {
     mountpoint: PathBuf,
     zones: RwLock<Arc<VolumeZones>>,
     cache: Arc<StatCache>,
+    /// Names that share an inode (see [`links`]).
+    links: Arc<links::Links>,
     /// One commit at a time (the committer's batches and control commits).
     commit_lock: Mutex<()>,
     /// One catalog pass at a time (the committer's deferred pass, flush, control commits).
@@ -106,6 +113,7 @@ impl Volume {
             mountpoint: mountpoint.to_owned(),
             zones: RwLock::new(Arc::new(zones)),
             cache: Arc::new(StatCache::new(STAT_CACHE_MAX)),
+            links: Arc::default(),
             commit_lock: Mutex::new(()),
             index_lock: Mutex::new(()),
         })
@@ -146,8 +154,18 @@ impl Volume {
         self.zones.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn zone(&self, rel: &str) -> Zone {
+    pub fn zone(&self, rel: &[u8]) -> Zone {
         self.zones().zone(rel)
+    }
+
+    /// Known names of inode `key` (device, inode) in the working tree, if it has several.
+    pub(crate) fn names_of_inode(&self, key: (u64, u64)) -> Vec<Vec<u8>> {
+        self.links.names_of(key)
+    }
+
+    /// Whether any file of the working tree is known to have several names.
+    pub(crate) fn has_links(&self) -> bool {
+        !self.links.is_empty()
     }
 
     /// Rereads the system zone map and the volume's overrides.
@@ -159,8 +177,9 @@ impl Volume {
 
     /// One commit holding the current state of `paths` (mount-relative) on top of
     /// the head; the first commit of a volume is a full import. POSIX-zone paths
-    /// are left out.
-    pub fn commit_paths(&self, paths: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+    /// are left out; every other name of a hard-linked file among them is
+    /// committed too.
+    pub fn commit_paths(&self, paths: &[Vec<u8>], trigger: &str, message: &str) -> Result<VolumeCommit> {
         self.commit_holding(Some(paths), &[], trigger, message)
     }
 
@@ -173,7 +192,7 @@ impl Volume {
     /// keeps `held` paths, and everything below them, as the head has them:
     /// paths that could not be recorded are not read again, nor recorded as removed.
     /// The catalog follows before it returns.
-    pub fn commit_holding(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+    pub fn commit_holding(&self, paths: Option<&[Vec<u8>]>, held: &[Vec<u8>], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let out = self.commit_unindexed(paths, held, trigger, message)?;
         if !out.unchanged {
             self.index_logged();
@@ -184,14 +203,24 @@ impl Volume {
     /// [`Volume::commit_holding`] without the catalog pass: the daemon's batches
     /// leave it to [`Volume::index_head`] when the volume is quiet, so a burst of
     /// changes (an untar) is indexed once, and an fsync never waits for tokenising.
-    pub(crate) fn commit_unindexed(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+    pub(crate) fn commit_unindexed(&self, paths: Option<&[Vec<u8>]>, held: &[Vec<u8>], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let _g = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // The other names of hard-linked files among the paths changed with them.
+        let widened = self.links.widen(paths.unwrap_or(&[]));
+        let paths = paths.map(|_| widened.as_slice());
+        // A whole-tree scan settles every name.
+        let root = [Vec::new()];
         let mut tries = 0;
         loop {
             match self.commit_once(paths, held, trigger, message) {
                 // Someone else (lakectl on this lake) moved the ref: build on the new head.
                 Err(Error::RefRace { .. }) if tries < 3 => tries += 1,
-                r => return r,
+                r => {
+                    if r.is_ok() {
+                        self.links.settle(paths.unwrap_or(&root));
+                    }
+                    return r;
+                }
             }
         }
     }
@@ -202,7 +231,7 @@ impl Volume {
         let Some(head) = self.head()? else { return Ok(()) };
         let tree = self.lake.read_commit(&head)?.tree;
         let z = self.zones();
-        crate::catalog::index_commit(&self.lake, &self.name, &tree, &|p| z.zone(p) == Zone::Lake)?;
+        crate::catalog::index_commit(&self.lake, &self.name, &tree, &|p: &[u8]| z.zone(p) == Zone::Lake)?;
         Ok(())
     }
 
@@ -214,18 +243,20 @@ impl Volume {
         }
     }
 
-    fn commit_once(&self, paths: Option<&[String]>, held: &[String], trigger: &str, message: &str) -> Result<VolumeCommit> {
+    fn commit_once(&self, paths: Option<&[Vec<u8>]>, held: &[Vec<u8>], trigger: &str, message: &str) -> Result<VolumeCommit> {
         let head = self.head()?;
         let head_commit = head.map(|h| self.lake.read_commit(&h)).transpose()?;
         let ex = self.zones();
+        let links = self.links.clone();
         let scan = ScanOptions {
-            exclude: Some(Arc::new(move |p: &str| ex.zone(p) == Zone::Posix)),
+            exclude: Some(Arc::new(move |p: &[u8]| ex.zone(p) == Zone::Posix)),
             cache: Some(self.cache.clone()),
             reuse_base: head_commit.as_ref().map(|c| c.tree),
             base_scanned_ns: head_commit.as_ref().and_then(scanned_ns),
             // A commit holds the listed paths only (new parent directories too).
             exact: true,
             hold: hold_predicate(held),
+            on_link: Some(Arc::new(move |p: &[u8], key| links.note(p, key))),
         };
         let scope = format!("volume:{}", self.name);
         let scanned = crate::import::now_ns();
@@ -247,17 +278,16 @@ impl Volume {
 }
 
 /// True when `rel` is one of `held` or below one.
-fn is_held(held: &std::collections::BTreeSet<String>, rel: &str) -> bool {
-    held.contains(rel) || rel.match_indices('/').any(|(i, _)| held.contains(&rel[..i]))
+fn is_held(held: &std::collections::BTreeSet<Vec<u8>>, rel: &[u8]) -> bool {
+    held.contains(rel) || crate::names::ancestors(rel).any(|a| held.contains(a))
 }
 
-#[allow(clippy::type_complexity)]
-fn hold_predicate(held: &[String]) -> Option<Arc<dyn Fn(&str) -> bool + Send + Sync>> {
+fn hold_predicate(held: &[Vec<u8>]) -> Option<crate::import::PathFilter> {
     if held.is_empty() {
         return None;
     }
-    let set: std::collections::BTreeSet<String> = held.iter().cloned().collect();
-    Some(Arc::new(move |p: &str| is_held(&set, p)))
+    let set: std::collections::BTreeSet<Vec<u8>> = held.iter().cloned().collect();
+    Some(Arc::new(move |p: &[u8]| is_held(&set, p)))
 }
 
 /// The scan start recorded in a volume commit.
@@ -316,7 +346,7 @@ impl Daemon {
         self.shared.vol.work_dir()
     }
 
-    pub fn zone(&self, rel: &str) -> Zone {
+    pub fn zone(&self, rel: &[u8]) -> Zone {
         self.shared.vol.zone(rel)
     }
 
@@ -338,19 +368,19 @@ impl VolumeHooks for Daemon {
         self.shared.vol.lake()
     }
 
-    fn changed(&self, rel: &str) {
+    fn changed(&self, rel: &[u8]) {
         self.shared.changed(rel);
     }
 
-    fn opened_for_write(&self, rel: &str) {
+    fn opened_for_write(&self, rel: &[u8]) {
         self.shared.opened_for_write(rel);
     }
 
-    fn released(&self, rel: &str) {
+    fn released(&self, rel: &[u8]) {
         self.shared.released(rel);
     }
 
-    fn fsync(&self, rel: &str) -> Result<()> {
+    fn fsync(&self, rel: &[u8]) -> Result<()> {
         self.shared.fsync(rel)
     }
 

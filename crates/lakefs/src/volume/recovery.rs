@@ -22,20 +22,23 @@ use crate::zones::Zone;
 use super::committer::commit_skipping;
 use super::{Volume, CLEAN_MARKER, JOURNAL, LOST_FOUND};
 
+/// Paths as `crate::names::to_json` writes them (strings, or `{"bytes": ..}`
+/// for names that are not UTF-8), so older journals of plain strings still read.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Journal {
-    open: Vec<String>,
+    #[serde(with = "crate::names::json_list")]
+    open: Vec<Vec<u8>>,
 }
 
 /// Rewrites the journal of files open for writing (atomically).
-pub(crate) fn write_journal(vol: &Volume, open: &[String]) -> Result<()> {
+pub(crate) fn write_journal(vol: &Volume, open: &[Vec<u8>]) -> Result<()> {
     let j = Journal { open: open.to_vec() };
     let b = serde_json::to_vec_pretty(&j).map_err(|e| Error::Invalid(format!("journal: {e}")))?;
     crate::util::write_atomic(&vol.state_dir().join(JOURNAL), &b)
 }
 
 /// Files the journal says were open for writing (empty when there is none).
-pub fn read_journal(vol: &Volume) -> Result<Vec<String>> {
+pub fn read_journal(vol: &Volume) -> Result<Vec<Vec<u8>>> {
     let p = vol.state_dir().join(JOURNAL);
     match std::fs::read(&p) {
         Ok(b) => serde_json::from_slice::<Journal>(&b)
@@ -52,25 +55,25 @@ pub(crate) fn mark_clean(vol: &Volume) -> Result<()> {
     crate::util::write_atomic(&m, b"clean unmount\n")
 }
 
-/// What a recovery did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// What a recovery did (paths mount-relative, as bytes).
+#[derive(Clone, Debug, Default)]
 pub struct RecoveryReport {
     /// Files put back at their last committed version (newer bytes in lost+found).
-    pub restored: Vec<String>,
+    pub restored: Vec<Vec<u8>>,
     /// Files never committed that were open at the crash: moved to lost+found whole.
-    pub moved: Vec<String>,
+    pub moved: Vec<Vec<u8>>,
     /// `lost+found/<time>` (mount-relative) when anything went there.
     pub lost_found: Option<String>,
     /// The recovery commit, if anything changed.
     pub commit: Option<ObjectId>,
     /// Paths left out of the recovery commit because they could not be read, and why.
-    pub not_recorded: Vec<(String, String)>,
+    pub not_recorded: Vec<(Vec<u8>, String)>,
 }
 
 /// Runs at mount: first import, crash recovery, or a rescan; then arms the
 /// marker (removed: a crash from now on is detected). Returns the paths left
 /// out because they could not be read, and why.
-pub(crate) fn prepare(vol: &Volume) -> Result<Vec<(String, String)>> {
+pub(crate) fn prepare(vol: &Volume) -> Result<Vec<(Vec<u8>, String)>> {
     let marker = vol.state_dir().join(CLEAN_MARKER);
     let mut skipped = Vec::new();
     if vol.head()?.is_none() {
@@ -146,10 +149,10 @@ pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
     let work = vol.work_dir();
     let lf_rel = format!("{LOST_FOUND}/{}", stamp());
     for rel in read_journal(vol)? {
-        if vol.zone(&rel) == Zone::Posix || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        if vol.zone(&rel) == Zone::Posix || rel.split(|c| *c == b'/').any(|c| c == b".." || c.is_empty()) {
             continue;
         }
-        let path = work.join(&rel);
+        let path = work.join(crate::names::path(&rel));
         let md = match std::fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => m,
             // Removed or replaced by a non-file since: the rescan commits that.
@@ -163,7 +166,7 @@ pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
         if keep {
             continue;
         }
-        let dest = work.join(&lf_rel).join(&rel);
+        let dest = work.join(&lf_rel).join(crate::names::path(&rel));
         if let Some(d) = dest.parent() {
             std::fs::create_dir_all(d).at(d)?;
         }

@@ -81,7 +81,7 @@ fn paths_longer_than_path_max_below_the_working_tree_are_committed() {
     assert_eq!(head_bytes(&v, "short.txt").as_deref(), Some(&b"short"[..]));
     // An incremental commit of the long path itself, and a symlink next to it.
     make_deep(v.work_dir(), &dirs, "leaf.txt", b"changed deep");
-    let out = v.commit_paths(std::slice::from_ref(&rel), "close", "deep").expect("incremental commit of a long path");
+    let out = v.commit_paths(&[rel.as_bytes().to_vec()], "close", "deep").expect("incremental commit of a long path");
     assert!(!out.unchanged);
     assert_eq!(head_bytes(&v, &rel).as_deref(), Some(&b"changed deep"[..]));
     // The deepest directory removed with the file: recorded as gone.
@@ -95,7 +95,7 @@ fn paths_longer_than_path_max_below_the_working_tree_are_committed() {
     nix::unistd::unlinkat(&open_dir(dirs.len()), "leaf.txt", nix::unistd::UnlinkatFlags::NoRemoveDir).expect("unlink");
     nix::unistd::unlinkat(&open_dir(dirs.len() - 1), dirs[dirs.len() - 1].as_str(), nix::unistd::UnlinkatFlags::RemoveDir)
         .expect("rmdir");
-    v.commit_paths(std::slice::from_ref(&rel), "close", "gone").expect("commit of a removed long path");
+    v.commit_paths(&[rel.as_bytes().to_vec()], "close", "gone").expect("commit of a removed long path");
     assert_eq!(head_bytes(&v, &rel), None);
     assert_eq!(head_bytes(&v, "short.txt").as_deref(), Some(&b"short"[..]));
 }
@@ -126,7 +126,7 @@ fn an_unreadable_path_is_left_out_and_the_rest_committed() {
     let work = v.work_dir().to_owned();
     std::fs::create_dir_all(work.join("a")).expect("mkdir");
     std::fs::write(work.join("a/bad"), b"recorded before").expect("write");
-    d.changed("a/bad");
+    d.changed(b"a/bad");
     assert_eq!(control(&d, r#"{"op":"flush"}"#)["ok"], true);
     assert_eq!(head_bytes(v, "a/bad").as_deref(), Some(&b"recorded before"[..]));
 
@@ -136,9 +136,9 @@ fn an_unreadable_path_is_left_out_and_the_rest_committed() {
         return;
     };
     assert!(std::fs::read(work.join("a/bad")).is_err(), "the bind-mounted file reads");
-    d.changed("a/bad");
+    d.changed(b"a/bad");
     std::fs::write(work.join("a/good"), b"good").expect("write");
-    d.changed("a/good");
+    d.changed(b"a/good");
     let r = control(&d, r#"{"op":"flush"}"#);
     assert_eq!(r["ok"], true, "flush with an unreadable path: {r}");
     assert_eq!(head_bytes(v, "a/good").as_deref(), Some(&b"good"[..]), "the rest is committed");
@@ -149,8 +149,8 @@ fn an_unreadable_path_is_left_out_and_the_rest_committed() {
 
     // The volume keeps committing, also a full rescan and a change of the directory.
     std::fs::write(work.join("later"), b"later").expect("write");
-    d.changed("later");
-    d.changed("a");
+    d.changed(b"later");
+    d.changed(b"a");
     assert_eq!(control(&d, r#"{"op":"flush"}"#)["ok"], true);
     assert_eq!(head_bytes(v, "later").as_deref(), Some(&b"later"[..]));
     let r = control(&d, r#"{"op":"reload"}"#);
@@ -160,7 +160,7 @@ fn an_unreadable_path_is_left_out_and_the_rest_committed() {
     // Readable again and changed: recorded, and no longer listed.
     drop(guard);
     std::fs::write(work.join("a/bad"), b"fixed").expect("write");
-    d.changed("a/bad");
+    d.changed(b"a/bad");
     assert_eq!(control(&d, r#"{"op":"flush"}"#)["ok"], true);
     assert_eq!(head_bytes(v, "a/bad").as_deref(), Some(&b"fixed"[..]));
     let st = control(&d, r#"{"op":"status"}"#);
@@ -175,21 +175,21 @@ fn flush_and_commit_record_files_still_open_for_writing() {
     let v = d.volume();
     let work = v.work_dir().to_owned();
     // `echo x > f` through the mount: the release may come after the flush.
-    d.opened_for_write("f");
+    d.opened_for_write(b"f");
     std::fs::write(work.join("f"), b"x\n").expect("write");
-    d.changed("f");
+    d.changed(b"f");
     let r = control(&d, r#"{"op":"flush"}"#);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(head_bytes(v, "f").as_deref(), Some(&b"x\n"[..]), "flush records an open file");
     // Same for a commit of explicit paths.
-    d.opened_for_write("g");
+    d.opened_for_write(b"g");
     std::fs::write(work.join("g"), b"y\n").expect("write");
-    d.changed("g");
+    d.changed(b"g");
     let r = control(&d, r#"{"op":"commit","paths":["g"],"message":"m"}"#);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(head_bytes(v, "g").as_deref(), Some(&b"y\n"[..]), "commit records an open file");
-    d.released("f");
-    d.released("g");
+    d.released(b"f");
+    d.released(b"g");
     d.shutdown().expect("shutdown");
 }
 

@@ -146,11 +146,11 @@ fn committer_batches_many_changes_into_one_commit() {
     for i in 0..300 {
         let rel = format!("alice/src/m{i}.rs");
         write(v.work_dir(), &rel, format!("fn f{i}() {{}}").as_bytes());
-        d.opened_for_write(&rel);
-        d.changed(&rel);
-        d.released(&rel);
+        d.opened_for_write(rel.as_bytes());
+        d.changed(rel.as_bytes());
+        d.released(rel.as_bytes());
     }
-    d.changed("alice/.cache/junk");
+    d.changed(b"alice/.cache/junk");
     let reply: serde_json::Value = serde_json::from_slice(&d.control(br#"{"op":"flush"}"#)).expect("json");
     assert_eq!(reply["ok"], true, "{reply}");
     let all = commits(v);
@@ -174,14 +174,14 @@ fn catalog_follows_batches_once_quiet_and_at_a_flush() {
     let v = d.volume();
     // A batch commits; the catalog pass follows once nothing is pending.
     write(v.work_dir(), "alice/birds.txt", b"a pelican on the pier\n");
-    d.changed("alice/birds.txt");
+    d.changed(b"alice/birds.txt");
     wait_until(|| head_bytes(v, "alice/birds.txt").is_some());
     wait_until(|| found(v, "pelican") == ["alice/birds.txt"]);
     // A flush returns with the catalog current (the batch delay is not waited for).
     let d2 = daemon_flush_only(&f, d);
     let v = d2.volume();
     write(v.work_dir(), "alice/more.txt", b"a cormorant drying its wings\n");
-    d2.changed("alice/more.txt");
+    d2.changed(b"alice/more.txt");
     let reply: serde_json::Value = serde_json::from_slice(&d2.control(br#"{"op":"flush"}"#)).expect("json");
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(found(v, "cormorant"), ["alice/more.txt"]);
@@ -201,7 +201,7 @@ fn fsync_waits_for_a_commit_holding_the_file() {
     let d = daemon(&f, Duration::from_secs(3600));
     let v = d.volume();
     write(v.work_dir(), "alice/log.txt", b"");
-    d.opened_for_write("alice/log.txt");
+    d.opened_for_write(b"alice/log.txt");
     // Several writers fsync at once: each returns with its bytes committed.
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -211,7 +211,7 @@ fn fsync_waits_for_a_commit_holding_the_file() {
                 for round in 0..5 {
                     let body = format!("writer {t} round {round}\n").repeat(round + 1);
                     write(d.work_dir(), &rel, body.as_bytes());
-                    d.fsync(&rel).expect("fsync");
+                    d.fsync(rel.as_bytes()).expect("fsync");
                     assert_eq!(head_bytes(d.volume(), &rel).as_deref(), Some(body.as_bytes()));
                 }
             })
@@ -224,8 +224,8 @@ fn fsync_waits_for_a_commit_holding_the_file() {
     // HYBRID and POSIX files: fsync returns without a commit.
     let n = commits(v).len();
     write(v.work_dir(), "alice/.bash_history", b"ls\n");
-    d.fsync("alice/.bash_history").expect("fsync");
-    d.fsync("alice/.cache/x").expect("fsync");
+    d.fsync(b"alice/.bash_history").expect("fsync");
+    d.fsync(b"alice/.cache/x").expect("fsync");
     assert_eq!(commits(v).len(), n);
     d.shutdown().expect("shutdown");
 }
@@ -237,8 +237,8 @@ fn micro_snapshots_for_lake_files_open_for_writing_not_hybrid() {
     let v = d.volume();
     write(v.work_dir(), "alice/draft.txt", b"");
     write(v.work_dir(), "alice/.profile", b"");
-    d.opened_for_write("alice/draft.txt");
-    d.opened_for_write("alice/.profile");
+    d.opened_for_write(b"alice/draft.txt");
+    d.opened_for_write(b"alice/.profile");
     write(v.work_dir(), "alice/draft.txt", b"first words");
     write(v.work_dir(), "alice/.profile", b"export A=1");
     // The text policy (2 s) snapshots the draft while it stays open.
@@ -249,7 +249,7 @@ fn micro_snapshots_for_lake_files_open_for_writing_not_hybrid() {
     assert_eq!(head_bytes(v, "alice/.profile"), None);
     // The journal lists both open files.
     wait_until(|| recovery::read_journal(v).expect("journal").len() == 2);
-    d.released("alice/.profile");
+    d.released(b"alice/.profile");
     d.control(br#"{"op":"flush"}"#);
     assert_eq!(head_bytes(v, "alice/.profile").as_deref(), Some(&b"export A=1"[..]));
     d.shutdown().expect("shutdown");
@@ -263,9 +263,9 @@ fn control_commit_takes_exactly_the_given_paths() {
     write(v.work_dir(), "alice/a.txt", b"a1");
     write(v.work_dir(), "alice/b.txt", b"b1");
     write(v.work_dir(), "alice/c.txt", b"c1");
-    d.changed("alice/a.txt");
-    d.changed("alice/b.txt");
-    d.changed("alice/c.txt");
+    d.changed(b"alice/a.txt");
+    d.changed(b"alice/b.txt");
+    d.changed(b"alice/c.txt");
     let r: serde_json::Value =
         serde_json::from_slice(&d.control(br#"{"op":"commit","paths":["alice/a.txt","alice/b.txt"],"message":"two"}"#)).expect("json");
     assert_eq!(r["ok"], true, "{r}");
@@ -293,7 +293,7 @@ fn file_log_lists_versions_newest_first() {
     }
     std::fs::remove_file(v.work_dir().join("alice/f.txt")).expect("rm");
     v.commit_paths(&["alice/f.txt".into()], "close", "rm").expect("commit");
-    let log = file_log::file_log(v.lake(), v.reference(), "alice/f.txt").expect("log");
+    let log = file_log::file_log(v.lake(), v.reference(), b"alice/f.txt").expect("log");
     let kinds: Vec<(&str, Option<u64>)> = log.iter().map(|e| (e.kind.as_str(), e.size)).collect();
     // deleted; "two" (the second write kept its bytes but got a new mtime: a version too, metadata only); "one".
     assert_eq!(log[0].message, "rm");
@@ -301,9 +301,9 @@ fn file_log_lists_versions_newest_first() {
     assert_eq!(log.last().expect("oldest").message, "v0");
     assert_eq!(log.last().expect("oldest").size, Some(3));
     assert!(log.iter().all(|e| e.message != "start"));
-    let limited = file_log::file_log_limit(v.lake(), v.reference(), "alice/f.txt", 1).expect("log");
+    let limited = file_log::file_log_limit(v.lake(), v.reference(), b"alice/f.txt", 1).expect("log");
     assert_eq!(limited.len(), 1);
-    assert!(file_log::file_log(v.lake(), v.reference(), "nobody/here").expect("log").is_empty());
+    assert!(file_log::file_log(v.lake(), v.reference(), b"nobody/here").expect("log").is_empty());
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn recovery_puts_open_files_back_and_keeps_newer_bytes() {
     assert_eq!(head_bytes(v, "alice/closed.txt").as_deref(), Some(&b"closed v2"[..]));
     let lf_rel = lf.strip_prefix(work).expect("inside").to_string_lossy().into_owned();
     assert_eq!(head_bytes(v, &format!("{lf_rel}/alice/db.txt")).as_deref(), Some(&b"snapshot bytes and more"[..]));
-    assert_eq!(recovery::read_journal(v).expect("journal"), Vec::<String>::new());
+    assert_eq!(recovery::read_journal(v).expect("journal"), Vec::<Vec<u8>>::new());
     d.shutdown().expect("shutdown");
     // A clean restart changes nothing.
     let n = {
@@ -355,12 +355,12 @@ fn a_file_renamed_while_open_is_committed_under_its_new_name() {
     let d = daemon(&f, Duration::from_secs(3600));
     let v = d.volume();
     write(v.work_dir(), "alice/tmp.txt", b"");
-    d.opened_for_write("alice/tmp.txt");
+    d.opened_for_write(b"alice/tmp.txt");
     write(v.work_dir(), "alice/tmp.txt", b"saved");
     // An editor's save: rename over the final name while still open.
     std::fs::rename(v.work_dir().join("alice/tmp.txt"), v.work_dir().join("alice/final.txt")).expect("rename");
-    d.changed("alice/tmp.txt");
-    d.changed("alice/final.txt");
+    d.changed(b"alice/tmp.txt");
+    d.changed(b"alice/final.txt");
     d.control(br#"{"op":"flush"}"#);
     assert_eq!(head_bytes(v, "alice/final.txt").as_deref(), Some(&b"saved"[..]));
     assert_eq!(head_bytes(v, "alice/tmp.txt"), None);

@@ -11,9 +11,11 @@ use lakefs::fuse::hooks::{ViewEntry, VolumeHooks};
 use lakefs::fuse::{self, MountOptions, Mounted};
 use lakefs::id::ObjectId;
 use lakefs::lake::{CreateOptions, Lake};
+use lakefs::names::escape;
 use lakefs::tree::Meta;
 
-/// Records every hook call as "kind:path"; serves a fixed past tree under
+/// Records every hook call as "kind:path" (the path escaped, `lakefs::names`:
+/// `caf\xe9` for a name that is not UTF-8); serves a fixed past tree under
 /// `.lake/at/then/` and one view `pics` holding `a.jpg -> alice/a.jpg`.
 pub struct Recorder {
     pub lake: Lake,
@@ -43,18 +45,18 @@ impl VolumeHooks for Recorder {
     fn lake(&self) -> &Lake {
         &self.lake
     }
-    fn changed(&self, rel: &str) {
-        self.push(format!("changed:{rel}"));
+    fn changed(&self, rel: &[u8]) {
+        self.push(format!("changed:{}", escape(rel)));
     }
-    fn opened_for_write(&self, rel: &str) {
-        self.push(format!("open:{rel}"));
+    fn opened_for_write(&self, rel: &[u8]) {
+        self.push(format!("open:{}", escape(rel)));
     }
-    fn released(&self, rel: &str) {
-        self.push(format!("released:{rel}"));
+    fn released(&self, rel: &[u8]) {
+        self.push(format!("released:{}", escape(rel)));
     }
-    fn fsync(&self, rel: &str) -> Result<()> {
-        self.push(format!("fsync:{rel}"));
-        if rel.starts_with("slow") {
+    fn fsync(&self, rel: &[u8]) -> Result<()> {
+        self.push(format!("fsync:{}", escape(rel)));
+        if rel.starts_with(b"slow") {
             let mut open = self.gate.0.lock().unwrap();
             while !*open {
                 open = self.gate.1.wait(open).unwrap();
