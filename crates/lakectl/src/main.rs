@@ -372,7 +372,10 @@ fn run(mut cli: Cli) -> Result<()> {
             let lake = open(&cli)?;
             let rev = match rev {
                 Some(r) => r.to_str().with_context(|| {
-                    format!("'{}' is neither a file in a lakefs mount nor a revision (revisions are UTF-8)", lakefs::names::escape(r.as_bytes()))
+                    format!(
+                        "'{}' is neither a file in a lakefs mount nor a revision (revisions are UTF-8)",
+                        lakefs::names::escape(r.as_bytes())
+                    )
                 })?,
                 None => &cli.reference,
             };
@@ -461,7 +464,14 @@ fn run(mut cli: Cli) -> Result<()> {
             if cli.json {
                 print_json(&serde_json::json!({"commit": id, "dest": dest, "stats": st}))?;
             } else {
-                eprintln!("{} files, {} dirs, {} other, {} written to {}", st.files, st.dirs, st.others, show::bytes(st.bytes), dest.display());
+                eprintln!(
+                    "{} files, {} dirs, {} other, {} written to {}",
+                    st.files,
+                    st.dirs,
+                    st.others,
+                    show::bytes(st.bytes),
+                    dest.display()
+                );
             }
         }
         Cmd::Verify => {

@@ -16,8 +16,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lakefs::tree::{Content, Node};
 use lakefs::names::{self, escape};
+use lakefs::tree::{Content, Node};
 use lakefs::volume::{control, file_log, locate, Located};
 use lakefs::zones::{VolumeZones, Zone, ZonesFile};
 use lakefs::{Lake, ObjectId};
@@ -103,11 +103,7 @@ pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
         }));
     }
     if versions.is_empty() {
-        eprintln!(
-            "{}: no versions in the history of volume {} (a POSIX-zone path, or never committed)",
-            escape(&loc.rel),
-            loc.info.volume
-        );
+        eprintln!("{}: no versions in the history of volume {} (a POSIX-zone path, or never committed)", escape(&loc.rel), loc.info.volume);
         return Ok(());
     }
     let stdout = std::io::stdout();
@@ -487,7 +483,10 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         }
     }
     if !not_recorded.is_empty() {
-        println!("not recorded: {} (could not be read; history keeps their last version, tried again when they change)", not_recorded.len());
+        println!(
+            "not recorded: {} (could not be read; history keeps their last version, tried again when they change)",
+            not_recorded.len()
+        );
         for (p, r) in &not_recorded {
             println!("  {}: {r}", escape(p));
         }

@@ -136,7 +136,14 @@ fn write_link(w: &WriteSession, job: &FileJob) -> Result<()> {
 
 /// Checks out root tree `tree` (with root metadata `root`) into `dest`, which
 /// must be empty or absent.
-pub fn checkout(lake: &Lake, tree: &ObjectId, root: &Meta, dest: &Path, opts: CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutStats> {
+pub fn checkout(
+    lake: &Lake,
+    tree: &ObjectId,
+    root: &Meta,
+    dest: &Path,
+    opts: CheckoutOptions,
+    progress: &dyn Progress,
+) -> Result<CheckoutStats> {
     check_target(dest)?;
     let mut plan = Plan { files: Vec::new(), links: Vec::new(), dirs: Vec::new(), stats: CheckoutStats::default() };
     progress.phase("creating directories", 0, 0);
@@ -155,9 +162,8 @@ pub fn checkout(lake: &Lake, tree: &ObjectId, root: &Meta, dest: &Path, opts: Ch
         w.finish(&[], &[])?;
     }
     for (target, path) in &plan.links {
-        std::fs::hard_link(target, path).map_err(|e| {
-            Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), target.display()))
-        })?;
+        std::fs::hard_link(target, path)
+            .map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), target.display())))?;
     }
     // Directory metadata last, deepest first, so creating children does not
     // disturb a parent's mtime (or a read-only mode) that is already set.
@@ -182,7 +188,8 @@ pub fn materialize(lake: &Lake, node: &Node, path: &Path, root: &Path) -> Result
         }
         Node::Hardlink { target } => {
             let t = root.join(OsStr::from_bytes(target));
-            std::fs::hard_link(&t, path).map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), t.display())))?;
+            std::fs::hard_link(&t, path)
+                .map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), t.display())))?;
         }
         Node::Symlink { meta, target } => {
             std::os::unix::fs::symlink(OsStr::from_bytes(target), path).at(path)?;

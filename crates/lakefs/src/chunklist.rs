@@ -57,9 +57,6 @@ mod tests {
         let c = ChunkList { chunks: vec![(ObjectId::hash(b"a"), 1), (ObjectId::hash(b"b"), 1)] };
         assert_eq!(ChunkList::decode(&c.encode()).unwrap(), c);
         assert_eq!(c.size(), 2);
-        assert_eq!(
-            ObjectId::hash(&c.encode()).to_string(),
-            "b3:847e56506ab73eceb4a75e62d2ab0ee9409c2e6d20da2749babcf5dfff23090b"
-        );
+        assert_eq!(ObjectId::hash(&c.encode()).to_string(), "b3:847e56506ab73eceb4a75e62d2ab0ee9409c2e6d20da2749babcf5dfff23090b");
     }
 }

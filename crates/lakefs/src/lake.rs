@@ -81,15 +81,11 @@ impl Lake {
         let sb = Superblock::read(root)?;
         for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
             if !root.join(d).is_dir() {
-                return Err(Error::Invalid(format!(
-                    "{}: lake directory {d}/ is missing; the lake is damaged",
-                    root.display()
-                )));
+                return Err(Error::Invalid(format!("{}: lake directory {d}/ is missing; the lake is damaged", root.display())));
             }
         }
-        let read_only = nix::sys::statvfs::statvfs(root)
-            .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-            .unwrap_or(false);
+        let read_only =
+            nix::sys::statvfs::statvfs(root).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false);
         let db = if read_only {
             Db::open_read_only(root)?
         } else {
@@ -137,7 +133,10 @@ impl Lake {
     fn lock_inner(&self, need_reserve: bool) -> Result<WriteLock> {
         self.sb.writable(&self.root)?;
         if self.read_only {
-            return Err(Error::Invalid(format!("{} is on a read-only file system; remount it read-write to change the lake", self.root.display())));
+            return Err(Error::Invalid(format!(
+                "{} is on a read-only file system; remount it read-write to change the lake",
+                self.root.display()
+            )));
         }
         let path = self.root.join(LOCK_FILE);
         let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;

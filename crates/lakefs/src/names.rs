@@ -13,8 +13,8 @@
 //!   otherwise `{"bytes": "<escaped form>"}`; so every path a program reads
 //!   from lakectl's or the control file's JSON maps back to exactly one name.
 
-use std::fmt::Write as _;
 use std::ffi::OsStr;
+use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 

@@ -176,10 +176,7 @@ mod tests {
         let b = sample().encode();
         // Golden vector: changing the layout must be a deliberate format-version bump.
         assert_eq!(&b[0..8], b"LAKEFSSB");
-        assert_eq!(
-            blake3::hash(&b).to_hex().as_str(),
-            "84e7f8bba2bb7b8561be9d289ce3ee3492c648c325d529c33ef3b8f317ff93b6"
-        );
+        assert_eq!(blake3::hash(&b).to_hex().as_str(), "84e7f8bba2bb7b8561be9d289ce3ee3492c648c325d529c33ef3b8f317ff93b6");
         assert_eq!(Superblock::decode(&b, Path::new("sb")).unwrap(), sample());
     }
 

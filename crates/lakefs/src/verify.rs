@@ -137,7 +137,11 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
                     if crate::loose::key(content, &crate::fsmeta::meta_from(&md, xattrs)) == *key {
                         return None;
                     }
-                    format!("{}: mode/owner/mtime/xattrs changed (nlink {}): a hard-linked checkout was modified in place", path.display(), md.nlink())
+                    format!(
+                        "{}: mode/owner/mtime/xattrs changed (nlink {}): a hard-linked checkout was modified in place",
+                        path.display(),
+                        md.nlink()
+                    )
                 }
             };
             Some((*key, why))

@@ -45,12 +45,7 @@ impl Trees<'_> {
             Some(Rc::new(self.lake.read_tree(&self.root)?))
         } else {
             let (parent, name) = (names::parent(dir), names::file_name(dir));
-            match self
-                .dir(parent)?
-                .as_ref()
-                .and_then(|t| t.get(name))
-                .map(|e| &e.node)
-            {
+            match self.dir(parent)?.as_ref().and_then(|t| t.get(name)).map(|e| &e.node) {
                 Some(Node::Dir { tree, .. }) => Some(Rc::new(self.lake.read_tree(tree)?)),
                 _ => None,
             }
@@ -61,9 +56,7 @@ impl Trees<'_> {
 
     fn node(&mut self, path: &[u8]) -> Result<Option<Node>> {
         let (parent, name) = (names::parent(path), names::file_name(path));
-        Ok(self
-            .dir(parent)?
-            .and_then(|t| t.get(name).map(|e| e.node.clone())))
+        Ok(self.dir(parent)?.and_then(|t| t.get(name).map(|e| e.node.clone())))
     }
 
     /// The file a path names, following a hard link to its first name.
@@ -73,11 +66,7 @@ impl Trees<'_> {
             n => n,
         };
         Ok(match node {
-            Some(Node::File {
-                meta,
-                size,
-                content,
-            }) => Some((size, meta.mtime, content)),
+            Some(Node::File { meta, size, content }) => Some((size, meta.mtime, content)),
             _ => None,
         })
     }
@@ -112,11 +101,7 @@ fn read_head(lake: &Lake, db: &Db, content: &Content, want: usize) -> Result<Vec
         }
         Content::Chunked(list) => {
             let b = packed(list)?.ok_or(Error::MissingObject(*list))?;
-            let list =
-                crate::chunklist::ChunkList::decode(&b).map_err(|e| Error::CorruptObject {
-                    id: *list,
-                    why: e.to_string(),
-                })?;
+            let list = crate::chunklist::ChunkList::decode(&b).map_err(|e| Error::CorruptObject { id: *list, why: e.to_string() })?;
             let mut out = Vec::new();
             for (cid, _) in &list.chunks {
                 if out.len() >= want {
@@ -137,8 +122,7 @@ fn remove(conn: &Connection, volume: &str, path: &str) -> rusqlite::Result<bool>
         .optional()?;
     let Some(id) = id else { return Ok(false) };
     fts::remove(conn, id)?;
-    conn.prepare_cached("DELETE FROM catalog_files WHERE id=?1")?
-        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM catalog_files WHERE id=?1")?.execute(params![id])?;
     Ok(true)
 }
 
@@ -159,10 +143,7 @@ fn put(
     let cid = content.id();
     let known: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT id, content FROM catalog_files WHERE volume=?1 AND path=?2")
-        .and_then(|mut s| {
-            s.query_row(params![volume, path], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
+        .and_then(|mut s| s.query_row(params![volume, path], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(err)?;
     if let Some((id, old)) = &known {
         if old.as_slice() == cid.as_bytes() {
@@ -174,11 +155,7 @@ fn put(
     }
     // Files that may be text are read whole up to the full-text limit; others
     // only as far as type detection and image headers need.
-    let want = if size <= fts::MAX_BODY {
-        size as usize
-    } else {
-        props::IMAGE_HEAD
-    };
+    let want = if size <= fts::MAX_BODY { size as usize } else { props::IMAGE_HEAD };
     let head = read_head(lake, db, content, want)?;
     let truncated = (head.len() as u64) < size;
     let p = props::of(path, size, mtime, &head, truncated);
@@ -215,9 +192,7 @@ fn put(
     if known.is_some() {
         fts::remove(conn, id).map_err(err)?;
     }
-    let body = (p.is_text && !truncated)
-        .then(|| String::from_utf8(head).ok())
-        .flatten();
+    let body = (p.is_text && !truncated).then(|| String::from_utf8(head).ok()).flatten();
     let text = body.is_some();
     if let Some(body) = body {
         batch.push(conn, id, path, body).map_err(err)?;
@@ -225,19 +200,10 @@ fn put(
     Ok(Some(text))
 }
 
-fn plan(
-    lake: &Lake,
-    base: Option<&ObjectId>,
-    new: &ObjectId,
-    indexed: &dyn Fn(&[u8]) -> bool,
-) -> Result<Vec<Todo>> {
+fn plan(lake: &Lake, base: Option<&ObjectId>, new: &ObjectId, indexed: &dyn Fn(&[u8]) -> bool) -> Result<Vec<Todo>> {
     let mut changes = Vec::new();
     diff::trees_bytes(lake, base, Some(new), b"", &mut changes)?;
-    let mut trees = Trees {
-        lake,
-        root: *new,
-        dirs: HashMap::new(),
-    };
+    let mut trees = Trees { lake, root: *new, dirs: HashMap::new() };
     let mut todo = Vec::with_capacity(changes.len());
     for c in changes {
         let rel = c.path.strip_prefix(b"/").unwrap_or(&c.path);
@@ -252,9 +218,7 @@ fn plan(
             continue;
         }
         match trees.file(rel)? {
-            Some((size, mtime, content)) if indexed(rel) => {
-                todo.push(Todo::Put(path, size, mtime, content))
-            }
+            Some((size, mtime, content)) if indexed(rel) => todo.push(Todo::Put(path, size, mtime, content)),
             // Now a symlink, a device, outside the LAKE zone: whatever was there goes.
             _ if base.is_some() => todo.push(Todo::Remove(path)),
             _ => {}
@@ -267,11 +231,7 @@ fn plan(
 fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
     let b: Option<Vec<u8>> = db
         .conn
-        .query_row(
-            "SELECT tree FROM catalog_state WHERE volume=?1",
-            params![volume],
-            |r| r.get(0),
-        )
+        .query_row("SELECT tree FROM catalog_state WHERE volume=?1", params![volume], |r| r.get(0))
         .optional()
         .map_err(|e| db.err(e))?;
     Ok(b.and_then(|b| ObjectId::from_slice(&b)))
@@ -280,12 +240,7 @@ fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
 /// See [`super::index_commit`]. The diff starts from the tree the catalog last
 /// saw (so a crash between a commit and its indexing, or a catalog that is newer
 /// than the volume, is caught up here), or indexes `new` whole when there is none.
-pub fn index_commit(
-    lake: &Lake,
-    volume: &str,
-    new: &ObjectId,
-    indexed: &dyn Fn(&[u8]) -> bool,
-) -> Result<IndexStats> {
+pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(&[u8]) -> bool) -> Result<IndexStats> {
     let base = {
         let db = lake.db();
         schema::ensure(&db)?;
@@ -304,12 +259,7 @@ pub fn index_commit(
 }
 
 /// Rebuilds the catalog of `volume` from tree `tree` alone.
-pub fn reindex(
-    lake: &Lake,
-    volume: &str,
-    tree: &ObjectId,
-    indexed: &dyn Fn(&[u8]) -> bool,
-) -> Result<IndexStats> {
+pub fn reindex(lake: &Lake, volume: &str, tree: &ObjectId, indexed: &dyn Fn(&[u8]) -> bool) -> Result<IndexStats> {
     {
         let db = lake.db();
         schema::ensure(&db)?;
@@ -318,13 +268,7 @@ pub fn reindex(
     apply(lake, volume, true, tree, &todo)
 }
 
-fn apply(
-    lake: &Lake,
-    volume: &str,
-    from_scratch: bool,
-    new: &ObjectId,
-    todo: &[Todo],
-) -> Result<IndexStats> {
+fn apply(lake: &Lake, volume: &str, from_scratch: bool, new: &ObjectId, todo: &[Todo]) -> Result<IndexStats> {
     // The database lock is held for the whole pass: content is read through the
     // same handle as the rows are written, so only a batch of words is buffered.
     let db = lake.db();
@@ -333,13 +277,8 @@ fn apply(
     let mut stats = IndexStats::default();
     let mut batch = fts::Batch::default();
     if from_scratch {
-        let others: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM catalog_files WHERE volume<>?1",
-                params![volume],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
+        let others: i64 =
+            tx.query_row("SELECT count(*) FROM catalog_files WHERE volume<>?1", params![volume], |r| r.get(0)).map_err(err)?;
         // The only volume: drop all words at once rather than row by row.
         let words = if others == 0 {
             "INSERT INTO catalog_fts(catalog_fts) VALUES('delete-all')"
@@ -351,9 +290,7 @@ fn apply(
         } else {
             tx.execute(words, params![volume]).map_err(err)?;
         }
-        stats.removed += tx
-            .execute("DELETE FROM catalog_files WHERE volume=?1", params![volume])
-            .map_err(err)? as u64;
+        stats.removed += tx.execute("DELETE FROM catalog_files WHERE volume=?1", params![volume]).map_err(err)? as u64;
     }
     for t in todo {
         match t {
@@ -363,9 +300,7 @@ fn apply(
                 }
             }
             Todo::Put(path, size, mtime, content) => {
-                if let Some(text) =
-                    put(lake, &db, &mut batch, volume, path, *size, *mtime, content)?
-                {
+                if let Some(text) = put(lake, &db, &mut batch, volume, path, *size, *mtime, content)? {
                     stats.files += 1;
                     stats.text_files += u64::from(text);
                 }
@@ -374,11 +309,8 @@ fn apply(
     }
     batch.flush(&tx).map_err(err)?;
     let (now, _) = crate::util::now();
-    tx.execute(
-        "INSERT OR REPLACE INTO catalog_state(volume, tree, updated) VALUES(?1, ?2, ?3)",
-        params![volume, new.as_bytes(), now],
-    )
-    .map_err(err)?;
+    tx.execute("INSERT OR REPLACE INTO catalog_state(volume, tree, updated) VALUES(?1, ?2, ?3)", params![volume, new.as_bytes(), now])
+        .map_err(err)?;
     tx.commit().map_err(err)?;
     Ok(stats)
 }

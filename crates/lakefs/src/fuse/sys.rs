@@ -78,14 +78,7 @@ impl ProcPath {
 
 pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe {
-        libc::fstatat(
-            fd,
-            c"".as_ptr(),
-            &mut st,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check(unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
@@ -112,7 +105,14 @@ pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
 
 /// fsync, or with `datasync` fdatasync, of `fd`.
 pub fn sync(fd: RawFd, datasync: bool) -> SysResult<()> {
-    check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } }).map(|_| ())
+    check(unsafe {
+        if datasync {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    })
+    .map(|_| ())
 }
 
 pub fn kind_of(mode: libc::mode_t) -> FileType {

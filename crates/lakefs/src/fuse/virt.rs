@@ -271,32 +271,12 @@ impl Virt {
         }
         Ok(Some(match node {
             Node::File { meta, size, content } => VNode::AtFile { content, size, meta },
-            Node::Dir { meta, tree } => VNode::AtDir {
-                tree,
-                root: *root,
-                meta,
-            },
+            Node::Dir { meta, tree } => VNode::AtDir { tree, root: *root, meta },
             Node::Symlink { meta, target } => VNode::AtLink { target, meta },
-            Node::CharDev { meta, rdev } => VNode::AtOther {
-                kind: FileType::CharDevice,
-                meta,
-                rdev,
-            },
-            Node::BlockDev { meta, rdev } => VNode::AtOther {
-                kind: FileType::BlockDevice,
-                meta,
-                rdev,
-            },
-            Node::Fifo { meta } => VNode::AtOther {
-                kind: FileType::NamedPipe,
-                meta,
-                rdev: 0,
-            },
-            Node::Socket { meta } => VNode::AtOther {
-                kind: FileType::Socket,
-                meta,
-                rdev: 0,
-            },
+            Node::CharDev { meta, rdev } => VNode::AtOther { kind: FileType::CharDevice, meta, rdev },
+            Node::BlockDev { meta, rdev } => VNode::AtOther { kind: FileType::BlockDevice, meta, rdev },
+            Node::Fifo { meta } => VNode::AtOther { kind: FileType::NamedPipe, meta, rdev: 0 },
+            Node::Socket { meta } => VNode::AtOther { kind: FileType::Socket, meta, rdev: 0 },
             Node::Hardlink { .. } => return Err(Errno::EIO),
         }))
     }
@@ -364,10 +344,7 @@ impl Virt {
             VNode::Control => Ok(VOpen::Control),
             _ if write => Err(Errno::EROFS),
             VNode::Info => Ok(VOpen::Bytes(self.hooks.info())),
-            VNode::AtFile {
-                content: Content::Chunked(list),
-                ..
-            } => {
+            VNode::AtFile { content: Content::Chunked(list), .. } => {
                 let list = self.hooks.lake().read_chunklist(&list).map_err(io_err)?;
                 let mut chunks = Vec::with_capacity(list.chunks.len());
                 let mut start = 0u64;
@@ -375,10 +352,7 @@ impl Virt {
                     chunks.push((id, start, len));
                     start += u64::from(len);
                 }
-                Ok(VOpen::Chunked(ChunkedFile {
-                    chunks,
-                    cache: Mutex::new(None),
-                }))
+                Ok(VOpen::Chunked(ChunkedFile { chunks, cache: Mutex::new(None) }))
             }
             VNode::AtFile { content, .. } => {
                 // Whole objects are the small files (chunked above a few MiB): read at once.

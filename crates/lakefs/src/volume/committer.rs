@@ -113,7 +113,15 @@ const INDEX_LAG: Duration = Duration::from_secs(30);
 
 impl Shared {
     pub(crate) fn new(vol: Volume, opts: DaemonOptions) -> Shared {
-        Shared { vol, opts, st: Mutex::new(State::default()), wake: Condvar::new(), done: Condvar::new(), next_label: Mutex::new(None), prio: Default::default() }
+        Shared {
+            vol,
+            opts,
+            st: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            next_label: Mutex::new(None),
+            prio: Default::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -407,7 +415,8 @@ impl Shared {
         }
         let mut below = rel.to_vec();
         below.push(b'/');
-        let gone: Vec<Vec<u8>> = st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<Vec<u8>> =
+            st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
         for k in gone {
             st.skipped.remove(&k);
         }
@@ -498,7 +507,12 @@ pub(crate) fn commit_skipping(
 }
 
 /// A batch that leaves out the paths it cannot record (see the module notes).
-fn batch_skipping(sh: &Shared, paths: &BTreeMap<Vec<u8>, Cause>, rescan: bool, label: Option<(String, String)>) -> Result<Option<ObjectId>> {
+fn batch_skipping(
+    sh: &Shared,
+    paths: &BTreeMap<Vec<u8>, Cause>,
+    rescan: bool,
+    label: Option<(String, String)>,
+) -> Result<Option<ObjectId>> {
     let held: Vec<Vec<u8>> = sh.lock().skipped.keys().cloned().collect();
     let mut added = Vec::new();
     let r = batch(sh, paths, rescan, label, &held, &mut added);

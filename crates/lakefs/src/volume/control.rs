@@ -63,7 +63,8 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
         }
         "commit" => {
             let paths = req["paths"].as_array().ok_or_else(|| Error::Invalid("commit needs \"paths\": [..]".into()))?;
-            let paths: Vec<Vec<u8>> = paths.iter().map(|p| names::from_json(p).and_then(|p| names::check_rel(&p))).collect::<Result<_>>()?;
+            let paths: Vec<Vec<u8>> =
+                paths.iter().map(|p| names::from_json(p).and_then(|p| names::check_rel(&p))).collect::<Result<_>>()?;
             if paths.is_empty() || paths.iter().any(|p| p.is_empty()) {
                 return Err(Error::Invalid("commit needs at least one path below the mount root".into()));
             }

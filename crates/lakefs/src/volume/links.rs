@@ -99,8 +99,10 @@ impl Links {
     pub(crate) fn settle(&self, paths: &[Vec<u8>]) {
         let mut g = self.lock();
         let epoch = g.epoch;
-        let stale: Vec<Vec<u8>> =
-            paths.iter().flat_map(|p| g.at_or_below(p).filter(|(_, (_, e))| *e < epoch).map(|(n, _)| n.clone()).collect::<Vec<_>>()).collect();
+        let stale: Vec<Vec<u8>> = paths
+            .iter()
+            .flat_map(|p| g.at_or_below(p).filter(|(_, (_, e))| *e < epoch).map(|(n, _)| n.clone()).collect::<Vec<_>>())
+            .collect();
         for n in stale {
             g.unlink_name(&n);
         }

@@ -203,7 +203,13 @@ impl Volume {
     /// [`Volume::commit_holding`] without the catalog pass: the daemon's batches
     /// leave it to [`Volume::index_head`] when the volume is quiet, so a burst of
     /// changes (an untar) is indexed once, and an fsync never waits for tokenising.
-    pub(crate) fn commit_unindexed(&self, paths: Option<&[Vec<u8>]>, held: &[Vec<u8>], trigger: &str, message: &str) -> Result<VolumeCommit> {
+    pub(crate) fn commit_unindexed(
+        &self,
+        paths: Option<&[Vec<u8>]>,
+        held: &[Vec<u8>],
+        trigger: &str,
+        message: &str,
+    ) -> Result<VolumeCommit> {
         let _g = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         // The other names of hard-linked files among the paths changed with them.
         let widened = self.links.widen(paths.unwrap_or(&[]));
@@ -450,6 +456,6 @@ pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod robust_tests;
+#[cfg(test)]
+mod tests;
