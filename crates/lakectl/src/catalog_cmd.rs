@@ -2,10 +2,12 @@
 //! (`lakectl view`, `lakectl search`). The volume is found from a path in its
 //! mount (walking up to `.lake/info`), or named with --volume in the --lake lake.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lakefs::catalog::{self, fts, views};
+use lakefs::names;
 use lakefs::volume::{locate, Volume};
 use lakefs::Lake;
 
@@ -183,7 +185,10 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             };
             let entries = catalog::view_entries(&t.lake, &t.volume, name)?.unwrap_or_default();
             if json {
-                let e: Vec<_> = entries.iter().map(|e| serde_json::json!({ "name": e.name, "path": e.path })).collect();
+                let e: Vec<_> = entries
+                    .iter()
+                    .map(|e| serde_json::json!({ "name": e.name, "path": names::to_json(&names::from_escaped(&e.path)) }))
+                    .collect();
                 print_json(
                     &serde_json::json!({ "name": info.name, "query": info.query, "created": info.created, "dir": dir_of(name), "entries": e }),
                 )?;
@@ -255,15 +260,21 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
         .take(a.limit)
         .collect();
     if json {
-        return print_json(&hits);
+        // Paths as lakectl writes them in JSON everywhere (`lakefs::names::to_json`).
+        let v: Vec<_> = hits
+            .iter()
+            .map(|h| serde_json::json!({ "path": names::to_json(&names::from_escaped(&h.path)), "snippet": h.snippet, "rank": h.rank }))
+            .collect();
+        return print_json(&v);
     }
     if hits.is_empty() {
         eprintln!("no text file in volume '{}' contains: {words}", t.volume);
         return Ok(());
     }
     for h in &hits {
+        // Catalog paths are escaped already (`lakefs::names`).
         let shown = match &t.mount {
-            Some(m) => m.join(&h.path).display().to_string(),
+            Some(m) => format!("{}/{}", names::escape(m.as_os_str().as_bytes()), h.path),
             None => h.path.clone(),
         };
         println!("{shown}  (rank {:.2})", h.rank);

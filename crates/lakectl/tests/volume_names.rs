@@ -176,3 +176,47 @@ fn every_name_of_a_hard_link_follows_its_content() {
     assert_eq!(std::fs::read(dest.join("alice/sub/two")).expect("read"), b"version three through two\n");
     let _ = std::fs::remove_dir_all(&dest);
 }
+
+#[test]
+fn search_and_views_show_a_name_that_is_not_utf8() {
+    let Some(m) = mount() else { return };
+    let alice = m.mnt.join("alice");
+    std::fs::create_dir(&alice).expect("mkdir");
+    std::fs::write(alice.join(OsStr::from_bytes(b"caf\xe9.md")), "zucchini soup\n").expect("write");
+    std::fs::write(alice.join("plain.md"), "zucchini bread\n").expect("write");
+    flush(&m.mnt);
+
+    let hits = json(&[os("search"), os("zucchini"), os("--in"), m.mnt.as_os_str()]);
+    let mut paths: Vec<serde_json::Value> = hits.as_array().expect("hits").iter().map(|h| h["path"].clone()).collect();
+    paths.sort_by_key(|p| p.to_string());
+    assert_eq!(paths, [serde_json::json!("alice/plain.md"), serde_json::json!({"bytes": "alice/caf\\xe9.md"})], "{hits}");
+    let text = String::from_utf8(ok(&[os("search"), os("soup"), os("--in"), m.mnt.as_os_str()]).stdout).expect("utf-8");
+    assert!(text.contains("/alice/caf\\xe9.md  (rank"), "{text}");
+
+    // A view's symlink points at the name's own bytes.
+    ok(&[os("view"), os("create"), os("md"), os("--query"), os("name ~ 'caf*'"), m.mnt.as_os_str()]);
+    let dir = m.mnt.join("views/md");
+    let entries: Vec<_> = std::fs::read_dir(&dir).expect("view dir").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(std::fs::read_link(&entries[0]).expect("symlink").as_os_str().as_bytes(), b"../../alice/caf\xe9.md");
+    assert_eq!(std::fs::read(&entries[0]).expect("read through the view"), b"zucchini soup\n");
+    let show = json(&[os("view"), os("show"), os("md"), m.mnt.as_os_str()]);
+    assert_eq!(show["entries"][0]["path"], serde_json::json!({"bytes": "alice/caf\\xe9.md"}), "{show}");
+}
+
+#[test]
+fn a_write_through_a_posix_zone_name_is_recorded_under_the_lake_zone_name() {
+    let Some(m) = mount() else { return };
+    let alice = m.mnt.join("alice");
+    std::fs::create_dir_all(alice.join("build")).expect("mkdir");
+    ok(&[os("zone"), os("set"), alice.join("build").as_os_str(), os("posix")]);
+    let keep = alice.join("keep.txt");
+    std::fs::write(&keep, "one\n").expect("write");
+    std::fs::hard_link(&keep, alice.join("build/keep.o")).expect("link");
+    flush(&m.mnt);
+    std::fs::write(alice.join("build/keep.o"), "two, through the POSIX-zone name\n").expect("write");
+    let c = flush(&m.mnt);
+    assert_eq!(cat(&m, b"alice/keep.txt", &c), b"two, through the POSIX-zone name\n");
+    let out = run(&[os("--lake"), m.lake.as_os_str(), os("--ref"), os("home/main"), os("cat"), os(&format!("alice/build/keep.o@{c}"))]);
+    assert!(!out.status.success(), "the POSIX-zone name has no history");
+}

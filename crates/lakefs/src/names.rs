@@ -73,6 +73,13 @@ pub fn unescape(s: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The bytes of a path kept in its escaped form (catalog rows, branch scopes);
+/// a stored text that is not a valid escape (written before names were bytes)
+/// is taken as it is.
+pub fn from_escaped(s: &str) -> Vec<u8> {
+    unescape(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+}
+
 /// JSON for a path: the string when it is UTF-8, else `{"bytes": escaped}`.
 pub fn to_json(b: &[u8]) -> Value {
     match std::str::from_utf8(b) {

@@ -416,6 +416,6 @@ impl Virt {
 fn view_target(path: &str) -> Vec<u8> {
     let path = path.trim_start_matches('/');
     let mut t = b"../../".to_vec();
-    t.extend_from_slice(&crate::names::unescape(path).unwrap_or_else(|_| path.as_bytes().to_vec()));
+    t.extend_from_slice(&crate::names::from_escaped(path));
     t
 }

@@ -174,7 +174,7 @@ fn ref_for(volume: &str, scope: &str, name: &str) -> String {
 /// The bytes an escaped mount-relative path stands for (a stored path that
 /// does not unescape is taken as it is).
 pub fn rel_bytes(rel: &str) -> Vec<u8> {
-    crate::names::unescape(rel).unwrap_or_else(|_| rel.as_bytes().to_vec())
+    crate::names::from_escaped(rel)
 }
 
 /// `inner` is `outer` or below it.
