@@ -220,3 +220,30 @@ fn a_write_through_a_posix_zone_name_is_recorded_under_the_lake_zone_name() {
     let out = run(&[os("--lake"), m.lake.as_os_str(), os("--ref"), os("home/main"), os("cat"), os(&format!("alice/build/keep.o@{c}"))]);
     assert!(!out.status.success(), "the POSIX-zone name has no history");
 }
+
+#[test]
+fn a_branch_switch_writes_names_that_are_not_utf8_back_as_they_were() {
+    let Some(m) = mount() else { return };
+    let proj = m.mnt.join("proj");
+    std::fs::create_dir(&proj).expect("mkdir");
+    let cafe = proj.join(OsStr::from_bytes(b"caf\xe9.txt"));
+    let odd = proj.join(OsStr::from_bytes(b"\xff new"));
+    std::fs::write(&cafe, "on main\n").expect("write");
+    let in_mount = |args: &[&str]| {
+        let out = Command::new(common::lakectl()).current_dir(&m.mnt).env_remove("LAKE").args(args).output().expect("lakectl");
+        assert!(out.status.success(), "lakectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("lakectl prints text")
+    };
+    in_mount(&["branch", "create", "proj", "--name", "exp", "--switch"]);
+    std::fs::write(&cafe, "on exp\n").expect("write");
+    std::fs::write(&odd, "new on exp\n").expect("write");
+    let out = in_mount(&["branch", "switch", "main", "--path", "proj"]);
+    assert!(out.contains("proj/\\xff new"), "changes are listed escaped: {out}");
+    assert_eq!(std::fs::read(&cafe).expect("read"), b"on main\n");
+    assert!(std::fs::symlink_metadata(&odd).is_err(), "{odd:?} is not on main");
+    let names: Vec<_> = std::fs::read_dir(&proj).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names, [OsString::from_vec(b"caf\xe9.txt".to_vec())], "nothing written under a lossy name");
+    in_mount(&["branch", "switch", "exp", "--path", "proj"]);
+    assert_eq!(std::fs::read(&cafe).expect("read"), b"on exp\n");
+    assert_eq!(std::fs::read(&odd).expect("read"), b"new on exp\n");
+}
