@@ -100,10 +100,7 @@ fn special(path: &Path, kind: libc::mode_t, meta: &Meta, rdev: u64, plan: &mut P
 
 fn write_copy(lake: &Lake, job: &FileJob) -> Result<()> {
     let mut f = std::fs::File::create(&job.path).at(&job.path)?;
-    let mut bw = std::io::BufWriter::with_capacity(1 << 20, &mut f);
-    let n = lake.write_content(&job.content, &mut bw)?;
-    bw.flush().at(&job.path)?;
-    drop(bw);
+    let n = lake.write_content_to_file(&job.content, &mut f, &job.path)?;
     if n != job.size {
         return Err(Error::CorruptObject { id: job.content.id(), why: format!("content is {n} bytes, the tree says {}", job.size) });
     }

@@ -40,6 +40,7 @@ pub mod progress;
 pub mod reach;
 pub mod rev;
 pub mod rollback;
+pub mod sparse;
 pub mod substrate;
 pub mod superblock;
 pub mod tree;

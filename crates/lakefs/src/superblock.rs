@@ -14,8 +14,12 @@ const SUMMED: usize = 96;
 
 /// Incompatible feature: objects live in zstd-compressed pack files (always set in v1).
 pub const INCOMPAT_ZSTD_PACKS: u64 = 1 << 0;
+/// Incompatible feature: chunk lists may hold holes (`LKCHNK02`). Set by the first
+/// import of a sparse file, so older builds refuse the lake instead of failing on
+/// an object they cannot decode.
+pub const INCOMPAT_SPARSE: u64 = 1 << 1;
 /// Incompatible features this build understands; any other bit makes `open` refuse.
-pub const INCOMPAT_KNOWN: u64 = INCOMPAT_ZSTD_PACKS;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_ZSTD_PACKS | INCOMPAT_SPARSE;
 /// Read-only-compatible features this build understands (none yet).
 pub const RO_COMPAT_KNOWN: u64 = 0;
 

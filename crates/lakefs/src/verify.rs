@@ -207,7 +207,9 @@ fn attribute(lake: &Lake, bad: &HashMap<ObjectId, (String, String)>) -> Result<H
             out.entry(cid).or_default().push(format!("{label} (the commit itself)"));
             continue;
         }
-        let Ok(c) = lake.read_commit(&cid) else { continue };
+        let Ok(c) = lake.read_commit(&cid) else {
+            continue;
+        };
         for (path, id) in bad_paths(lake, &c.tree, bad, &mut lists, &mut memo) {
             out.entry(id).or_default().push(format!("{label}:{}", if path.is_empty() { "/" } else { &path }));
         }
@@ -255,7 +257,7 @@ fn bad_paths(
                             hits.push(*list);
                         }
                         if let Ok(l) = lake.read_chunklist(list) {
-                            hits.extend(l.chunks.iter().map(|c| c.0).filter(|c| bad.contains_key(c)));
+                            hits.extend(l.chunk_ids().filter(|c| bad.contains_key(c)));
                         }
                         hits
                     });

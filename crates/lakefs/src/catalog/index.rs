@@ -13,6 +13,7 @@ use std::rc::Rc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{fts, props, schema, IndexStats};
+use crate::chunklist::Piece;
 use crate::diff::{self, ChangeKind};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
@@ -103,11 +104,14 @@ fn read_head(lake: &Lake, db: &Db, content: &Content, want: usize) -> Result<Vec
             let b = packed(list)?.ok_or(Error::MissingObject(*list))?;
             let list = crate::chunklist::ChunkList::decode(&b).map_err(|e| Error::CorruptObject { id: *list, why: e.to_string() })?;
             let mut out = Vec::new();
-            for (cid, _) in &list.chunks {
+            for piece in &list.pieces {
                 if out.len() >= want {
                     break;
                 }
-                out.extend_from_slice(&packed(cid)?.ok_or(Error::MissingObject(*cid))?);
+                match piece {
+                    Piece::Chunk(cid, _) => out.extend_from_slice(&packed(cid)?.ok_or(Error::MissingObject(*cid))?),
+                    Piece::Hole(n) => out.resize(out.len() + (*n).min((want - out.len()) as u64) as usize, 0),
+                }
             }
             out.truncate(want);
             Ok(out)
