@@ -146,19 +146,13 @@ enum Step {
     },
 }
 
-/// True if the file at `path` holds exactly `content`.
+/// True if the file at `path` holds exactly `content` (compared as it streams).
 fn same_file(lake: &Lake, path: &Path, content: &Content, size: u64) -> Result<bool> {
     let Ok(md) = std::fs::symlink_metadata(path) else { return Ok(false) };
     if !md.is_file() || md.len() != size {
         return Ok(false);
     }
-    if let Content::Whole(id) = content {
-        let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(ObjectId::hash(&b) == *id);
-    }
-    let mut want = Vec::new();
-    lake.write_content(content, &mut want)?;
-    Ok(std::fs::read(path).with_context(|| format!("reading {}", path.display()))? == want)
+    lakefs::volume::file_holds(lake, path, content).with_context(|| format!("comparing {} with its version", path.display()))
 }
 
 /// Resolves a hard-link entry to the node of its first name in the same tree.
@@ -251,7 +245,8 @@ fn write_version(lake: &Lake, tree: &ObjectId, root: &Path, rel: &[u8]) -> Resul
     let tmp = dir.join(OsString::from_vec(tmp_name));
     let r = (|| -> Result<()> {
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        lake.write_content(&content, &mut f)?;
+        // The holes of a sparse file stay holes.
+        lake.write_content_to_file(&content, &mut f, &tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(meta.mode)).with_context(|| format!("chmod {}", tmp.display()))?;
         f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
         // Owner as recorded when we may set it (root restoring someone's file).

@@ -247,3 +247,42 @@ fn a_branch_switch_writes_names_that_are_not_utf8_back_as_they_were() {
     assert_eq!(std::fs::read(&cafe).expect("read"), b"on exp\n");
     assert_eq!(std::fs::read(&odd).expect("read"), b"new on exp\n");
 }
+
+/// Bytes allocated on disk for `p` (st_blocks is in 512-byte units).
+fn allocated(p: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::blocks(&std::fs::symlink_metadata(p).expect("stat")) * 512
+}
+
+#[test]
+fn a_sparse_file_stays_sparse_through_the_mount_and_comes_back_sparse_from_history() {
+    use std::os::unix::fs::FileExt;
+    let Some(m) = mount() else { return };
+    let alice = m.mnt.join("alice");
+    std::fs::create_dir(&alice).expect("mkdir");
+    let img = alice.join("disk.img");
+    const SIZE: u64 = 64 << 20;
+    let f = std::fs::File::create(&img).expect("create");
+    f.set_len(SIZE).expect("truncate");
+    f.write_all_at(b"head", 0).expect("write");
+    f.write_all_at(b"tail", 48 << 20).expect("write");
+    drop(f);
+    let work = m.lake.join("state/home/alice/disk.img");
+    assert!(allocated(&work) < 1 << 20, "the working tree allocated {} bytes", allocated(&work));
+    assert!(allocated(&img) < 1 << 20, "the mount reports {} bytes allocated", allocated(&img));
+    let first = flush(&m.mnt);
+    let log = json(&[os("log"), img.as_os_str()]);
+    assert_eq!(log["versions"][0]["size"].as_u64(), Some(SIZE), "{log}");
+
+    // Replaced, then restored from history: the holes come back as holes.
+    std::fs::write(&img, "replaced\n").expect("write");
+    flush(&m.mnt);
+    ok(&[os("restore"), img.as_os_str(), os("--to"), os(&first)]);
+    let back = std::fs::read(&img).expect("read");
+    assert_eq!(back.len() as u64, SIZE);
+    assert_eq!((&back[..4], &back[48 << 20..(48 << 20) + 4]), (&b"head"[..], &b"tail"[..]));
+    assert!(back[4..48 << 20].iter().all(|b| *b == 0) && back[(48 << 20) + 4..].iter().all(|b| *b == 0));
+    assert!(allocated(&work) < 1 << 20, "restore allocated {} bytes", allocated(&work));
+    // A restore that finds the file as it was writes nothing.
+    let again = ok(&[os("restore"), img.as_os_str(), os("--to"), os(&first)]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already equals that version"), "{}", String::from_utf8_lossy(&again.stderr));
+}

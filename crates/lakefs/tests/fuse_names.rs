@@ -42,3 +42,40 @@ fn a_new_hard_link_reports_both_names() {
     let calls = fx.hooks.calls();
     assert!(calls.contains(&"changed:d/one".to_owned()) && calls.contains(&"changed:two".to_owned()), "{calls:?}");
 }
+
+#[test]
+fn sparse_writes_stay_sparse_in_the_working_tree() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    if !fuse_available() {
+        return;
+    }
+    for passthrough in [true, false] {
+        let fx = Fixture::new(passthrough);
+        let f = fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(fx.p("disk.img")).unwrap();
+        f.set_len(256 << 20).unwrap();
+        f.write_all_at(b"data", 128 << 20).unwrap();
+        f.sync_all().unwrap();
+        let work = fs::metadata(fx.w("disk.img")).unwrap();
+        assert_eq!(work.len(), 256 << 20);
+        assert!(work.blocks() * 512 < 1 << 20, "passthrough={passthrough}: {} bytes allocated", work.blocks() * 512);
+        // SEEK_DATA/SEEK_HOLE through the mount see the holes.
+        // SAFETY: a valid open descriptor; lseek has no memory arguments.
+        let data = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_DATA) };
+        assert!((128 << 20) - 4096 <= data && data <= 128 << 20, "passthrough={passthrough}: SEEK_DATA from 0 gave {data}");
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), 128 << 20, libc::SEEK_HOLE) };
+        assert!(hole > 128 << 20 && hole < 256 << 20, "passthrough={passthrough}: SEEK_HOLE gave {hole}");
+        // Punching a hole through the mount frees the blocks of the backing file.
+        f.write_all_at(&vec![7u8; 4 << 20], 0).unwrap();
+        f.sync_all().unwrap();
+        assert!(fs::metadata(fx.w("disk.img")).unwrap().blocks() * 512 >= 4 << 20);
+        // SAFETY: as above.
+        let r = unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, 0, 4 << 20) };
+        assert_eq!(r, 0, "passthrough={passthrough}: punch hole: {}", std::io::Error::last_os_error());
+        assert!(
+            fs::metadata(fx.w("disk.img")).unwrap().blocks() * 512 < 1 << 20,
+            "passthrough={passthrough}: the punched hole is allocated"
+        );
+    }
+}

@@ -435,6 +435,34 @@ impl VolumeHooks for Daemon {
     }
 }
 
+/// Whether the file at `path` holds exactly `content`: read and compared as the
+/// content streams, so a large (or sparse) file is never held in memory.
+pub fn file_holds(lake: &Lake, path: &Path, content: &crate::tree::Content) -> Result<bool> {
+    use std::io::{BufReader, Read, Write};
+    struct Compare {
+        f: BufReader<std::fs::File>,
+        equal: bool,
+        buf: Vec<u8>,
+    }
+    impl Write for Compare {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.equal {
+                self.buf.resize(b.len(), 0);
+                self.equal = self.f.read_exact(&mut self.buf).is_ok() && self.buf == b;
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let f = std::fs::File::open(path).at(path)?;
+    let mut c = Compare { f: BufReader::with_capacity(1 << 20, f), equal: true, buf: Vec::new() };
+    lake.write_content(content, &mut c)?;
+    // Nothing may follow the content.
+    Ok(c.equal && c.f.read(&mut [0u8; 1]).at(path)? == 0)
+}
+
 /// Local times (to the second) of the newest `max` commits, distinct, newest first.
 pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();

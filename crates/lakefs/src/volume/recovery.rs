@@ -11,9 +11,6 @@
 //! does not stop the mount: it is left out (kept as recorded) and handed to
 //! the committer's skipped set.
 
-use std::io::{BufReader, Read, Write};
-use std::path::Path;
-
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
 use crate::tree::Node;
@@ -104,39 +101,6 @@ pub(crate) fn prepare(vol: &Volume) -> Result<Vec<(Vec<u8>, String)>> {
     Ok(skipped)
 }
 
-/// Compares the file at `path` (of length `len`) with stored content.
-struct Compare {
-    f: BufReader<std::fs::File>,
-    equal: bool,
-    buf: Vec<u8>,
-}
-
-impl Write for Compare {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if self.equal {
-            self.buf.resize(b.len(), 0);
-            match self.f.read_exact(&mut self.buf) {
-                Ok(()) => self.equal = self.buf == b,
-                Err(_) => self.equal = false,
-            }
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn same_bytes(vol: &Volume, content: &crate::tree::Content, size: u64, path: &Path, md: &std::fs::Metadata) -> Result<bool> {
-    if md.len() != size {
-        return Ok(false);
-    }
-    let f = std::fs::File::open(path).at(path)?;
-    let mut c = Compare { f: BufReader::new(f), equal: true, buf: Vec::new() };
-    vol.lake().write_content(content, &mut c)?;
-    Ok(c.equal)
-}
-
 fn stamp() -> String {
     jiff::Zoned::now().strftime("%Y-%m-%dT%H-%M-%S").to_string()
 }
@@ -160,7 +124,7 @@ pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
         };
         let node = vol.lake().lookup(&tree, &rel)?;
         let keep = match &node {
-            Some(Node::File { content, size, .. }) => same_bytes(vol, content, *size, &path, &md)?,
+            Some(Node::File { content, size, .. }) => md.len() == *size && super::file_holds(vol.lake(), &path, content)?,
             _ => false,
         };
         if keep {
@@ -174,8 +138,9 @@ pub fn recover(vol: &Volume) -> Result<RecoveryReport> {
         report.lost_found = Some(lf_rel.clone());
         match node {
             Some(Node::File { meta, content, .. }) => {
+                // Holes of a sparse file stay holes.
                 let mut f = std::fs::File::create(&path).at(&path)?;
-                vol.lake().write_content(&content, &mut f)?;
+                vol.lake().write_content_to_file(&content, &mut f, &path)?;
                 f.sync_all().at(&path)?;
                 drop(f);
                 crate::fsmeta::apply(&path, &meta, false)?;

@@ -350,6 +350,36 @@ fn recovery_puts_open_files_back_and_keeps_newer_bytes() {
 }
 
 #[test]
+fn recovery_puts_a_sparse_file_back_sparse() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let f = fixture();
+    let img = {
+        let v = Volume::open(&f.lake, "home", Path::new(MNT)).expect("volume");
+        std::fs::create_dir_all(v.work_dir().join("alice")).expect("mkdir");
+        let img = v.work_dir().join("alice/disk.img");
+        let file = std::fs::File::create(&img).expect("create");
+        file.set_len(64 << 20).expect("truncate");
+        file.write_all_at(b"snapshot", 32 << 20).expect("write");
+        drop(file);
+        v.commit_all("manual", "first").expect("commit");
+        // The crash: open for writing, and written into a hole since its snapshot.
+        let file = std::fs::OpenOptions::new().write(true).open(&img).expect("open");
+        file.write_all_at(&[1u8; 8 << 20], 0).expect("write");
+        drop(file);
+        recovery::write_journal(&v, &[b"alice/disk.img".to_vec()]).expect("journal");
+        img
+    };
+    let d = daemon(&f, Duration::from_secs(3600));
+    let back = std::fs::read(&img).expect("read");
+    assert_eq!(back.len(), 64 << 20);
+    assert_eq!(&back[32 << 20..(32 << 20) + 8], b"snapshot");
+    assert!(back[..32 << 20].iter().all(|b| *b == 0), "back at the snapshot");
+    let allocated = std::fs::metadata(&img).expect("stat").blocks() * 512;
+    assert!(allocated < 1 << 20, "recovery allocated {allocated} bytes");
+    d.shutdown().expect("shutdown");
+}
+
+#[test]
 fn a_file_renamed_while_open_is_committed_under_its_new_name() {
     let f = fixture();
     let d = daemon(&f, Duration::from_secs(3600));
