@@ -62,7 +62,7 @@ fn sparse_writes_stay_sparse_in_the_working_tree() {
         // SEEK_DATA/SEEK_HOLE through the mount see the holes.
         // SAFETY: a valid open descriptor; lseek has no memory arguments.
         let data = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_DATA) };
-        assert!((128 << 20) - 4096 <= data && data <= 128 << 20, "passthrough={passthrough}: SEEK_DATA from 0 gave {data}");
+        assert!(((128 << 20) - 4096..=128 << 20).contains(&data), "passthrough={passthrough}: SEEK_DATA from 0 gave {data}");
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(f.as_raw_fd(), 128 << 20, libc::SEEK_HOLE) };
         assert!(hole > 128 << 20 && hole < 256 << 20, "passthrough={passthrough}: SEEK_HOLE gave {hole}");

@@ -22,7 +22,7 @@
 //! paths in their escaped text form (`crate::names::escape`: the name itself
 //! when it is UTF-8 without a backslash), so a name that is not UTF-8 is
 //! switched and merged like any other; they become bytes again where they
-//! meet the file system or a tree ([`rel_bytes`]).
+//! meet the file system or a tree (`crate::names::from_escaped`).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -169,12 +169,6 @@ fn ref_for(volume: &str, scope: &str, name: &str) -> String {
     } else {
         format!("{volume}/branch/{name}")
     }
-}
-
-/// The bytes an escaped mount-relative path stands for (a stored path that
-/// does not unescape is taken as it is).
-pub fn rel_bytes(rel: &str) -> Vec<u8> {
-    crate::names::from_escaped(rel)
 }
 
 /// `inner` is `outer` or below it.
@@ -342,12 +336,12 @@ pub fn scope_state(lake: &Lake, head: &ObjectId, scope: &str) -> Result<Option<N
     if scope.is_empty() {
         return Ok(Some(Node::Dir { meta: c.root, tree: c.tree }));
     }
-    lake.lookup(&c.tree, rel_bytes(scope))
+    lake.lookup(&c.tree, crate::names::from_escaped(scope))
 }
 
 /// The entry name of a scope (bytes).
 fn basename(scope: &str) -> Vec<u8> {
-    crate::names::file_name(&rel_bytes(scope)).to_vec()
+    crate::names::file_name(&crate::names::from_escaped(scope)).to_vec()
 }
 
 /// The scope state a branch commit records.
@@ -690,7 +684,7 @@ pub(super) fn abs(root: &Path, rel: &str) -> PathBuf {
     if rel.is_empty() {
         root.to_owned()
     } else {
-        root.join(OsStr::from_bytes(&rel_bytes(rel)))
+        root.join(OsStr::from_bytes(&crate::names::from_escaped(rel)))
     }
 }
 

@@ -147,9 +147,10 @@ impl Shared {
     /// so each thread remembers its last answer rather than matching the zone
     /// globs every time; keyed by the zone map too, so a reload is seen.
     fn hook_zone(&self, rel: &[u8]) -> Zone {
+        /// The zone map, path and zone of the last question.
+        type Last = Option<(std::sync::Arc<crate::zones::VolumeZones>, Vec<u8>, Zone)>;
         thread_local! {
-            static LAST: std::cell::RefCell<Option<(std::sync::Arc<crate::zones::VolumeZones>, Vec<u8>, Zone)>> =
-                const { std::cell::RefCell::new(None) };
+            static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new(None) };
         }
         let zones = self.vol.zones();
         LAST.with(|c| {

@@ -274,7 +274,7 @@ impl Merger<'_, '_> {
                 let mut outside = Vec::new();
                 for (p, node) in beside {
                     let (dir, name) = p.rsplit_once('/').unwrap_or(("", p.as_str()));
-                    let name = branch::rel_bytes(name);
+                    let name = crate::names::from_escaped(name);
                     if dir == rel && !entries.iter().any(|e| e.name == name) {
                         entries.push(Entry { name, node });
                     } else {
