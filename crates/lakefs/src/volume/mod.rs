@@ -435,9 +435,63 @@ impl VolumeHooks for Daemon {
     }
 }
 
-/// Whether the file at `path` holds exactly `content`: read and compared as the
-/// content streams, so a large (or sparse) file is never held in memory.
+/// Whether the file at `path` holds exactly `content`, compared as the content
+/// streams (a large file is never held in memory); the holes of a sparse chunk
+/// list are checked against the file's data extents only (SEEK_DATA), so an
+/// equal 16 GiB sparse file is not read through.
 pub fn file_holds(lake: &Lake, path: &Path, content: &crate::tree::Content) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).at(path)?;
+    let size = f.metadata().at(path)?.len();
+    let list = match content {
+        crate::tree::Content::Chunked(list) => lake.read_chunklist(list)?,
+        whole => return stream_equal(lake, f, path, whole),
+    };
+    if list.size() != size {
+        return Ok(false);
+    }
+    let extents = crate::sparse::data_extents(&f, size);
+    let mut buf = Vec::new();
+    let mut pos = 0u64;
+    for piece in &list.pieces {
+        let end = pos + piece.len();
+        let equal = match piece {
+            crate::chunklist::Piece::Chunk(id, len) => {
+                let want = lake.read_object(id)?.1;
+                buf.resize(*len as usize, 0);
+                f.read_exact_at(&mut buf, pos).is_ok() && buf == want
+            }
+            crate::chunklist::Piece::Hole(_) => zeros_in(&f, &extents, pos, end, &mut buf).at(path)?,
+        };
+        if !equal {
+            return Ok(false);
+        }
+        pos = end;
+    }
+    Ok(true)
+}
+
+/// Whether bytes `from..to` of `f` are all zeros, reading only where its data
+/// extents lie (the rest is holes).
+fn zeros_in(f: &std::fs::File, extents: &[(u64, u64)], from: u64, to: u64, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    for &(off, len) in extents {
+        let (mut at, end) = (off.max(from), (off + len).min(to));
+        while at < end {
+            let k = (end - at).min(1 << 20) as usize;
+            buf.resize(k, 0);
+            f.read_exact_at(buf, at)?;
+            if buf.iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            at += k as u64;
+        }
+    }
+    Ok(true)
+}
+
+/// [`file_holds`] for content read in one stream.
+fn stream_equal(lake: &Lake, f: std::fs::File, path: &Path, content: &crate::tree::Content) -> Result<bool> {
     use std::io::{BufReader, Read, Write};
     struct Compare {
         f: BufReader<std::fs::File>,
@@ -456,7 +510,6 @@ pub fn file_holds(lake: &Lake, path: &Path, content: &crate::tree::Content) -> R
             Ok(())
         }
     }
-    let f = std::fs::File::open(path).at(path)?;
     let mut c = Compare { f: BufReader::with_capacity(1 << 20, f), equal: true, buf: Vec::new() };
     lake.write_content(content, &mut c)?;
     // Nothing may follow the content.

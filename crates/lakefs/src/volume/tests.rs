@@ -380,6 +380,36 @@ fn recovery_puts_a_sparse_file_back_sparse() {
 }
 
 #[test]
+fn file_holds_compares_sparse_files_without_reading_their_holes() {
+    use std::os::unix::fs::FileExt;
+    let f = fixture();
+    let v = Volume::open(&f.lake, "home", Path::new(MNT)).expect("volume");
+    std::fs::create_dir_all(v.work_dir().join("alice")).expect("mkdir");
+    let img = v.work_dir().join("alice/disk.img");
+    let file = std::fs::File::create(&img).expect("create");
+    file.set_len(64 << 20).expect("truncate");
+    file.write_all_at(b"data", 16 << 20).expect("write");
+    drop(file);
+    v.commit_all("manual", "first").expect("commit");
+    let c = v.lake().read_commit(&v.head().expect("head").expect("some")).expect("commit");
+    let Some(Node::File { content, .. }) = v.lake().lookup(&c.tree, "alice/disk.img").expect("lookup") else { panic!("a file") };
+    assert!(matches!(content, crate::tree::Content::Chunked(_)), "stored as a chunk list");
+    assert!(file_holds(v.lake(), &img, &content).expect("compare"));
+    let other = v.work_dir().join("other.img");
+    let changed = |edit: &dyn Fn(&std::fs::File)| {
+        std::fs::copy(&img, &other).expect("copy");
+        let f = std::fs::OpenOptions::new().write(true).open(&other).expect("open");
+        edit(&f);
+        drop(f);
+        file_holds(v.lake(), &other, &content).expect("compare")
+    };
+    assert!(!changed(&|f| f.write_all_at(b"x", 40 << 20).expect("write")), "a byte where the version has a hole");
+    assert!(!changed(&|f| f.write_all_at(b"D", 16 << 20).expect("write")), "a byte of the data");
+    assert!(!changed(&|f| f.set_len(65 << 20).expect("grow")), "longer");
+    assert!(changed(&|f| f.write_all_at(&[0], 40 << 20).expect("write")), "a zero written into a hole is the same content");
+}
+
+#[test]
 fn a_file_renamed_while_open_is_committed_under_its_new_name() {
     let f = fixture();
     let d = daemon(&f, Duration::from_secs(3600));
