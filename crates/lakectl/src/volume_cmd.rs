@@ -199,12 +199,11 @@ fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &[u8], abs: &Pat
             let join = |name: &[u8]| names::join(rel, name);
             let wanted: std::collections::HashSet<Vec<u8>> = entries.iter().map(|e| e.name.clone()).collect();
             if cur.as_ref().is_some_and(|m| m.is_dir()) {
-                let mut names: Vec<_> = std::fs::read_dir(abs)
-                    .with_context(|| format!("listing {}", abs.display()))?
-                    .filter_map(|e| e.ok().map(|e| e.file_name()))
-                    .collect();
-                names.sort();
-                for n in names {
+                let mut present: Vec<OsString> = std::fs::read_dir(abs)
+                    .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
+                    .with_context(|| format!("listing {}", abs.display()))?;
+                present.sort();
+                for n in present {
                     let crel = join(n.as_bytes());
                     // POSIX-zone paths have no history: never remove them; `.lake` is the driver's.
                     if !wanted.contains(n.as_bytes()) && zones.zone(&crel) != Zone::Posix && !(rel.is_empty() && n == ".lake") {
