@@ -148,11 +148,11 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
         want
     );
     assert_eq!(
-        views::create(&lake, VOLUME, "june", june, false).unwrap(),
+        views::create(&lake, VOLUME, "june", june, false, 0).unwrap(),
         3
     );
     assert!(
-        views::create(&lake, VOLUME, "june", "type = text", false).is_err(),
+        views::create(&lake, VOLUME, "june", "type = text", false, 0).is_err(),
         "names are unique"
     );
     let entries = catalog::view_entries(&lake, VOLUME, "june")

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
+use super::caller::{effective_mode, Caller};
 use super::hooks::VolumeHooks;
 use super::sys::time;
 use crate::id::ObjectId;
@@ -40,7 +41,14 @@ pub enum VNode {
     Control,
     At,
     Views,
-    ViewDir(String),
+    /// A view's directory as one caller sees it: each identity has its own inode,
+    /// owned by it and closed to others (mode 0500), so a listing the kernel cached
+    /// for one user is never served to another.
+    ViewDir {
+        view: String,
+        uid: u32,
+        gid: u32,
+    },
     ViewLink(Vec<u8>),
     /// A directory of a past tree; `root` is the tree of `<when>/` (for hard links).
     AtDir {
@@ -70,7 +78,12 @@ pub struct Virt {
     by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
     next: AtomicU64,
     started: SystemTime,
+    /// The last listing of each view directory: a long listing takes several readdir
+    /// requests, and only the first (offset 0) filters the view again.
+    listings: Mutex<HashMap<u64, Listing>>,
 }
+
+type Listing = Vec<(u64, FileType, Vec<u8>)>;
 
 /// What opening a virtual file gives.
 pub enum VOpen {
@@ -98,6 +111,7 @@ impl Virt {
             by_name: Mutex::new(HashMap::new()),
             next: AtomicU64::new(FIRST_DYNAMIC),
             started: SystemTime::now(),
+            listings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -162,8 +176,9 @@ impl Virt {
             ctime: t,
             crtime: t,
             kind,
-            // Past trees are read-only: show them without write bits.
-            perm: (meta.mode & 0o7555) as u16,
+            // Past trees are read-only: show them without write bits. The kernel checks
+            // them by mode bits alone, so a recorded ACL is folded in (it only takes away).
+            perm: (effective_mode(meta) & 0o7555) as u16,
             nlink: if kind == FileType::Directory { 2 } else { 1 },
             uid: meta.uid,
             gid: meta.gid,
@@ -180,9 +195,14 @@ impl Virt {
             // Listings that change without a change through the mount (new commits,
             // catalog updates): a new mtime at every lookup makes the kernel drop the
             // listing it cached (the driver has no opendir; see `Driver::opendir`).
-            VNode::At | VNode::Views | VNode::ViewDir(_) => {
+            VNode::At | VNode::Views => {
                 let mut a = self.synthetic(ino, FileType::Directory, 0o555, 0);
                 a.mtime = SystemTime::now();
+                a
+            }
+            VNode::ViewDir { uid, gid, .. } => {
+                let mut a = self.synthetic(ino, FileType::Directory, 0o500, 0);
+                (a.mtime, a.uid, a.gid) = (SystemTime::now(), uid, gid);
                 a
             }
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
@@ -199,8 +219,24 @@ impl Virt {
         })
     }
 
-    /// Lookup of `name` in the virtual directory `parent`; for the root, `parent` is 1.
-    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+    /// The inode of view `view`'s directory as `caller` sees it.
+    fn view_dir(&self, caller: &Caller, view: &str) -> u64 {
+        // Per identity: uid, gid and groups decide what the listing holds.
+        let mut key = view.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(
+            format!("{}:{}:{:?}", caller.uid(), caller.gid(), caller.groups()).as_bytes(),
+        );
+        let node = VNode::ViewDir {
+            view: view.to_owned(),
+            uid: caller.uid(),
+            gid: caller.gid(),
+        };
+        self.bind(VIEWS, &key, node)
+    }
+
+    /// Lookup of `name` in the virtual directory `parent` by `caller`; for the root, `parent` is 1.
+    pub fn lookup(&self, caller: &Caller, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
         let nb = name.as_bytes();
         let ino = match self.node(parent).ok_or(Errno::ENOENT)? {
             VNode::LakeDir => match nb {
@@ -218,13 +254,13 @@ impl Virt {
             }
             VNode::Views => {
                 let view = std::str::from_utf8(nb).map_err(|_| Errno::ENOENT)?;
-                if self.hooks.view_entries(view).is_none() {
+                if !self.hooks.views().iter().any(|v| v == view) {
                     return Err(Errno::ENOENT);
                 }
-                self.bind(VIEWS, nb, VNode::ViewDir(view.to_string()))
+                self.view_dir(caller, view)
             }
-            VNode::ViewDir(view) => {
-                let entries = self.hooks.view_entries(&view).ok_or(Errno::ENOENT)?;
+            VNode::ViewDir { view, .. } => {
+                let entries = self.hooks.view_entries(caller, &view).ok_or(Errno::ENOENT)?;
                 let e = entries.iter().find(|e| e.name.as_bytes() == nb).ok_or(Errno::ENOENT)?;
                 self.bind(parent, nb, VNode::ViewLink(view_target(&e.path)))
             }
@@ -301,8 +337,10 @@ impl Virt {
         }))
     }
 
-    /// Entries of a virtual directory (without "." and ".."), binding inodes for them.
-    pub fn list(&self, ino: u64) -> Result<Vec<(u64, FileType, Vec<u8>)>, Errno> {
+    /// Entries of a virtual directory (without "." and "..") for `caller`, binding
+    /// inodes for them; `fresh` at the start of a listing, else a view directory's
+    /// entries are the ones of its last listing.
+    pub fn list(&self, caller: &Caller, ino: u64, fresh: bool) -> Result<Listing, Errno> {
         let mut out = Vec::new();
         match self.node(ino).ok_or(Errno::ENOENT)? {
             VNode::LakeDir => {
@@ -321,15 +359,19 @@ impl Virt {
             }
             VNode::Views => {
                 for v in self.hooks.views() {
-                    let ino = self.bind(VIEWS, v.as_bytes(), VNode::ViewDir(v.clone()));
+                    let ino = self.view_dir(caller, &v);
                     out.push((ino, FileType::Directory, v.into_bytes()));
                 }
             }
-            VNode::ViewDir(view) => {
-                for e in self.hooks.view_entries(&view).unwrap_or_default() {
-                    let ino = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
-                    out.push((ino, FileType::Symlink, e.name.into_bytes()));
+            VNode::ViewDir { view, .. } => {
+                if let Some(l) = lock(&self.listings).get(&ino).filter(|_| !fresh) {
+                    return Ok(l.clone());
                 }
+                for e in self.hooks.view_entries(caller, &view).unwrap_or_default() {
+                    let link = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
+                    out.push((link, FileType::Symlink, e.name.into_bytes()));
+                }
+                lock(&self.listings).insert(ino, out.clone());
             }
             VNode::AtDir { tree, root, .. } => {
                 let t = self.hooks.lake().read_tree(&tree).map_err(io_err)?;
@@ -386,13 +428,13 @@ impl Virt {
                 self.hooks.lake().write_content(&content, &mut buf).map_err(io_err)?;
                 Ok(VOpen::Bytes(buf))
             }
-            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) | VNode::AtDir { .. } => Err(Errno::EISDIR),
+            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir { .. } | VNode::AtDir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EACCES),
         }
     }
 
-    pub fn control(&self, request: &[u8]) -> Vec<u8> {
-        self.hooks.control(request)
+    pub fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8> {
+        self.hooks.control(caller, request)
     }
 }
 

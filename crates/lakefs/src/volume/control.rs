@@ -7,6 +7,14 @@
 //! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status"}` (head, open
 //! files, and `not_recorded`: `[{"path","reason"}]`, paths left out of commits
 //! because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+//!
+//! Read requests answer as the writer of the request (its FUSE credentials), with
+//! only what it may read ([`super::visible`]): `{"op":"search","words","limit","under"}`,
+//! `{"op":"view-list"}`, `{"op":"view-show","name"}`, `{"op":"view-create","name",
+//! "query","replace"}`, `{"op":"view-delete","name"}`, `{"op":"log","path","max"}`,
+//! `{"op":"tree","rev","path"}` (for restores); `status` lists the open and
+//! not-recorded paths the caller may read. `{"op":"zone","paths":[..]}` gives the
+//! zone of each path (the zone files are in the lake, which only root may read).
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -17,6 +25,8 @@ use serde_json::{json, Value};
 use crate::error::{Error, IoContext, Result};
 
 use super::committer::Shared;
+use super::visible;
+use crate::fuse::caller::Caller;
 
 /// Triggers a flush may name (the others belong to the committer).
 const FLUSH_TRIGGERS: [&str; 5] = ["manual", "restore", "switch", "merge", "close"];
@@ -42,11 +52,11 @@ fn check_rel(p: &str) -> Result<String> {
     Ok(t.to_owned())
 }
 
-pub(crate) fn handle(sh: &Shared, request: &[u8]) -> Vec<u8> {
-    reply(handle_inner(sh, request))
+pub(crate) fn handle(sh: &Shared, caller: &Caller, request: &[u8]) -> Vec<u8> {
+    reply(handle_inner(sh, caller, request))
 }
 
-fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
+fn handle_inner(sh: &Shared, caller: &Caller, request: &[u8]) -> Result<Value> {
     let req: Value = serde_json::from_slice(request).map_err(|e| Error::Invalid(format!("control request is not JSON: {e}")))?;
     let op = req["op"].as_str().unwrap_or_default();
     let text = |k: &str| req[k].as_str().map(str::to_owned);
@@ -86,11 +96,39 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
             Ok(json!({"commit": c}))
         }
         "status" => {
-            let skipped: Vec<Value> = sh.skipped().into_iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
-            Ok(json!({"head": sh.vol.head()?, "open": sh.open_files(), "not_recorded": skipped}))
+            let mut skipped = sh.skipped();
+            let shown = visible::status_paths(sh, caller, skipped.keys().cloned().collect());
+            skipped.retain(|p, _| shown.contains(p));
+            let skipped: Vec<Value> = skipped.into_iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
+            let open = visible::status_paths(sh, caller, sh.open_files());
+            Ok(json!({"head": sh.vol.head()?, "open": open, "not_recorded": skipped}))
+        }
+        "search" => {
+            let words = text("words").unwrap_or_default();
+            let limit = req["limit"].as_u64().unwrap_or(50) as usize;
+            let under = check_rel(req["under"].as_str().unwrap_or_default())?;
+            visible::search(sh, caller, &words, limit, &under)
+        }
+        "view-list" | "view-show" | "view-create" | "view-delete" => visible::view_op(sh, caller, op, &req),
+        "log" => {
+            let path = check_rel(req["path"].as_str().unwrap_or_default())?;
+            let max = req["max"].as_u64().map_or(usize::MAX, |m| m as usize);
+            visible::log(sh, caller, &path, max)
+        }
+        "tree" => {
+            let rev = text("rev").ok_or_else(|| Error::Invalid("tree needs \"rev\"".into()))?;
+            let path = check_rel(req["path"].as_str().unwrap_or_default())?;
+            visible::tree(sh, caller, &rev, &path)
+        }
+        "zone" => {
+            let paths = req["paths"].as_array().ok_or_else(|| Error::Invalid("zone needs \"paths\": [..]".into()))?;
+            let zones: Vec<Value> = paths.iter().map(|p| json!(sh.vol.zone(p.as_str().unwrap_or_default()))).collect();
+            Ok(json!({"zones": zones}))
         }
         "" => Err(Error::Invalid("control request needs \"op\"".into())),
-        other => Err(Error::Invalid(format!("unknown control op '{other}' (flush, commit, reload, status)"))),
+        other => Err(Error::Invalid(format!(
+            "unknown control op '{other}' (flush, commit, reload, status, zone, search, view-list, view-show, view-create, view-delete, log, tree)"
+        ))),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod locate;
 pub mod merge;
 mod priority;
 pub mod recovery;
+mod visible;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use locate::{locate, Located, VolumeInfo};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fuse::caller::Caller;
 use crate::fuse::hooks::{ViewEntry, VolumeHooks};
 use crate::id::ObjectId;
 use crate::import::{ImportOptions, ImportStats, ScanOptions, StatCache};
@@ -354,8 +356,8 @@ impl VolumeHooks for Daemon {
         self.shared.fsync(rel)
     }
 
-    fn control(&self, request: &[u8]) -> Vec<u8> {
-        control::handle(&self.shared, request)
+    fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8> {
+        control::handle(&self.shared, caller, request)
     }
 
     fn info(&self) -> Vec<u8> {
@@ -393,9 +395,8 @@ impl VolumeHooks for Daemon {
         crate::catalog::view_names(v.lake(), v.name()).unwrap_or_default()
     }
 
-    fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>> {
-        let v = &self.shared.vol;
-        crate::catalog::view_entries(v.lake(), v.name(), name).ok().flatten()
+    fn view_entries(&self, caller: &Caller, name: &str) -> Option<Vec<ViewEntry>> {
+        visible::view_entries(&self.shared, caller, name).ok().flatten()
     }
 }
 

@@ -1,0 +1,276 @@
+//! What a caller is shown of the catalog and the history (docs/security-catalog.md):
+//! the control requests `search`, `view-*`, `log` and `tree`, and the filtered parts
+//! of `status`.
+//!
+//! The working tree decides for the catalog (the kernel's answer, through
+//! [`as_caller`]): a file is shown when the caller may read it now, through
+//! directories it may search, and, for names the caller did not give, list. Past
+//! trees decide for the history (the same rules over the recorded metadata,
+//! [`Caller::may`]), as `.lake/at/<when>/` does: a version is shown when the caller
+//! could have read it then. What is not shown is answered as if it did not exist.
+
+use serde_json::{json, Value};
+
+use super::committer::Shared;
+use super::file_log;
+use crate::catalog::{fts, views};
+use crate::error::{Error, Result};
+use crate::fuse::caller::{as_caller, Caller, R, X};
+use crate::id::ObjectId;
+use crate::lake::Lake;
+use crate::tree::{Meta, Node};
+
+/// `{"op":"search","words":"..","limit":N,"under":"rel"}`: the best `limit` hits the
+/// caller may read, under `under`, with snippets cut from the file as it reads now.
+pub(crate) fn search(
+    sh: &Shared,
+    caller: &Caller,
+    words: &str,
+    limit: usize,
+    under: &str,
+) -> Result<Value> {
+    let v = &sh.vol;
+    let found = fts::matches(v.lake(), v.name(), words, None)?;
+    let terms = fts::query_terms(words);
+    let hits = as_caller(caller, v.work_dir(), under, |look| {
+        let mut hits = Vec::new();
+        for (path, content, rank) in found {
+            if hits.len() >= limit {
+                break;
+            }
+            let body = match look.read(&path, fts::MAX_BODY as usize) {
+                Some(b) => b,
+                // Root sees every hit, a file gone since the commit with its snippet as committed.
+                None if caller.is_root() && look.visible(&path) => {
+                    let mut b = Vec::new();
+                    v.lake().write_content(&content, &mut b)?;
+                    b
+                }
+                None => continue,
+            };
+            let snippet = fts::snippet(&String::from_utf8_lossy(&body), &terms, fts::SNIPPET_WORDS);
+            hits.push(fts::Hit {
+                path,
+                snippet,
+                rank,
+            });
+        }
+        Ok::<_, Error>(hits)
+    })
+    .transpose()?
+    .unwrap_or_default();
+    Ok(json!({ "hits": hits }))
+}
+
+/// The entries of view `name` that `caller` is shown (None: no such view).
+pub(crate) fn view_entries(
+    sh: &Shared,
+    caller: &Caller,
+    name: &str,
+) -> Result<Option<Vec<crate::fuse::hooks::ViewEntry>>> {
+    let v = &sh.vol;
+    let Some(info) = views::get(v.lake(), v.name(), name)? else {
+        return Ok(None);
+    };
+    let paths = views::matches(v.lake(), v.name(), &info.query)?;
+    Ok(Some(views::entry_names(shown(sh, caller, paths))))
+}
+
+/// Those of `paths` (mount-relative files) that `caller` is shown, in order.
+fn shown(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
+    as_caller(caller, sh.vol.work_dir(), "", |look| {
+        paths.into_iter().filter(|p| look.visible(p)).collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The `view-*` requests. Views are the volume's: every user sees their names and
+/// queries; the entries are the caller's. A view is replaced or deleted only by who
+/// made it, or root.
+pub(crate) fn view_op(sh: &Shared, caller: &Caller, op: &str, req: &Value) -> Result<Value> {
+    let (lake, volume) = (sh.vol.lake(), sh.vol.name());
+    let name = || {
+        req["name"]
+            .as_str()
+            .ok_or_else(|| Error::Invalid(format!("{op} needs \"name\"")))
+    };
+    let may_change = |name: &str| -> Result<()> {
+        match views::owner(lake, volume, name)? {
+            Some(owner) if owner != caller.uid() && !caller.is_root() => Err(Error::Invalid(format!(
+                "view '{name}' of volume '{volume}' belongs to uid {owner}: only they or root may change it"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    match op {
+        "view-list" => Ok(json!({ "views": views::list(lake, volume)? })),
+        "view-show" => {
+            let name = name()?;
+            let (Some(info), Some(entries)) = (
+                views::get(lake, volume, name)?,
+                view_entries(sh, caller, name)?,
+            ) else {
+                return Ok(json!({ "view": Value::Null }));
+            };
+            let entries: Vec<Value> = entries
+                .iter()
+                .map(|e| json!({ "name": e.name, "path": e.path }))
+                .collect();
+            Ok(json!({ "view": info, "entries": entries }))
+        }
+        "view-create" => {
+            let name = name()?;
+            let query = req["query"]
+                .as_str()
+                .ok_or_else(|| Error::Invalid("view-create needs \"query\"".into()))?;
+            let replace = req["replace"].as_bool().unwrap_or(false);
+            if replace {
+                may_change(name)?;
+            }
+            views::create(lake, volume, name, query, replace, caller.uid())?;
+            let n = shown(sh, caller, views::matches(lake, volume, query)?).len();
+            Ok(json!({ "matches": n }))
+        }
+        "view-delete" => {
+            let name = name()?;
+            may_change(name)?;
+            Ok(json!({ "deleted": views::delete(lake, volume, name)? }))
+        }
+        other => Err(Error::Invalid(format!("unknown control op '{other}'"))),
+    }
+}
+
+/// Whether `caller` could read `rel` in the tree of commit `c`: every directory on the
+/// way searchable, the entry itself readable (by recorded metadata).
+fn readable_then(
+    lake: &Lake,
+    caller: &Caller,
+    root_tree: &ObjectId,
+    root: &Meta,
+    rel: &str,
+) -> Result<Option<Node>> {
+    if !caller.may(root, X) {
+        return Ok(None);
+    }
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    let mut tree = *root_tree;
+    for (i, c) in comps.iter().enumerate() {
+        let t = lake.read_tree(&tree)?;
+        let Some(e) = t.get(c.as_bytes()) else {
+            return Ok(None);
+        };
+        let node = resolve(lake, root_tree, e.node.clone())?;
+        if i + 1 == comps.len() {
+            return Ok(may_read(caller, &node).then_some(node));
+        }
+        match &node {
+            Node::Dir { meta, tree: sub } if caller.may(meta, X) => tree = *sub,
+            _ => return Ok(None),
+        }
+    }
+    // The root itself.
+    Ok(caller.may(root, R).then_some(Node::Dir {
+        meta: root.clone(),
+        tree: *root_tree,
+    }))
+}
+
+/// A file or directory readable (a directory also searchable); a symlink is.
+fn may_read(caller: &Caller, node: &Node) -> bool {
+    match node {
+        Node::Dir { meta, .. } => caller.may(meta, R | X),
+        Node::Symlink { .. } => true,
+        n => n.meta().is_some_and(|m| caller.may(m, R)),
+    }
+}
+
+/// A hard link's node is its first name's (the same inode: its metadata, its content).
+fn resolve(lake: &Lake, root_tree: &ObjectId, node: Node) -> Result<Node> {
+    match node {
+        Node::Hardlink { target } => {
+            let t = String::from_utf8_lossy(&target).into_owned();
+            lake.lookup(root_tree, &t)?.ok_or_else(|| {
+                Error::Invalid(format!("hard link target {t} missing from the tree"))
+            })
+        }
+        n => Ok(n),
+    }
+}
+
+/// `{"op":"log","path":"rel","max":N}`: the versions of `rel` the caller could read;
+/// a deletion only after a version it could read.
+pub(crate) fn log(sh: &Shared, caller: &Caller, rel: &str, max: usize) -> Result<Value> {
+    let lake = sh.vol.lake();
+    let all = file_log::file_log(lake, sh.vol.reference(), rel)?;
+    let mut seen: Vec<bool> = Vec::with_capacity(all.len());
+    for v in &all {
+        seen.push(
+            v.node.is_some() && {
+                let c = lake.read_commit(&v.commit)?;
+                readable_then(lake, caller, &c.tree, &c.root, rel)?.is_some()
+            },
+        );
+    }
+    let versions: Vec<&file_log::FileVersion> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| seen[*i] || (v.node.is_none() && seen.get(i + 1) == Some(&true)))
+        .map(|(_, v)| v)
+        .take(max)
+        .collect();
+    Ok(json!({ "versions": versions }))
+}
+
+/// `{"op":"tree","rev":"WHEN","path":"rel"}`: what a restore of `rel` to `rev` needs,
+/// as far as the caller could read it then: `node` (null when it did not exist or
+/// could not be read) with, for a directory it could list, its `entries`; an entry it
+/// could not read is `{"name","kind":"hidden"}` (a restore leaves it alone).
+pub(crate) fn tree(sh: &Shared, caller: &Caller, rev: &str, rel: &str) -> Result<Value> {
+    let lake = sh.vol.lake();
+    let id = crate::rev::resolve(lake, rev, sh.vol.reference())?;
+    let c = lake.read_commit(&id)?;
+    let node = match readable_then(lake, caller, &c.tree, &c.root, rel)? {
+        Some(n) => describe(lake, caller, &c.tree, &n)?,
+        None => Value::Null,
+    };
+    Ok(json!({ "commit": id, "time": c.time, "trigger": c.trigger, "node": node }))
+}
+
+fn describe(lake: &Lake, caller: &Caller, root_tree: &ObjectId, node: &Node) -> Result<Value> {
+    let meta = |m: &Meta| json!({ "mode": m.mode, "uid": m.uid, "gid": m.gid });
+    Ok(match node {
+        Node::File {
+            meta: m,
+            size,
+            content,
+        } => {
+            let chunked = matches!(content, crate::tree::Content::Chunked(_));
+            json!({ "kind": "file", "meta": meta(m), "size": size, "content": content.id(), "chunked": chunked })
+        }
+        Node::Symlink { meta: m, target } => {
+            json!({ "kind": "symlink", "meta": meta(m), "target": String::from_utf8_lossy(target) })
+        }
+        Node::Dir { meta: m, tree } => {
+            let mut entries = Vec::new();
+            for e in lake.read_tree(tree)?.entries {
+                let name = String::from_utf8_lossy(&e.name).into_owned();
+                let child = resolve(lake, root_tree, e.node)?;
+                let mut d = if may_read(caller, &child) {
+                    describe(lake, caller, root_tree, &child)?
+                } else {
+                    json!({ "kind": "hidden" })
+                };
+                d["name"] = name.into();
+                entries.push(d);
+            }
+            json!({ "kind": "dir", "meta": meta(m), "entries": entries })
+        }
+        // Devices, fifos and sockets are not restored through a user's mount.
+        _ => json!({ "kind": "other" }),
+    })
+}
+
+/// Paths of `status` (open files, paths not recorded) that `caller` is shown.
+pub(crate) fn status_paths(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
+    shown(sh, caller, paths)
+}
