@@ -258,7 +258,7 @@ fn plan(
 }
 
 /// The tree the catalog of `volume` was last brought to.
-fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
+pub(crate) fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
     let b: Option<Vec<u8>> = db
         .conn
         .query_row(

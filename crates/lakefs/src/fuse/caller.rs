@@ -178,9 +178,19 @@ pub struct Look {
     root: bool,
     scope: String,
     dirs: HashMap<String, bool>,
+    /// Files whose inode changed after this (ns) are not shown: see [`Look::indexed_at`].
+    unchanged_since: Option<i128>,
 }
 
 impl Look {
+    /// The names asked about come from a catalog of the tree scanned at `scan_ns`: a
+    /// file changed since (ctime, which no user can set back) may not be the file its
+    /// row describes (someone with write access to its directory can put their own
+    /// file in its place), so it is not shown until it is indexed again.
+    pub fn indexed_at(&mut self, scan_ns: i128) {
+        self.unchanged_since = Some(scan_ns);
+    }
+
     /// Whether the file at mount-relative `rel` (no leading '/') is shown to the caller.
     pub fn visible(&mut self, rel: &str) -> bool {
         if self.root {
@@ -192,8 +202,13 @@ impl Look {
         if !parent {
             return false;
         }
-        sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false)
-            .is_ok_and(|fd| sys::may_access(fd.as_raw_fd(), libc::R_OK))
+        let Ok(fd) = sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false) else {
+            return false;
+        };
+        let unchanged = self
+            .unchanged_since
+            .is_none_or(|t| sys::ctime_ns(fd.as_raw_fd()).is_some_and(|c| c <= t));
+        unchanged && sys::may_access(fd.as_raw_fd(), libc::R_OK)
     }
 
     /// The first `max` bytes of the regular file at `rel`, read as the caller; None
@@ -263,6 +278,7 @@ pub fn as_caller<T: Send>(
         root: caller.is_root(),
         scope: scope.trim_matches('/').to_owned(),
         dirs: HashMap::new(),
+        unchanged_since: None,
     };
     if caller.is_root() {
         return Some(f(&mut look));

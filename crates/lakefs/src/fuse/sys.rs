@@ -275,6 +275,12 @@ pub fn may_access(fd: RawFd, mode: i32) -> bool {
     }
 }
 
+/// The inode's ctime in nanoseconds since the epoch.
+pub fn ctime_ns(fd: RawFd) -> Option<i128> {
+    let st = fstat(fd).ok()?;
+    Some(i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec))
+}
+
 /// Reads at most `max` bytes of the regular file behind an O_PATH fd (reopened for
 /// reading with the thread's identity); None when it is not a regular file or may not be read.
 pub fn read_head(fd: RawFd, max: usize) -> Option<Vec<u8>> {

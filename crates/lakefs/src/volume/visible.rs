@@ -22,17 +22,14 @@ use crate::tree::{Meta, Node};
 
 /// `{"op":"search","words":"..","limit":N,"under":"rel"}`: the best `limit` hits the
 /// caller may read, under `under`, with snippets cut from the file as it reads now.
-pub(crate) fn search(
-    sh: &Shared,
-    caller: &Caller,
-    words: &str,
-    limit: usize,
-    under: &str,
-) -> Result<Value> {
+pub(crate) fn search(sh: &Shared, caller: &Caller, words: &str, limit: usize, under: &str) -> Result<Value> {
     let v = &sh.vol;
+    // Before the rows: a pass that lands in between only makes the check stricter.
+    let scan = indexed_scan(sh)?;
     let found = fts::matches(v.lake(), v.name(), words, None)?;
     let terms = fts::query_terms(words);
     let hits = as_caller(caller, v.work_dir(), under, |look| {
+        look.indexed_at(scan);
         let mut hits = Vec::new();
         for (path, content, rank) in found {
             if hits.len() >= limit {
@@ -49,11 +46,7 @@ pub(crate) fn search(
                 None => continue,
             };
             let snippet = fts::snippet(&String::from_utf8_lossy(&body), &terms, fts::SNIPPET_WORDS);
-            hits.push(fts::Hit {
-                path,
-                snippet,
-                rank,
-            });
+            hits.push(fts::Hit { path, snippet, rank });
         }
         Ok::<_, Error>(hits)
     })
@@ -63,25 +56,52 @@ pub(crate) fn search(
 }
 
 /// The entries of view `name` that `caller` is shown (None: no such view).
-pub(crate) fn view_entries(
-    sh: &Shared,
-    caller: &Caller,
-    name: &str,
-) -> Result<Option<Vec<crate::fuse::hooks::ViewEntry>>> {
+pub(crate) fn view_entries(sh: &Shared, caller: &Caller, name: &str) -> Result<Option<Vec<crate::fuse::hooks::ViewEntry>>> {
     let v = &sh.vol;
     let Some(info) = views::get(v.lake(), v.name(), name)? else {
         return Ok(None);
     };
-    let paths = views::matches(v.lake(), v.name(), &info.query)?;
-    Ok(Some(views::entry_names(shown(sh, caller, paths))))
+    Ok(Some(views::entry_names(matching(sh, caller, &info.query)?)))
 }
+
+/// The files matching view query `query` that `caller` is shown.
+fn matching(sh: &Shared, caller: &Caller, query: &str) -> Result<Vec<String>> {
+    let scan = indexed_scan(sh)?;
+    let paths = views::matches(sh.vol.lake(), sh.vol.name(), query)?;
+    Ok(as_caller(caller, sh.vol.work_dir(), "", |look| {
+        look.indexed_at(scan);
+        paths.into_iter().filter(|p| look.visible(p)).collect()
+    })
+    .unwrap_or_default())
+}
+
+/// When the working tree was scanned for the commit whose tree the catalog holds
+/// (ns since the epoch): a file changed after it may not be what its row says.
+/// Without such a commit among the newest ones, nothing is taken as unchanged.
+fn indexed_scan(sh: &Shared) -> Result<i128> {
+    let lake = sh.vol.lake();
+    let Some(tree) = crate::catalog::indexed_tree(lake, sh.vol.name())? else {
+        return Ok(i128::MIN);
+    };
+    let mut cur = sh.vol.head()?;
+    for _ in 0..INDEXED_SEARCH {
+        let Some(id) = cur else { break };
+        let c = lake.read_commit(&id)?;
+        if c.tree == tree {
+            return Ok(super::scanned_ns(&c).unwrap_or(i128::from(c.time) * 1_000_000_000));
+        }
+        cur = c.parents.first().copied();
+    }
+    Ok(i128::MIN)
+}
+
+/// How far back from the head the catalog's commit is looked for (it follows the
+/// head within seconds; see the committer).
+const INDEXED_SEARCH: usize = 256;
 
 /// Those of `paths` (mount-relative files) that `caller` is shown, in order.
 fn shown(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
-    as_caller(caller, sh.vol.work_dir(), "", |look| {
-        paths.into_iter().filter(|p| look.visible(p)).collect()
-    })
-    .unwrap_or_default()
+    as_caller(caller, sh.vol.work_dir(), "", |look| paths.into_iter().filter(|p| look.visible(p)).collect()).unwrap_or_default()
 }
 
 /// The `view-*` requests. Views are the volume's: every user sees their names and
@@ -89,16 +109,12 @@ fn shown(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
 /// made it, or root.
 pub(crate) fn view_op(sh: &Shared, caller: &Caller, op: &str, req: &Value) -> Result<Value> {
     let (lake, volume) = (sh.vol.lake(), sh.vol.name());
-    let name = || {
-        req["name"]
-            .as_str()
-            .ok_or_else(|| Error::Invalid(format!("{op} needs \"name\"")))
-    };
+    let name = || req["name"].as_str().ok_or_else(|| Error::Invalid(format!("{op} needs \"name\"")));
     let may_change = |name: &str| -> Result<()> {
         match views::owner(lake, volume, name)? {
-            Some(owner) if owner != caller.uid() && !caller.is_root() => Err(Error::Invalid(format!(
-                "view '{name}' of volume '{volume}' belongs to uid {owner}: only they or root may change it"
-            ))),
+            Some(owner) if owner != caller.uid() && !caller.is_root() => {
+                Err(Error::Invalid(format!("view '{name}' of volume '{volume}' belongs to uid {owner}: only they or root may change it")))
+            }
             _ => Ok(()),
         }
     };
@@ -106,29 +122,21 @@ pub(crate) fn view_op(sh: &Shared, caller: &Caller, op: &str, req: &Value) -> Re
         "view-list" => Ok(json!({ "views": views::list(lake, volume)? })),
         "view-show" => {
             let name = name()?;
-            let (Some(info), Some(entries)) = (
-                views::get(lake, volume, name)?,
-                view_entries(sh, caller, name)?,
-            ) else {
+            let (Some(info), Some(entries)) = (views::get(lake, volume, name)?, view_entries(sh, caller, name)?) else {
                 return Ok(json!({ "view": Value::Null }));
             };
-            let entries: Vec<Value> = entries
-                .iter()
-                .map(|e| json!({ "name": e.name, "path": e.path }))
-                .collect();
+            let entries: Vec<Value> = entries.iter().map(|e| json!({ "name": e.name, "path": e.path })).collect();
             Ok(json!({ "view": info, "entries": entries }))
         }
         "view-create" => {
             let name = name()?;
-            let query = req["query"]
-                .as_str()
-                .ok_or_else(|| Error::Invalid("view-create needs \"query\"".into()))?;
+            let query = req["query"].as_str().ok_or_else(|| Error::Invalid("view-create needs \"query\"".into()))?;
             let replace = req["replace"].as_bool().unwrap_or(false);
             if replace {
                 may_change(name)?;
             }
             views::create(lake, volume, name, query, replace, caller.uid())?;
-            let n = shown(sh, caller, views::matches(lake, volume, query)?).len();
+            let n = matching(sh, caller, query)?.len();
             Ok(json!({ "matches": n }))
         }
         "view-delete" => {
@@ -142,13 +150,7 @@ pub(crate) fn view_op(sh: &Shared, caller: &Caller, op: &str, req: &Value) -> Re
 
 /// Whether `caller` could read `rel` in the tree of commit `c`: every directory on the
 /// way searchable, the entry itself readable (by recorded metadata).
-fn readable_then(
-    lake: &Lake,
-    caller: &Caller,
-    root_tree: &ObjectId,
-    root: &Meta,
-    rel: &str,
-) -> Result<Option<Node>> {
+fn readable_then(lake: &Lake, caller: &Caller, root_tree: &ObjectId, root: &Meta, rel: &str) -> Result<Option<Node>> {
     if !caller.may(root, X) {
         return Ok(None);
     }
@@ -169,10 +171,7 @@ fn readable_then(
         }
     }
     // The root itself.
-    Ok(caller.may(root, R).then_some(Node::Dir {
-        meta: root.clone(),
-        tree: *root_tree,
-    }))
+    Ok(caller.may(root, R).then_some(Node::Dir { meta: root.clone(), tree: *root_tree }))
 }
 
 /// A file or directory readable (a directory also searchable); a symlink is.
@@ -189,9 +188,7 @@ fn resolve(lake: &Lake, root_tree: &ObjectId, node: Node) -> Result<Node> {
     match node {
         Node::Hardlink { target } => {
             let t = String::from_utf8_lossy(&target).into_owned();
-            lake.lookup(root_tree, &t)?.ok_or_else(|| {
-                Error::Invalid(format!("hard link target {t} missing from the tree"))
-            })
+            lake.lookup(root_tree, &t)?.ok_or_else(|| Error::Invalid(format!("hard link target {t} missing from the tree")))
         }
         n => Ok(n),
     }
@@ -239,11 +236,7 @@ pub(crate) fn tree(sh: &Shared, caller: &Caller, rev: &str, rel: &str) -> Result
 fn describe(lake: &Lake, caller: &Caller, root_tree: &ObjectId, node: &Node) -> Result<Value> {
     let meta = |m: &Meta| json!({ "mode": m.mode, "uid": m.uid, "gid": m.gid });
     Ok(match node {
-        Node::File {
-            meta: m,
-            size,
-            content,
-        } => {
+        Node::File { meta: m, size, content } => {
             let chunked = matches!(content, crate::tree::Content::Chunked(_));
             json!({ "kind": "file", "meta": meta(m), "size": size, "content": content.id(), "chunked": chunked })
         }
@@ -255,11 +248,7 @@ fn describe(lake: &Lake, caller: &Caller, root_tree: &ObjectId, node: &Node) -> 
             for e in lake.read_tree(tree)?.entries {
                 let name = String::from_utf8_lossy(&e.name).into_owned();
                 let child = resolve(lake, root_tree, e.node)?;
-                let mut d = if may_read(caller, &child) {
-                    describe(lake, caller, root_tree, &child)?
-                } else {
-                    json!({ "kind": "hidden" })
-                };
+                let mut d = if may_read(caller, &child) { describe(lake, caller, root_tree, &child)? } else { json!({ "kind": "hidden" }) };
                 d["name"] = name.into();
                 entries.push(d);
             }
