@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
@@ -78,10 +78,14 @@ pub struct Virt {
     by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
     next: AtomicU64,
     started: SystemTime,
-    /// The last listing of each view directory: a long listing takes several readdir
-    /// requests, and only the first (offset 0) filters the view again.
-    listings: Mutex<HashMap<u64, Listing>>,
+    /// The last listing of each view directory, and when it was made: a long listing
+    /// takes several readdir requests, and only the first (offset 0) filters the view
+    /// again; lookups that follow a listing (`ls -l`) are answered from it for a while.
+    listings: Mutex<HashMap<u64, (Instant, Listing)>>,
 }
+
+/// How long lookups in a view directory are answered from its last listing.
+const LISTING_FRESH: Duration = Duration::from_secs(5);
 
 type Listing = Vec<(u64, FileType, Vec<u8>)>;
 
@@ -259,10 +263,16 @@ impl Virt {
                 }
                 self.view_dir(caller, view)
             }
-            VNode::ViewDir { view, .. } => {
-                let entries = self.hooks.view_entries(caller, &view).ok_or(Errno::ENOENT)?;
-                let e = entries.iter().find(|e| e.name.as_bytes() == nb).ok_or(Errno::ENOENT)?;
-                self.bind(parent, nb, VNode::ViewLink(view_target(&e.path)))
+            VNode::ViewDir { .. } => {
+                // From the last listing while it is fresh, else from a new one (which
+                // the lookups after it use: `ls -l` of a long view filters it once).
+                let find = |l: &Listing| l.iter().find(|e| e.2 == nb).map(|e| e.0);
+                let cached = lock(&self.listings).get(&parent).filter(|l| l.0.elapsed() < LISTING_FRESH).map(|l| find(&l.1));
+                let found = match cached {
+                    Some(found) => found,
+                    None => find(&self.list(caller, parent, true)?),
+                };
+                found.ok_or(Errno::ENOENT)?
             }
             VNode::AtDir { tree, root, .. } => {
                 let node = self.at_child(&tree, &root, nb)?.ok_or(Errno::ENOENT)?;
@@ -365,13 +375,13 @@ impl Virt {
             }
             VNode::ViewDir { view, .. } => {
                 if let Some(l) = lock(&self.listings).get(&ino).filter(|_| !fresh) {
-                    return Ok(l.clone());
+                    return Ok(l.1.clone());
                 }
                 for e in self.hooks.view_entries(caller, &view).unwrap_or_default() {
                     let link = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
                     out.push((link, FileType::Symlink, e.name.into_bytes()));
                 }
-                lock(&self.listings).insert(ino, out.clone());
+                lock(&self.listings).insert(ino, (Instant::now(), out.clone()));
             }
             VNode::AtDir { tree, root, .. } => {
                 let t = self.hooks.lake().read_tree(&tree).map_err(io_err)?;
