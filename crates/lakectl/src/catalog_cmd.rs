@@ -55,11 +55,9 @@ pub enum ViewCmd {
         at: Where,
     },
     /// Bring the volume's catalog up to its last commit (types, properties, words).
-    #[command(
-        after_help = "The mount's daemon indexes every commit as it makes it; this catches up \
+    #[command(after_help = "The mount's daemon indexes every commit as it makes it; this catches up \
         from the last indexed commit (after a crash, or for commits made without the daemon). --full \
-        rebuilds the catalog whole, for instance after moving paths between zones."
-    )]
+        rebuilds the catalog whole, for instance after moving paths between zones.")]
     Reindex {
         /// Rebuild from scratch instead of catching up.
         #[arg(long)]
@@ -80,11 +78,9 @@ pub struct Where {
 }
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "Finds text files (UTF-8, up to 1 MiB, in the LAKE zone) containing all the words, \
+#[command(after_help = "Finds text files (UTF-8, up to 1 MiB, in the LAKE zone) containing all the words, \
     in their content or path; a word ending in * is a prefix. Best matches first.\n\nExamples:\n  \
-    lakectl search kiwi mango\n  lakectl search 'lake*' --in ~/notes\n  lakectl search invoice --json"
-)]
+    lakectl search kiwi mango\n  lakectl search 'lake*' --in ~/notes\n  lakectl search invoice --json")]
 pub struct SearchArgs {
     /// Words to look for in text files.
     #[arg(required = true)]
@@ -118,8 +114,7 @@ impl Target {
 
     /// A request to the mount's daemon (answered as this process's user).
     fn ask(loc: &Located, req: serde_json::Value) -> Result<serde_json::Value> {
-        control::request(&loc.root, &req)
-            .with_context(|| format!("asking the daemon of {}", loc.root.display()))
+        control::request(&loc.root, &req).with_context(|| format!("asking the daemon of {}", loc.root.display()))
     }
 }
 
@@ -142,28 +137,20 @@ fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<
         }
         let lake = open_lake(lake_dir)?;
         if lake.get_ref(&format!("{v}/main"))?.is_none() {
-            bail!(
-                "the lake at {} has no volume '{v}' (no ref {v}/main)",
-                lake_dir.display()
-            );
+            bail!("the lake at {} has no volume '{v}' (no ref {v}/main)", lake_dir.display());
         }
-        return Ok(Target::Lake {
-            lake,
-            volume: v.to_owned(),
-        });
+        return Ok(Target::Lake { lake, volume: v.to_owned() });
     }
     let path = match path {
         Some(p) => p.to_owned(),
         None => std::env::current_dir().context("finding the current directory")?,
     };
-    let loc = locate(&path)
-        .with_context(|| format!("looking for the lakefs mount of {}", path.display()))?
-        .with_context(|| {
-            format!(
-                "{} is not inside a lakefs mount (no .lake/info above it); give a path in one, or --volume NAME (with --lake)",
-                path.display()
-            )
-        })?;
+    let loc = locate(&path).with_context(|| format!("looking for the lakefs mount of {}", path.display()))?.with_context(|| {
+        format!(
+            "{} is not inside a lakefs mount (no .lake/info above it); give a path in one, or --volume NAME (with --lake)",
+            path.display()
+        )
+    })?;
     Ok(Target::Mount { loc })
 }
 
@@ -191,34 +178,21 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         Target::Lake { .. } => None,
     };
     match c {
-        ViewCmd::Create {
-            name,
-            query,
-            replace,
-            ..
-        } => {
+        ViewCmd::Create { name, query, replace, .. } => {
             let n = match &t {
-                Target::Mount { loc } => Target::ask(
-                    loc,
-                    serde_json::json!({"op": "view-create", "name": name, "query": query, "replace": replace}),
-                )?["matches"]
-                    .as_u64()
-                    .unwrap_or(0) as usize,
+                Target::Mount { loc } => {
+                    Target::ask(loc, serde_json::json!({"op": "view-create", "name": name, "query": query, "replace": replace}))?["matches"]
+                        .as_u64()
+                        .unwrap_or(0) as usize
+                }
                 // Who may write the lake directly is root (or owns the lake): the view is root's.
                 Target::Lake { lake, volume } => views::create(lake, volume, name, query, *replace, 0)?,
             };
-            let n = Ok::<_, anyhow::Error>(n)
-                .with_context(|| format!("saving view '{name}' of volume '{volume}'"))?;
+            let n = Ok::<_, anyhow::Error>(n).with_context(|| format!("saving view '{name}' of volume '{volume}'"))?;
             if json {
-                print_json(
-                    &serde_json::json!({ "name": name, "volume": volume, "query": query, "matches": n, "dir": dir_of(name) }),
-                )?;
+                print_json(&serde_json::json!({ "name": name, "volume": volume, "query": query, "matches": n, "dir": dir_of(name) }))?;
             } else {
-                let files = if n == 1 {
-                    "file matches"
-                } else {
-                    "files match"
-                };
+                let files = if n == 1 { "file matches" } else { "files match" };
                 match dir_of(name) {
                     Some(d) => println!("view '{name}' saved: {n} {files} now; see {d}/"),
                     None => println!("view '{name}' saved in volume '{volume}': {n} {files} now"),
@@ -227,10 +201,8 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         }
         ViewCmd::List { .. } => {
             let list: Vec<views::ViewInfo> = match &t {
-                Target::Mount { loc } => serde_json::from_value(
-                    Target::ask(loc, serde_json::json!({"op": "view-list"}))?["views"].take(),
-                )
-                .context("the daemon's list of views")?,
+                Target::Mount { loc } => serde_json::from_value(Target::ask(loc, serde_json::json!({"op": "view-list"}))?["views"].take())
+                    .context("the daemon's list of views")?,
                 Target::Lake { lake, volume } => views::list(lake, volume)?,
             };
             if json {
@@ -238,11 +210,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             } else if list.is_empty() {
                 println!("volume '{volume}' has no views; make one with `lakectl view create NAME --query '...'`");
             } else {
-                let w = list
-                    .iter()
-                    .map(|v| v.name.chars().count())
-                    .max()
-                    .unwrap_or(0);
+                let w = list.iter().map(|v| v.name.chars().count()).max().unwrap_or(0);
                 for v in &list {
                     println!("{:w$}  {}", v.name, v.query);
                 }
@@ -251,61 +219,33 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         ViewCmd::Show { name, .. } => {
             let (info, entries): (views::ViewInfo, Vec<ViewEntry>) = match &t {
                 Target::Mount { loc } => {
-                    let mut r =
-                        Target::ask(loc, serde_json::json!({"op": "view-show", "name": name}))?;
+                    let mut r = Target::ask(loc, serde_json::json!({"op": "view-show", "name": name}))?;
                     if r["view"].is_null() {
                         return Err(no_view(&volume, name));
                     }
-                    let info =
-                        serde_json::from_value(r["view"].take()).context("the daemon's view")?;
+                    let info = serde_json::from_value(r["view"].take()).context("the daemon's view")?;
                     let entries: Vec<(String, String)> = r["entries"]
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|e| {
-                            (
-                                e["name"].as_str().unwrap_or_default().to_owned(),
-                                e["path"].as_str().unwrap_or_default().to_owned(),
-                            )
-                        })
+                        .map(|e| (e["name"].as_str().unwrap_or_default().to_owned(), e["path"].as_str().unwrap_or_default().to_owned()))
                         .collect();
-                    (
-                        info,
-                        entries
-                            .into_iter()
-                            .map(|(name, path)| ViewEntry { name, path })
-                            .collect(),
-                    )
+                    (info, entries.into_iter().map(|(name, path)| ViewEntry { name, path }).collect())
                 }
                 Target::Lake { lake, volume } => {
-                    let info =
-                        views::get(lake, volume, name)?.ok_or_else(|| no_view(volume, name))?;
-                    (
-                        info,
-                        catalog::view_entries(lake, volume, name)?.unwrap_or_default(),
-                    )
+                    let info = views::get(lake, volume, name)?.ok_or_else(|| no_view(volume, name))?;
+                    (info, catalog::view_entries(lake, volume, name)?.unwrap_or_default())
                 }
             };
             if json {
-                let e: Vec<_> = entries
-                    .iter()
-                    .map(|e| serde_json::json!({ "name": e.name, "path": e.path }))
-                    .collect();
+                let e: Vec<_> = entries.iter().map(|e| serde_json::json!({ "name": e.name, "path": e.path })).collect();
                 print_json(
                     &serde_json::json!({ "name": info.name, "query": info.query, "created": info.created, "dir": dir_of(name), "entries": e }),
                 )?;
             } else {
                 println!("view {name}: {}", info.query);
-                println!(
-                    "{} {}",
-                    entries.len(),
-                    if entries.len() == 1 { "file" } else { "files" }
-                );
-                let w = entries
-                    .iter()
-                    .map(|e| e.name.chars().count())
-                    .max()
-                    .unwrap_or(0);
+                println!("{} {}", entries.len(), if entries.len() == 1 { "file" } else { "files" });
+                let w = entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(0);
                 for e in &entries {
                     println!("  {:w$} -> {}", e.name, e.path);
                 }
@@ -314,10 +254,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         ViewCmd::Delete { name, .. } => {
             let deleted = match &t {
                 Target::Mount { loc } => {
-                    Target::ask(loc, serde_json::json!({"op": "view-delete", "name": name}))?
-                        ["deleted"]
-                        .as_bool()
-                        .unwrap_or(false)
+                    Target::ask(loc, serde_json::json!({"op": "view-delete", "name": name}))?["deleted"].as_bool().unwrap_or(false)
                 }
                 Target::Lake { lake, volume } => views::delete(lake, volume, name)?,
             };
@@ -342,12 +279,10 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
                 Target::Lake { lake, .. } => (lake, PathBuf::from("/home")),
             };
             let head = lake.get_ref(&format!("{volume}/main"))?;
-            let Some(head) = head else {
-                bail!("volume '{volume}' has no commits yet: nothing to index")
-            };
+            let Some(head) = head else { bail!("volume '{volume}' has no commits yet: nothing to index") };
             let tree = lake.read_commit(&head)?.tree;
-            let vol = Volume::open(lake.root(), &volume, &mountpoint)
-                .with_context(|| format!("opening volume '{volume}' for its zones"))?;
+            let vol =
+                Volume::open(lake.root(), &volume, &mountpoint).with_context(|| format!("opening volume '{volume}' for its zones"))?;
             let zones = vol.zones();
             let start = std::time::Instant::now();
             let indexed = |p: &str| zones.zone(p) == lakefs::zones::Zone::Lake;
@@ -359,9 +294,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             .with_context(|| format!("indexing volume '{volume}'"))?;
             let secs = start.elapsed().as_secs_f64();
             if json {
-                print_json(
-                    &serde_json::json!({ "volume": volume, "commit": head.to_string(), "stats": s, "seconds": secs }),
-                )?;
+                print_json(&serde_json::json!({ "volume": volume, "commit": head.to_string(), "stats": s, "seconds": secs }))?;
             } else {
                 println!(
                     "indexed volume '{volume}' at {}: {} files written ({} with words), {} removed in {secs:.2}s",
@@ -383,11 +316,8 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
     let hits: Vec<fts::Hit> = match &t {
         // The daemon keeps to the directory given, and to what the caller may read.
         Target::Mount { loc } => {
-            let r = Target::ask(
-                loc,
-                serde_json::json!({"op": "search", "words": words, "limit": a.limit, "under": loc.rel}),
-            )
-            .with_context(|| format!("searching volume '{volume}'"))?;
+            let r = Target::ask(loc, serde_json::json!({"op": "search", "words": words, "limit": a.limit, "under": loc.rel}))
+                .with_context(|| format!("searching volume '{volume}'"))?;
             r["hits"]
                 .as_array()
                 .into_iter()
@@ -399,8 +329,9 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
                 })
                 .collect()
         }
-        Target::Lake { lake, volume } => fts::search(lake, volume, &words, a.limit)
-            .with_context(|| format!("searching volume '{volume}'"))?,
+        Target::Lake { lake, volume } => {
+            fts::search(lake, volume, &words, a.limit).with_context(|| format!("searching volume '{volume}'"))?
+        }
     };
     if json {
         return print_json(&hits);
@@ -415,10 +346,7 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
             Target::Lake { .. } => h.path.clone(),
         };
         println!("{shown}  (rank {:.2})", h.rank);
-        println!(
-            "    {}",
-            h.snippet.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
+        println!("    {}", h.snippet.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     Ok(())
 }

@@ -87,18 +87,14 @@ fn short(id: &ObjectId) -> String {
 
 /// Asks the mount's daemon; it answers as this process's user, with what that user may read.
 fn ask(loc: &Located, req: serde_json::Value) -> Result<serde_json::Value> {
-    control::request(&loc.root, &req)
-        .with_context(|| format!("asking the daemon of {}", loc.root.display()))
+    control::request(&loc.root, &req).with_context(|| format!("asking the daemon of {}", loc.root.display()))
 }
 
 /// `lakectl log FILE` inside a mount: the versions of that file, newest first (those
 /// the caller could read; the daemon decides).
 pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
-    let r = ask(
-        loc,
-        serde_json::json!({"op": "log", "path": loc.rel, "max": max}),
-    )
-    .with_context(|| format!("reading the history of {}", loc.rel))?;
+    let r = ask(loc, serde_json::json!({"op": "log", "path": loc.rel, "max": max}))
+        .with_context(|| format!("reading the history of {}", loc.rel))?;
     let versions = r["versions"].as_array().cloned().unwrap_or_default();
     if json {
         return crate::print_json(&serde_json::json!({
@@ -118,17 +114,9 @@ pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
             (_, Some(s)) => crate::show::bytes(s),
             (k, None) => k.to_owned(),
         };
-        let note = if v["metadata_only"].as_bool() == Some(true) {
-            " (metadata)"
-        } else {
-            ""
-        };
+        let note = if v["metadata_only"].as_bool() == Some(true) { " (metadata)" } else { "" };
         let commit = v["commit"].as_str().unwrap_or_default();
-        let short = commit
-            .strip_prefix("b3:")
-            .unwrap_or(commit)
-            .get(..12)
-            .unwrap_or(commit);
+        let short = commit.strip_prefix("b3:").unwrap_or(commit).get(..12).unwrap_or(commit);
         writeln!(
             out,
             "{}  {:<9} {:>10}  {}{}  {}",
@@ -177,11 +165,7 @@ fn same_file(past: &Past, rel: &str, path: &Path, node: &serde_json::Value) -> R
     }
     let now = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if node["chunked"].as_bool() == Some(false) {
-        let id: ObjectId = node["content"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .context("a content id from the daemon")?;
+        let id: ObjectId = node["content"].as_str().unwrap_or_default().parse().context("a content id from the daemon")?;
         return Ok(ObjectId::hash(&now) == id);
     }
     let then = past.path(rel);
@@ -189,13 +173,7 @@ fn same_file(past: &Past, rel: &str, path: &Path, node: &serde_json::Value) -> R
 }
 
 /// Plans making mount-relative `rel` (at `abs`) equal to the version's `node`.
-fn plan(
-    past: &Past,
-    rel: &str,
-    abs: &Path,
-    node: &serde_json::Value,
-    steps: &mut Vec<Step>,
-) -> Result<()> {
+fn plan(past: &Past, rel: &str, abs: &Path, node: &serde_json::Value, steps: &mut Vec<Step>) -> Result<()> {
     let cur = std::fs::symlink_metadata(abs).ok();
     match node["kind"].as_str().unwrap_or_default() {
         "file" => {
@@ -203,24 +181,17 @@ fn plan(
                 if cur.as_ref().is_some_and(|m| m.is_dir()) {
                     steps.push(Step::Remove { path: rel.to_owned() });
                 }
-                steps.push(Step::Write {
-                    path: rel.to_owned(),
-                    size: node["size"].as_u64().unwrap_or_default(),
-                });
+                steps.push(Step::Write { path: rel.to_owned(), size: node["size"].as_u64().unwrap_or_default() });
             }
         }
         "symlink" => {
             let target = node["target"].as_str().unwrap_or_default();
-            let same = std::fs::read_link(abs)
-                .is_ok_and(|t| t.as_os_str().as_bytes() == target.as_bytes());
+            let same = std::fs::read_link(abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_bytes());
             if !same {
                 if cur.is_some() {
                     steps.push(Step::Remove { path: rel.to_owned() });
                 }
-                steps.push(Step::Symlink {
-                    path: rel.to_owned(),
-                    target: target.to_owned(),
-                });
+                steps.push(Step::Symlink { path: rel.to_owned(), target: target.to_owned() });
             }
         }
         "dir" => {
@@ -240,8 +211,7 @@ fn plan(
                     format!("{rel}/{n}")
                 }
             };
-            let wanted: std::collections::HashSet<&str> =
-                entries.iter().filter_map(|e| e["name"].as_str()).collect();
+            let wanted: std::collections::HashSet<&str> = entries.iter().filter_map(|e| e["name"].as_str()).collect();
             if cur.as_ref().is_some_and(|m| m.is_dir()) {
                 let mut names: Vec<_> = std::fs::read_dir(abs)
                     .with_context(|| format!("listing {}", abs.display()))?
@@ -251,9 +221,7 @@ fn plan(
                 for n in names {
                     let n = n.to_string_lossy();
                     // `.lake` and `views` are the driver's.
-                    if !wanted.contains(n.as_ref())
-                        && !(rel.is_empty() && (n == ".lake" || n == "views"))
-                    {
+                    if !wanted.contains(n.as_ref()) && !(rel.is_empty() && (n == ".lake" || n == "views")) {
                         steps.push(Step::Remove { path: join(&n) });
                     }
                 }
@@ -280,25 +248,12 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 /// The node at mount-relative `rel` below the version's `node` (`rel` starts at `base`).
-fn node_at<'a>(
-    node: &'a serde_json::Value,
-    base: &str,
-    rel: &str,
-) -> Option<&'a serde_json::Value> {
-    let below = if base.is_empty() {
-        rel
-    } else {
-        rel.strip_prefix(base)?.trim_start_matches('/')
-    };
+fn node_at<'a>(node: &'a serde_json::Value, base: &str, rel: &str) -> Option<&'a serde_json::Value> {
+    let below = if base.is_empty() { rel } else { rel.strip_prefix(base)?.trim_start_matches('/') };
     below
         .split('/')
         .filter(|c| !c.is_empty())
-        .try_fold(node, |n, c| {
-            n["entries"]
-                .as_array()?
-                .iter()
-                .find(|e| e["name"].as_str() == Some(c))
-        })
+        .try_fold(node, |n, c| n["entries"].as_array()?.iter().find(|e| e["name"].as_str() == Some(c)))
 }
 
 /// Writes the version's bytes through the mount: a temp file beside it, renamed over.
@@ -308,28 +263,17 @@ fn write_version(past: &Past, root: &Path, rel: &str, node: &serde_json::Value) 
     let name = dest.file_name().context("a file has a name")?.to_string_lossy().into_owned();
     let tmp = dir.join(format!(".{name}.lake-restore-{}", std::process::id()));
     let src = past.path(rel);
-    let (mode, uid, gid) = (
-        node["meta"]["mode"].as_u64(),
-        node["meta"]["uid"].as_u64(),
-        node["meta"]["gid"].as_u64(),
-    );
+    let (mode, uid, gid) = (node["meta"]["mode"].as_u64(), node["meta"]["uid"].as_u64(), node["meta"]["gid"].as_u64());
     let r = (|| -> Result<()> {
-        let mut from =
-            std::fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        std::io::copy(&mut from, &mut f)
-            .with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
+        let mut from = std::fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        std::io::copy(&mut from, &mut f).with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
         if let Some(mode) = mode {
-            f.set_permissions(std::fs::Permissions::from_mode(mode as u32))
-                .with_context(|| format!("chmod {}", tmp.display()))?;
+            f.set_permissions(std::fs::Permissions::from_mode(mode as u32)).with_context(|| format!("chmod {}", tmp.display()))?;
         }
-        f.sync_all()
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
         // Owner as recorded when we may set it (root restoring someone's file).
-        let md = f
-            .metadata()
-            .with_context(|| format!("stat {}", tmp.display()))?;
+        let md = f.metadata().with_context(|| format!("stat {}", tmp.display()))?;
         if let (Some(uid), Some(gid)) = (uid, gid) {
             if u64::from(md.uid()) != uid || u64::from(md.gid()) != gid {
                 let _ = std::os::unix::fs::fchown(&f, Some(uid as u32), Some(gid as u32));
@@ -347,81 +291,34 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     let loc = find(&a.path)?;
     let zones = |paths: &[&str]| -> Result<Vec<String>> {
         let r = ask(&loc, serde_json::json!({"op": "zone", "paths": paths}))?;
-        Ok(r["zones"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|z| z.as_str().unwrap_or_default().to_owned())
-            .collect())
+        Ok(r["zones"].as_array().into_iter().flatten().map(|z| z.as_str().unwrap_or_default().to_owned()).collect())
     };
     if zones(&[&loc.rel])?.first().map(String::as_str) == Some("posix") {
-        bail!(
-            "{} is in the POSIX zone: it has no history to restore from",
-            a.path.display()
-        );
+        bail!("{} is in the POSIX zone: it has no history to restore from", a.path.display());
     }
-    let version = ask(
-        &loc,
-        serde_json::json!({"op": "tree", "rev": a.to, "path": loc.rel}),
-    )
-    .with_context(|| {
-        format!(
-            "finding '{}' in the history of volume {}",
-            a.to, loc.info.volume
-        )
-    })?;
+    let version = ask(&loc, serde_json::json!({"op": "tree", "rev": a.to, "path": loc.rel}))
+        .with_context(|| format!("finding '{}' in the history of volume {}", a.to, loc.info.volume))?;
     let commit = version["commit"].as_str().unwrap_or_default().to_owned();
-    let short = commit
-        .strip_prefix("b3:")
-        .unwrap_or(&commit)
-        .get(..12)
-        .unwrap_or(&commit)
-        .to_owned();
+    let short = commit.strip_prefix("b3:").unwrap_or(&commit).get(..12).unwrap_or(&commit).to_owned();
     let time = version["time"].as_i64().unwrap_or_default();
     // A path the caller could not read then is answered as one that did not exist.
     let node = &version["node"];
     if node.is_null() {
-        bail!(
-            "{} did not exist at {} (commit {commit}, {})",
-            loc.rel,
-            a.to,
-            local_time(time)
-        );
+        bail!("{} did not exist at {} (commit {commit}, {})", loc.rel, a.to, local_time(time));
     }
-    let past = Past {
-        at: loc.root.join(".lake").join("at").join(&commit),
-    };
+    let past = Past { at: loc.root.join(".lake").join("at").join(&commit) };
     let mut steps = Vec::new();
     let abs = loc.root.join(&loc.rel);
     plan(&past, &loc.rel, &abs, node, &mut steps)?;
     // POSIX-zone paths have no history: never removed.
-    let removals: Vec<&str> = steps
-        .iter()
-        .filter_map(|s| {
-            if let Step::Remove { path } = s {
-                Some(path.as_str())
-            } else {
-                None
-            }
-        })
-        .collect();
-    let posix: std::collections::HashSet<String> = removals
-        .iter()
-        .zip(zones(&removals)?)
-        .filter(|(_, z)| z == "posix")
-        .map(|(p, _)| p.to_string())
-        .collect();
+    let removals: Vec<&str> = steps.iter().filter_map(|s| if let Step::Remove { path } = s { Some(path.as_str()) } else { None }).collect();
+    let posix: std::collections::HashSet<String> =
+        removals.iter().zip(zones(&removals)?).filter(|(_, z)| z == "posix").map(|(p, _)| p.to_string()).collect();
     steps.retain(|s| !matches!(s, Step::Remove { path } if posix.contains(path)));
-    let what = if loc.rel.is_empty() {
-        "the whole volume".to_owned()
-    } else {
-        loc.rel.clone()
-    };
+    let what = if loc.rel.is_empty() { "the whole volume".to_owned() } else { loc.rel.clone() };
     if !json || a.dry_run {
         if json {
-            return crate::print_json(
-                &serde_json::json!({"commit": commit, "time": time, "steps": steps, "dry_run": true}),
-            );
+            return crate::print_json(&serde_json::json!({"commit": commit, "time": time, "steps": steps, "dry_run": true}));
         }
         eprintln!(
             "{}restore {what} to its version of {} (commit {short}, {}): {} change(s)",
@@ -452,8 +349,7 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     for s in &steps {
         match s {
             Step::Write { path, .. } => {
-                let n = node_at(node, &loc.rel, path)
-                    .with_context(|| format!("{path} is not in the version's description"))?;
+                let n = node_at(node, &loc.rel, path).with_context(|| format!("{path} is not in the version's description"))?;
                 write_version(&past, &loc.root, path, n)?
             }
             Step::Symlink { path, target } => {
@@ -612,7 +508,10 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         }
     }
     if !not_recorded.is_empty() {
-        println!("not recorded: {} (could not be read; history keeps their last version, tried again when they change)", not_recorded.len());
+        println!(
+            "not recorded: {} (could not be read; history keeps their last version, tried again when they change)",
+            not_recorded.len()
+        );
         for (p, r) in &not_recorded {
             println!("  {p}: {r}");
         }

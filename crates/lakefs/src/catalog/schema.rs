@@ -51,17 +51,11 @@ pub fn ensure(db: &Db) -> Result<()> {
     db.conn.execute_batch(SCHEMA).map_err(err)?;
     // Who made a view (uid; 0 for views made before owners were recorded, and by root).
     if !has_column(db, "catalog_views", "owner")? {
-        db.conn
-            .execute_batch("ALTER TABLE catalog_views ADD COLUMN owner INTEGER NOT NULL DEFAULT 0")
-            .map_err(err)?;
+        db.conn.execute_batch("ALTER TABLE catalog_views ADD COLUMN owner INTEGER NOT NULL DEFAULT 0").map_err(err)?;
     }
     let fts: Option<String> = db
         .conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'", [], |r| r.get(0))
         .optional()
         .map_err(err)?;
     match fts {
@@ -71,8 +65,7 @@ pub fn ensure(db: &Db) -> Result<()> {
             // over; forgetting the indexed trees makes the next pass index everything.
             let tx = db.conn.unchecked_transaction().map_err(err)?;
             if old.is_some() {
-                tx.execute_batch("DROP TABLE catalog_fts; DELETE FROM catalog_state;")
-                    .map_err(err)?;
+                tx.execute_batch("DROP TABLE catalog_fts; DELETE FROM catalog_state;").map_err(err)?;
             }
             tx.execute_batch(FTS).map_err(err)?;
             tx.commit().map_err(err)
@@ -82,15 +75,9 @@ pub fn ensure(db: &Db) -> Result<()> {
 
 /// True when `table` has `column`.
 pub fn has_column(db: &Db, table: &str, column: &str) -> Result<bool> {
-    let mut s = db
-        .conn
-        .prepare(&format!("PRAGMA table_info({table})"))
-        .map_err(|e| db.err(e))?;
-    let names = s
-        .query_map([], |r| r.get::<_, String>(1))
-        .map_err(|e| db.err(e))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| db.err(e))?;
+    let mut s = db.conn.prepare(&format!("PRAGMA table_info({table})")).map_err(|e| db.err(e))?;
+    let names =
+        s.query_map([], |r| r.get::<_, String>(1)).map_err(|e| db.err(e))?.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))?;
     Ok(names.iter().any(|n| n == column))
 }
 

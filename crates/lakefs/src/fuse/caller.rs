@@ -32,24 +32,14 @@ pub struct Caller {
 impl Caller {
     /// The caller of a FUSE request (its fsuid, fsgid and the pid of the thread).
     pub fn new(uid: u32, gid: u32, pid: u32) -> Caller {
-        Caller {
-            uid,
-            gid,
-            pid,
-            groups: OnceLock::new(),
-        }
+        Caller { uid, gid, pid, groups: OnceLock::new() }
     }
 
     /// Root: the daemon itself, and tests.
     pub fn root() -> Caller {
         let groups = OnceLock::new();
         let _ = groups.set(Some(Vec::new()));
-        Caller {
-            uid: 0,
-            gid: 0,
-            pid: 0,
-            groups,
-        }
+        Caller { uid: 0, gid: 0, pid: 0, groups }
     }
 
     pub fn uid(&self) -> u32 {
@@ -68,9 +58,7 @@ impl Caller {
     /// `/proc/PID/status`, and only trusted when that process still has the request's
     /// fsuid and fsgid (a pid reused by another process does not lend its groups).
     pub fn groups(&self) -> Option<&[u32]> {
-        self.groups
-            .get_or_init(|| groups_of(self.pid, self.uid, self.gid))
-            .as_deref()
+        self.groups.get_or_init(|| groups_of(self.pid, self.uid, self.gid)).as_deref()
     }
 
     fn in_group(&self, gid: u32, groups: &[u32]) -> bool {
@@ -142,28 +130,14 @@ pub fn effective_mode(meta: &Meta) -> u32 {
     if acl.len() < 4 || (acl.len() - 4) % 8 != 0 || acl[..4] != [2, 0, 0, 0] {
         return owner_only;
     }
-    let entries: Vec<(u16, u32)> = acl[4..]
-        .chunks_exact(8)
-        .map(|e| {
-            (
-                u16::from_le_bytes([e[0], e[1]]),
-                u32::from(u16::from_le_bytes([e[2], e[3]]) & 7),
-            )
-        })
-        .collect();
+    let entries: Vec<(u16, u32)> =
+        acl[4..].chunks_exact(8).map(|e| (u16::from_le_bytes([e[0], e[1]]), u32::from(u16::from_le_bytes([e[2], e[3]]) & 7))).collect();
     let perm = |tag: u16| entries.iter().find(|e| e.0 == tag).map(|e| e.1);
-    let (Some(user_obj), Some(group_obj), Some(other)) =
-        (perm(ACL_USER_OBJ), perm(ACL_GROUP_OBJ), perm(ACL_OTHER))
-    else {
+    let (Some(user_obj), Some(group_obj), Some(other)) = (perm(ACL_USER_OBJ), perm(ACL_GROUP_OBJ), perm(ACL_OTHER)) else {
         return owner_only;
     };
     let mask = perm(ACL_MASK).unwrap_or(7);
-    let all = |tag: u16| {
-        entries
-            .iter()
-            .filter(|e| e.0 == tag)
-            .fold(7, |acc, e| acc & e.1 & mask)
-    };
+    let all = |tag: u16| entries.iter().filter(|e| e.0 == tag).fold(7, |acc, e| acc & e.1 & mask);
     let (users, groups) = (all(ACL_USER), all(ACL_GROUP));
     let group = group_obj & mask & users;
     let other = other & users & groups;
@@ -205,9 +179,7 @@ impl Look {
         let Ok(fd) = sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false) else {
             return false;
         };
-        let unchanged = self
-            .unchanged_since
-            .is_none_or(|t| sys::ctime_ns(fd.as_raw_fd()).is_some_and(|c| c <= t));
+        let unchanged = self.unchanged_since.is_none_or(|t| sys::ctime_ns(fd.as_raw_fd()).is_some_and(|c| c <= t));
         unchanged && sys::may_access(fd.as_raw_fd(), libc::R_OK)
     }
 
@@ -228,18 +200,11 @@ impl Look {
         if rel == self.scope {
             return Some(true);
         }
-        let inside = self.scope.is_empty()
-            || rel
-                .strip_prefix(self.scope.as_str())
-                .is_some_and(|r| r.starts_with('/'));
+        let inside = self.scope.is_empty() || rel.strip_prefix(self.scope.as_str()).is_some_and(|r| r.starts_with('/'));
         if !inside {
             return None;
         }
-        let mut ends: Vec<usize> = rel
-            .match_indices('/')
-            .map(|(i, _)| i)
-            .filter(|&i| i >= self.scope.len())
-            .collect();
+        let mut ends: Vec<usize> = rel.match_indices('/').map(|(i, _)| i).filter(|&i| i >= self.scope.len()).collect();
         if self.scope.is_empty() {
             ends.insert(0, 0);
         }
@@ -266,12 +231,7 @@ impl Look {
 /// of it) on a helper thread that has taken on the caller's file-system identity, so
 /// every answer is the kernel's for that caller. None when the identity cannot be
 /// taken (groups unknown, the thread not started): the caller is shown nothing.
-pub fn as_caller<T: Send>(
-    caller: &Caller,
-    work: &Path,
-    scope: &str,
-    f: impl FnOnce(&mut Look) -> T + Send,
-) -> Option<T> {
+pub fn as_caller<T: Send>(caller: &Caller, work: &Path, scope: &str, f: impl FnOnce(&mut Look) -> T + Send) -> Option<T> {
     let fd = std::fs::File::open(work).ok()?;
     let mut look = Look {
         work: OwnedFd::from(fd),
@@ -286,12 +246,10 @@ pub fn as_caller<T: Send>(
     let groups = caller.groups()?.to_vec();
     let (uid, gid) = (caller.uid, caller.gid);
     std::thread::scope(|s| {
-        let t = std::thread::Builder::new()
-            .name("lakefs-as-caller".into())
-            .spawn_scoped(s, move || {
-                // The identity dies with this thread: nothing to restore.
-                sys::take_identity(uid, gid, &groups).then(|| f(&mut look))
-            });
+        let t = std::thread::Builder::new().name("lakefs-as-caller".into()).spawn_scoped(s, move || {
+            // The identity dies with this thread: nothing to restore.
+            sys::take_identity(uid, gid, &groups).then(|| f(&mut look))
+        });
         t.ok()?.join().ok().flatten()
     })
 }
@@ -301,12 +259,7 @@ mod tests {
     use super::*;
 
     fn meta(mode: u32, uid: u32, gid: u32, acl: Option<&[(u16, u16, u32)]>) -> Meta {
-        let mut m = Meta {
-            mode,
-            uid,
-            gid,
-            ..Default::default()
-        };
+        let mut m = Meta { mode, uid, gid, ..Default::default() };
         if let Some(entries) = acl {
             let mut v = vec![2, 0, 0, 0];
             for (tag, perm, id) in entries {
@@ -344,33 +297,17 @@ mod tests {
     fn an_acl_only_takes_away() {
         // setfacl -m g::- -m u:30:r on a 640 file: the mode shows group r (the mask),
         // but the owning group may not read; the named user loses its grant (fail closed).
-        let acl = [
-            (ACL_USER_OBJ, 6, 0),
-            (ACL_USER, 4, 30),
-            (ACL_GROUP_OBJ, 0, 0),
-            (ACL_MASK, 4, 0),
-            (ACL_OTHER, 0, 0),
-        ];
+        let acl = [(ACL_USER_OBJ, 6, 0), (ACL_USER, 4, 30), (ACL_GROUP_OBJ, 0, 0), (ACL_MASK, 4, 0), (ACL_OTHER, 0, 0)];
         let f = meta(0o640, 10, 20, Some(&acl));
         assert_eq!(effective_mode(&f), 0o600);
         assert!(!user(11, 20, &[]).may(&f, R));
         assert!(!user(30, 99, &[]).may(&f, R));
         assert!(user(10, 20, &[]).may(&f, R));
         // A named user denied what its group and others get takes it from both classes.
-        let acl = [
-            (ACL_USER_OBJ, 7, 0),
-            (ACL_USER, 0, 30),
-            (ACL_GROUP_OBJ, 5, 0),
-            (ACL_MASK, 5, 0),
-            (ACL_OTHER, 5, 0),
-        ];
+        let acl = [(ACL_USER_OBJ, 7, 0), (ACL_USER, 0, 30), (ACL_GROUP_OBJ, 5, 0), (ACL_MASK, 5, 0), (ACL_OTHER, 5, 0)];
         assert_eq!(effective_mode(&meta(0o755, 10, 20, Some(&acl))), 0o700);
         // A minimal ACL is the mode.
-        let acl = [
-            (ACL_USER_OBJ, 6, 0),
-            (ACL_GROUP_OBJ, 4, 0),
-            (ACL_OTHER, 4, 0),
-        ];
+        let acl = [(ACL_USER_OBJ, 6, 0), (ACL_GROUP_OBJ, 4, 0), (ACL_OTHER, 4, 0)];
         assert_eq!(effective_mode(&meta(0o644, 10, 20, Some(&acl))), 0o644);
         let mut bad = meta(0o4755, 10, 20, None);
         bad.xattrs.push((ACL_ACCESS.to_vec(), vec![2, 0, 0]));
@@ -382,14 +319,8 @@ mod tests {
         let me = std::process::id();
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         assert!(groups_of(me, uid, gid).is_some());
-        assert!(
-            groups_of(me, uid + 1, gid).is_none(),
-            "another uid than the process's"
-        );
+        assert!(groups_of(me, uid + 1, gid).is_none(), "another uid than the process's");
         assert!(groups_of(0, uid, gid).is_none());
-        assert!(
-            groups_of(u32::MAX - 1, uid, gid).is_none(),
-            "no such process"
-        );
+        assert!(groups_of(u32::MAX - 1, uid, gid).is_none(), "no such process");
     }
 }

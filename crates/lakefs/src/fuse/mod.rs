@@ -34,12 +34,7 @@ pub struct MountOptions {
 impl Default for MountOptions {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        MountOptions {
-            passthrough: true,
-            threads: cpus.clamp(4, 16),
-            fsname: "lakefs".into(),
-            flags: Vec::new(),
-        }
+        MountOptions { passthrough: true, threads: cpus.clamp(4, 16), fsname: "lakefs".into(), flags: Vec::new() }
     }
 }
 
@@ -66,17 +61,7 @@ impl MountOptions {
                 }
                 ("fsname", Some(v)) => self.fsname = v.to_string(),
                 // Always on: every user sees the volume, the kernel checks permissions.
-                (
-                    "rw"
-                    | "allow_other"
-                    | "default_permissions"
-                    | "defaults"
-                    | "auto"
-                    | "noauto"
-                    | "nofail"
-                    | "_netdev",
-                    None,
-                ) => {}
+                ("rw" | "allow_other" | "default_permissions" | "defaults" | "auto" | "noauto" | "nofail" | "_netdev", None) => {}
                 ("ro", None) => self.flags.push(MountOption::RO),
                 ("noexec", None) => self.flags.push(MountOption::NoExec),
                 ("exec", None) => self.flags.push(MountOption::Exec),
@@ -104,11 +89,8 @@ impl MountOptions {
 
     fn config(&self) -> Config {
         let mut c = Config::default();
-        c.mount_options = vec![
-            MountOption::FSName(self.fsname.clone()),
-            MountOption::Subtype("lakefs".into()),
-            MountOption::DefaultPermissions,
-        ];
+        c.mount_options =
+            vec![MountOption::FSName(self.fsname.clone()), MountOption::Subtype("lakefs".into()), MountOption::DefaultPermissions];
         c.mount_options.extend(self.flags.iter().cloned());
         c.acl = SessionACL::All;
         c.n_threads = Some(self.threads.max(1));
@@ -151,12 +133,7 @@ impl Drop for Mounted {
     }
 }
 
-fn session(
-    workdir: &Path,
-    mountpoint: &Path,
-    hooks: Arc<dyn VolumeHooks>,
-    opts: &MountOptions,
-) -> io::Result<(Session<Driver>, bool)> {
+fn session(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<(Session<Driver>, bool)> {
     let driver = Driver::new(workdir, hooks, opts.passthrough)
         .map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
     let flag = driver.passthrough_flag();
@@ -168,18 +145,9 @@ fn session(
 
 /// Mounts `workdir` on `mountpoint` and serves it from background threads.
 /// Returns once the mount is up.
-pub fn spawn(
-    workdir: &Path,
-    mountpoint: &Path,
-    hooks: Arc<dyn VolumeHooks>,
-    opts: &MountOptions,
-) -> io::Result<Mounted> {
+pub fn spawn(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<Mounted> {
     let (s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
-    Ok(Mounted {
-        session: Some(s.spawn()?),
-        mountpoint: mountpoint.to_path_buf(),
-        passthrough,
-    })
+    Ok(Mounted { session: Some(s.spawn()?), mountpoint: mountpoint.to_path_buf(), passthrough })
 }
 
 /// Mounts and serves in this thread until unmounted. `ready` runs once the mount is

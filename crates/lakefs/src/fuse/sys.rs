@@ -78,14 +78,7 @@ impl ProcPath {
 
 pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe {
-        libc::fstatat(
-            fd,
-            c"".as_ptr(),
-            &mut st,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check(unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
@@ -112,7 +105,14 @@ pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
 
 /// fsync, or with `datasync` fdatasync, of `fd`.
 pub fn sync(fd: RawFd, datasync: bool) -> SysResult<()> {
-    check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } }).map(|_| ())
+    check(unsafe {
+        if datasync {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    })
+    .map(|_| ())
 }
 
 pub fn kind_of(mode: libc::mode_t) -> FileType {
@@ -216,12 +216,7 @@ pub fn take_identity(uid: u32, gid: u32, groups: &[u32]) -> bool {
     // SAFETY: setgroups reads `groups.len()` gids from a live Vec; setfsgid/setfsuid
     // take plain integers. Called with -1 they change nothing and return the current id.
     unsafe {
-        if libc::syscall(
-            libc::SYS_setgroups,
-            groups.len() as libc::c_long,
-            groups.as_ptr(),
-        ) != 0
-        {
+        if libc::syscall(libc::SYS_setgroups, groups.len() as libc::c_long, groups.as_ptr()) != 0 {
             return false;
         }
         libc::syscall(libc::SYS_setfsgid, gid as libc::c_long);
@@ -235,24 +230,13 @@ pub fn take_identity(uid: u32, gid: u32, groups: &[u32]) -> bool {
 /// through a symlink or out of `dir`: permission to search every directory on the way
 /// is checked with the thread's identity.
 pub fn open_beneath(dir: RawFd, path: &[u8], directory: bool) -> SysResult<OwnedFd> {
-    let c = std::ffi::CString::new(if path.is_empty() { &b"."[..] } else { path })
-        .map_err(|_| Errno::EINVAL)?;
+    let c = std::ffi::CString::new(if path.is_empty() { &b"."[..] } else { path }).map_err(|_| Errno::EINVAL)?;
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH
-        | libc::O_NOFOLLOW
-        | libc::O_CLOEXEC
-        | if directory { libc::O_DIRECTORY } else { 0 }) as u64;
+    how.flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC | if directory { libc::O_DIRECTORY } else { 0 }) as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: `c` is NUL-terminated and `how` a live open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_openat2, dir, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
     if fd < 0 {
         return Err(last_errno());
     }
@@ -264,15 +248,7 @@ pub fn open_beneath(dir: RawFd, path: &[u8], directory: bool) -> SysResult<Owned
 /// fd: the kernel's answer, mode bits and POSIX ACLs included.
 pub fn may_access(fd: RawFd, mode: i32) -> bool {
     // SAFETY: an empty, NUL-terminated path with AT_EMPTY_PATH names `fd` itself.
-    unsafe {
-        libc::syscall(
-            libc::SYS_faccessat2,
-            fd,
-            c"".as_ptr(),
-            mode,
-            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-        ) == 0
-    }
+    unsafe { libc::syscall(libc::SYS_faccessat2, fd, c"".as_ptr(), mode, libc::AT_EACCESS | libc::AT_EMPTY_PATH) == 0 }
 }
 
 /// The inode's ctime in nanoseconds since the epoch.
@@ -289,10 +265,6 @@ pub fn read_head(fd: RawFd, max: usize) -> Option<Vec<u8>> {
     }
     let f = reopen(fd, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
     let mut out = Vec::new();
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(std::fs::File::from(f), max as u64),
-        &mut out,
-    )
-    .ok()?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::from(f), max as u64), &mut out).ok()?;
     Some(out)
 }

@@ -267,13 +267,15 @@ fn control_commit_takes_exactly_the_given_paths() {
     d.changed("alice/b.txt");
     d.changed("alice/c.txt");
     let r: serde_json::Value =
-        serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["alice/a.txt","alice/b.txt"],"message":"two"}"#)).expect("json");
+        serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["alice/a.txt","alice/b.txt"],"message":"two"}"#))
+            .expect("json");
     assert_eq!(r["ok"], true, "{r}");
     let c = &commits(v)[0];
     assert_eq!((c.trigger.as_str(), c.message.as_str()), ("manual", "two"));
     assert!(head_bytes(v, "alice/a.txt").is_some() && head_bytes(v, "alice/b.txt").is_some());
     assert_eq!(head_bytes(v, "alice/c.txt"), None);
-    let bad: serde_json::Value = serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["../etc"]}"#)).expect("json");
+    let bad: serde_json::Value =
+        serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["../etc"]}"#)).expect("json");
     assert_eq!(bad["ok"], false);
     let bad: serde_json::Value = serde_json::from_slice(&d.control(&Caller::root(), b"nonsense")).expect("json");
     assert_eq!(bad["ok"], false);
