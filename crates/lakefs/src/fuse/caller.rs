@@ -167,30 +167,28 @@ impl Look {
 
     /// Whether the file at mount-relative `rel` (no leading '/') is shown to the caller.
     pub fn visible(&mut self, rel: &str) -> bool {
-        if self.root {
-            return true;
-        }
-        let Some(parent) = self.listable_dirs(rel) else {
-            return false;
-        };
-        if !parent {
-            return false;
-        }
-        let Ok(fd) = sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false) else {
-            return false;
-        };
-        let unchanged = self.unchanged_since.is_none_or(|t| sys::ctime_ns(fd.as_raw_fd()).is_some_and(|c| c <= t));
-        unchanged && sys::may_access(fd.as_raw_fd(), libc::R_OK)
+        self.root || self.shown(rel).is_some()
     }
 
     /// The first `max` bytes of the regular file at `rel`, read as the caller; None
     /// when it is not shown to the caller or cannot be read.
     pub fn read(&mut self, rel: &str, max: usize) -> Option<Vec<u8>> {
-        if !self.visible(rel) {
+        let fd = match self.root {
+            true => sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false).ok()?,
+            false => self.shown(rel)?,
+        };
+        sys::read_head(fd.as_raw_fd(), max)
+    }
+
+    /// An O_PATH fd of the file at `rel` when it is shown to the (non-root) caller:
+    /// the one inode both the checks and a read are about.
+    fn shown(&mut self, rel: &str) -> Option<OwnedFd> {
+        if !self.listable_dirs(rel)? {
             return None;
         }
         let fd = sys::open_beneath(self.work.as_raw_fd(), rel.as_bytes(), false).ok()?;
-        sys::read_head(fd.as_raw_fd(), max)
+        let unchanged = self.unchanged_since.is_none_or(|t| sys::ctime_ns(fd.as_raw_fd()).is_some_and(|c| c <= t));
+        (unchanged && sys::may_access(fd.as_raw_fd(), libc::R_OK)).then_some(fd)
     }
 
     /// Some(true) when every directory of `rel` from `scope` down to its parent may be

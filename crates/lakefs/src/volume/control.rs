@@ -97,10 +97,10 @@ fn handle_inner(sh: &Shared, caller: &Caller, request: &[u8]) -> Result<Value> {
         }
         "status" => {
             let mut skipped = sh.skipped();
-            let shown = visible::status_paths(sh, caller, skipped.keys().cloned().collect());
+            let shown = visible::shown(sh, caller, skipped.keys().cloned().collect(), None);
             skipped.retain(|p, _| shown.contains(p));
             let skipped: Vec<Value> = skipped.into_iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect();
-            let open = visible::status_paths(sh, caller, sh.open_files());
+            let open = visible::shown(sh, caller, sh.open_files(), None);
             Ok(json!({"head": sh.vol.head()?, "open": open, "not_recorded": skipped}))
         }
         "search" => {

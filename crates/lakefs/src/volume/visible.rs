@@ -67,12 +67,7 @@ pub(crate) fn view_entries(sh: &Shared, caller: &Caller, name: &str) -> Result<O
 /// The files matching view query `query` that `caller` is shown.
 fn matching(sh: &Shared, caller: &Caller, query: &str) -> Result<Vec<String>> {
     let scan = indexed_scan(sh)?;
-    let paths = views::matches(sh.vol.lake(), sh.vol.name(), query)?;
-    Ok(as_caller(caller, sh.vol.work_dir(), "", |look| {
-        look.indexed_at(scan);
-        paths.into_iter().filter(|p| look.visible(p)).collect()
-    })
-    .unwrap_or_default())
+    Ok(shown(sh, caller, views::matches(sh.vol.lake(), sh.vol.name(), query)?, Some(scan)))
 }
 
 /// When the working tree was scanned for the commit whose tree the catalog holds
@@ -99,9 +94,16 @@ fn indexed_scan(sh: &Shared) -> Result<i128> {
 /// head within seconds; see the committer).
 const INDEXED_SEARCH: usize = 256;
 
-/// Those of `paths` (mount-relative files) that `caller` is shown, in order.
-fn shown(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
-    as_caller(caller, sh.vol.work_dir(), "", |look| paths.into_iter().filter(|p| look.visible(p)).collect()).unwrap_or_default()
+/// Those of `paths` (mount-relative files) that `caller` is shown, in order; with
+/// `indexed`, the scan time of the catalog they come from (see `Look::indexed_at`).
+pub(crate) fn shown(sh: &Shared, caller: &Caller, paths: Vec<String>, indexed: Option<i128>) -> Vec<String> {
+    as_caller(caller, sh.vol.work_dir(), "", |look| {
+        if let Some(scan) = indexed {
+            look.indexed_at(scan);
+        }
+        paths.into_iter().filter(|p| look.visible(p)).collect()
+    })
+    .unwrap_or_default()
 }
 
 /// The `view-*` requests. Views are the volume's: every user sees their names and
@@ -257,9 +259,4 @@ fn describe(lake: &Lake, caller: &Caller, root_tree: &ObjectId, node: &Node) -> 
         // Devices, fifos and sockets are not restored through a user's mount.
         _ => json!({ "kind": "other" }),
     })
-}
-
-/// Paths of `status` (open files, paths not recorded) that `caller` is shown.
-pub(crate) fn status_paths(sh: &Shared, caller: &Caller, paths: Vec<String>) -> Vec<String> {
-    shown(sh, caller, paths)
 }
