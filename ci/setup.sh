@@ -28,7 +28,7 @@ set -euo pipefail
 readonly APT_PACKAGES=(
     build-essential pkg-config
     e2fsprogs dosfstools mtools gdisk fdisk util-linux
-    debootstrap fuse3 fusefat attr zstd xxd
+    debootstrap fuse3 fusefat attr acl zstd xxd
     ostree restic borgbackup hyperfine bindfs fuse-overlayfs
     python3 ca-certificates curl
     mkosi systemd-container debian-archive-keyring cpio
@@ -39,7 +39,7 @@ readonly APT_PACKAGES=(
 # Checked against PATH plus the sbin directories (non-root PATHs lack them).
 readonly REQUIRED_COMMANDS=(
     cc make pkg-config mkfs.ext4 mkfs.vfat mcopy sgdisk sfdisk losetup
-    debootstrap fusermount3 fusefat getfattr setfattr zstd xxd ostree restic borg
+    debootstrap fusermount3 fusefat getfattr setfattr setfacl zstd xxd ostree restic borg
     bindfs fuse-overlayfs hyperfine python3 curl tar
 )
 

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lakefs::catalog::{self, fts, views};
+use lakefs::fuse::hooks::ViewEntry;
 use lakefs::names;
-use lakefs::volume::{locate, Volume};
+use lakefs::volume::{control, locate, Located, Volume};
 use lakefs::Lake;
 
 const QUERY_HELP: &str = "QUERY: conditions `KEY OP VALUE` joined with and/or/not and parentheses.\n  \
@@ -97,13 +98,38 @@ pub struct SearchArgs {
     pub limit: usize,
 }
 
-struct Target {
-    lake: Lake,
-    volume: String,
-    /// The mount root, when found from a path.
-    mount: Option<PathBuf>,
-    /// The path given, relative to the mount root ("" = all of it).
-    rel: String,
+/// The catalog is asked through the mount's control file (the daemon answers as the
+/// caller, with what it may read), or, with --volume, read from the lake directly
+/// (whoever may read the lake's files may read everything in it).
+enum Target {
+    Mount { loc: Located },
+    Lake { lake: Lake, volume: String },
+}
+
+impl Target {
+    fn volume(&self) -> &str {
+        match self {
+            Target::Mount { loc } => &loc.info.volume,
+            Target::Lake { volume, .. } => volume,
+        }
+    }
+
+    /// A request to the mount's daemon (answered as this process's user).
+    fn ask(loc: &Located, req: serde_json::Value) -> Result<serde_json::Value> {
+        control::request(&loc.root, &req).with_context(|| format!("asking the daemon of {}", loc.root.display()))
+    }
+}
+
+fn open_lake(lake_dir: &Path) -> Result<Lake> {
+    Lake::open(lake_dir).map_err(|e| {
+        let denied = matches!(&e, lakefs::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
+        let e = anyhow::Error::new(e).context(format!("opening the lake at {}", lake_dir.display()));
+        if denied {
+            e.context("the lake is readable by root only: run the command inside the mount (for example `cd /home; lakectl search WORDS`), where the daemon answers with what you may read")
+        } else {
+            e
+        }
+    })
 }
 
 fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<Target> {
@@ -111,11 +137,11 @@ fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<
         if !lakefs::volume::valid_name(v) {
             bail!("invalid volume name '{v}': use letters, digits, - and _");
         }
-        let lake = Lake::open(lake_dir).with_context(|| format!("opening the lake at {}", lake_dir.display()))?;
+        let lake = open_lake(lake_dir)?;
         if lake.get_ref(&format!("{v}/main"))?.is_none() {
             bail!("the lake at {} has no volume '{v}' (no ref {v}/main)", lake_dir.display());
         }
-        return Ok(Target { lake, volume: v.to_owned(), mount: None, rel: String::new() });
+        return Ok(Target::Lake { lake, volume: v.to_owned() });
     }
     let path = match path {
         Some(p) => p.to_owned(),
@@ -127,19 +153,22 @@ fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<
             path.display()
         )
     })?;
-    let lake = Lake::open(&loc.info.lake).with_context(|| format!("opening the lake at {}", loc.info.lake.display()))?;
-    Ok(Target {
-        lake,
-        volume: loc.info.volume,
-        mount: Some(loc.root),
-        // The catalog's text form of paths (escaped).
-        rel: lakefs::names::escape(&loc.rel),
-    })
+    Ok(Target::Mount { loc })
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// A path in a daemon's reply (JSON form, `lakefs::names::to_json`) in the catalog's
+/// text form (escaped), as `--volume` answers have it.
+fn daemon_path(v: &serde_json::Value) -> Result<String> {
+    Ok(names::escape(&names::from_json(v).context("a path in the daemon's reply")?))
+}
+
+fn no_view(volume: &str, name: &str) -> anyhow::Error {
+    anyhow::anyhow!("volume '{volume}' has no view '{name}' (see `lakectl view list`)")
 }
 
 pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
@@ -151,27 +180,43 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         | ViewCmd::Reindex { at, .. } => at,
     };
     let t = target(lake_dir, at.path.as_deref(), at.volume.as_deref())?;
-    let dir_of = |name: &str| t.mount.as_ref().map(|m| m.join("views").join(name).display().to_string());
+    let volume = t.volume().to_owned();
+    let dir_of = |name: &str| match &t {
+        Target::Mount { loc } => Some(loc.root.join("views").join(name).display().to_string()),
+        Target::Lake { .. } => None,
+    };
     match c {
         ViewCmd::Create { name, query, replace, .. } => {
-            let n = views::create(&t.lake, &t.volume, name, query, *replace)
-                .with_context(|| format!("saving view '{name}' of volume '{}'", t.volume))?;
+            let n = match &t {
+                Target::Mount { loc } => {
+                    Target::ask(loc, serde_json::json!({"op": "view-create", "name": name, "query": query, "replace": replace}))?["matches"]
+                        .as_u64()
+                        .unwrap_or(0) as usize
+                }
+                // Who may write the lake directly is root (or owns the lake): the view is root's.
+                Target::Lake { lake, volume } => views::create(lake, volume, name, query, *replace, 0)?,
+            };
+            let n = Ok::<_, anyhow::Error>(n).with_context(|| format!("saving view '{name}' of volume '{volume}'"))?;
             if json {
-                print_json(&serde_json::json!({ "name": name, "volume": t.volume, "query": query, "matches": n, "dir": dir_of(name) }))?;
+                print_json(&serde_json::json!({ "name": name, "volume": volume, "query": query, "matches": n, "dir": dir_of(name) }))?;
             } else {
                 let files = if n == 1 { "file matches" } else { "files match" };
                 match dir_of(name) {
                     Some(d) => println!("view '{name}' saved: {n} {files} now; see {d}/"),
-                    None => println!("view '{name}' saved in volume '{}': {n} {files} now", t.volume),
+                    None => println!("view '{name}' saved in volume '{volume}': {n} {files} now"),
                 }
             }
         }
         ViewCmd::List { .. } => {
-            let list = views::list(&t.lake, &t.volume)?;
+            let list: Vec<views::ViewInfo> = match &t {
+                Target::Mount { loc } => serde_json::from_value(Target::ask(loc, serde_json::json!({"op": "view-list"}))?["views"].take())
+                    .context("the daemon's list of views")?,
+                Target::Lake { lake, volume } => views::list(lake, volume)?,
+            };
             if json {
                 print_json(&list)?;
             } else if list.is_empty() {
-                println!("volume '{}' has no views; make one with `lakectl view create NAME --query '...'`", t.volume);
+                println!("volume '{volume}' has no views; make one with `lakectl view create NAME --query '...'`");
             } else {
                 let w = list.iter().map(|v| v.name.chars().count()).max().unwrap_or(0);
                 for v in &list {
@@ -180,10 +225,26 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             }
         }
         ViewCmd::Show { name, .. } => {
-            let Some(info) = views::get(&t.lake, &t.volume, name)? else {
-                bail!("volume '{}' has no view '{name}' (see `lakectl view list`)", t.volume);
+            let (info, entries): (views::ViewInfo, Vec<ViewEntry>) = match &t {
+                Target::Mount { loc } => {
+                    let mut r = Target::ask(loc, serde_json::json!({"op": "view-show", "name": name}))?;
+                    if r["view"].is_null() {
+                        return Err(no_view(&volume, name));
+                    }
+                    let info = serde_json::from_value(r["view"].take()).context("the daemon's view")?;
+                    let entries = r["entries"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|e| Ok(ViewEntry { name: e["name"].as_str().unwrap_or_default().to_owned(), path: daemon_path(&e["path"])? }))
+                        .collect::<Result<_>>()?;
+                    (info, entries)
+                }
+                Target::Lake { lake, volume } => {
+                    let info = views::get(lake, volume, name)?.ok_or_else(|| no_view(volume, name))?;
+                    (info, catalog::view_entries(lake, volume, name)?.unwrap_or_default())
+                }
             };
-            let entries = catalog::view_entries(&t.lake, &t.volume, name)?.unwrap_or_default();
             if json {
                 let e: Vec<_> = entries
                     .iter()
@@ -202,40 +263,52 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             }
         }
         ViewCmd::Delete { name, .. } => {
-            if !views::delete(&t.lake, &t.volume, name)? {
-                bail!("volume '{}' has no view '{name}' (see `lakectl view list`)", t.volume);
+            let deleted = match &t {
+                Target::Mount { loc } => {
+                    Target::ask(loc, serde_json::json!({"op": "view-delete", "name": name}))?["deleted"].as_bool().unwrap_or(false)
+                }
+                Target::Lake { lake, volume } => views::delete(lake, volume, name)?,
+            };
+            if !deleted {
+                return Err(no_view(&volume, name));
             }
             if json {
-                print_json(&serde_json::json!({ "deleted": name, "volume": t.volume }))?;
+                print_json(&serde_json::json!({ "deleted": name, "volume": volume }))?;
             } else {
                 println!("view '{name}' deleted");
             }
         }
         ViewCmd::Reindex { full, .. } => {
-            let head = t.lake.get_ref(&format!("{}/main", t.volume))?;
-            let Some(head) = head else { bail!("volume '{}' has no commits yet: nothing to index", t.volume) };
-            let tree = t.lake.read_commit(&head)?.tree;
-            // Zones decide what the catalog covers; they are mapped onto the mount point
-            // (/home when the volume was named rather than found through its mount).
-            let mountpoint = t.mount.clone().unwrap_or_else(|| PathBuf::from("/home"));
-            let vol = Volume::open(t.lake.root(), &t.volume, &mountpoint)
-                .with_context(|| format!("opening volume '{}' for its zones", t.volume))?;
+            // Indexing writes the lake: done directly, by who may write it (root).
+            let opened;
+            let (lake, mountpoint) = match &t {
+                Target::Mount { loc } => {
+                    opened = open_lake(&loc.info.lake)?;
+                    (&opened, loc.root.clone())
+                }
+                // Zones are mapped onto the mount point: /home when the volume was named.
+                Target::Lake { lake, .. } => (lake, PathBuf::from("/home")),
+            };
+            let head = lake.get_ref(&format!("{volume}/main"))?;
+            let Some(head) = head else { bail!("volume '{volume}' has no commits yet: nothing to index") };
+            let tree = lake.read_commit(&head)?.tree;
+            let vol =
+                Volume::open(lake.root(), &volume, &mountpoint).with_context(|| format!("opening volume '{volume}' for its zones"))?;
             let zones = vol.zones();
             let start = std::time::Instant::now();
             let indexed = |p: &[u8]| zones.zone(p) == lakefs::zones::Zone::Lake;
             let s = if *full {
-                catalog::index::reindex(&t.lake, &t.volume, &tree, &indexed)
+                catalog::index::reindex(lake, &volume, &tree, &indexed)
             } else {
-                catalog::index_commit(&t.lake, &t.volume, &tree, &indexed)
+                catalog::index_commit(lake, &volume, &tree, &indexed)
             }
-            .with_context(|| format!("indexing volume '{}'", t.volume))?;
+            .with_context(|| format!("indexing volume '{volume}'"))?;
             let secs = start.elapsed().as_secs_f64();
             if json {
-                print_json(&serde_json::json!({ "volume": t.volume, "commit": head.to_string(), "stats": s, "seconds": secs }))?;
+                print_json(&serde_json::json!({ "volume": volume, "commit": head.to_string(), "stats": s, "seconds": secs }))?;
             } else {
                 println!(
-                    "indexed volume '{}' at {}: {} files written ({} with words), {} removed in {secs:.2}s",
-                    t.volume,
+                    "indexed volume '{volume}' at {}: {} files written ({} with words), {} removed in {secs:.2}s",
                     head.short(),
                     s.files,
                     s.text_files,
@@ -250,15 +323,30 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
 pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
     let t = target(lake_dir, a.path.as_deref(), a.volume.as_deref())?;
     let words = a.text.join(" ");
-    // Results under the given directory only: ask for more, then keep those.
-    let prefix = if t.rel.is_empty() { String::new() } else { format!("{}/", t.rel) };
-    let ask = if prefix.is_empty() { a.limit } else { usize::MAX >> 1 };
-    let hits: Vec<fts::Hit> = fts::search(&t.lake, &t.volume, &words, ask)
-        .with_context(|| format!("searching volume '{}'", t.volume))?
-        .into_iter()
-        .filter(|h| prefix.is_empty() || h.path.starts_with(&prefix) || h.path == t.rel)
-        .take(a.limit)
-        .collect();
+    let volume = t.volume().to_owned();
+    let hits: Vec<fts::Hit> = match &t {
+        // The daemon keeps to the directory given, and to what the caller may read.
+        Target::Mount { loc } => {
+            let r =
+                Target::ask(loc, serde_json::json!({"op": "search", "words": words, "limit": a.limit, "under": names::to_json(&loc.rel)}))
+                    .with_context(|| format!("searching volume '{volume}'"))?;
+            r["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    Ok(fts::Hit {
+                        path: daemon_path(&h["path"])?,
+                        snippet: h["snippet"].as_str().unwrap_or_default().to_owned(),
+                        rank: h["rank"].as_f64().unwrap_or(0.0),
+                    })
+                })
+                .collect::<Result<_>>()?
+        }
+        Target::Lake { lake, volume } => {
+            fts::search(lake, volume, &words, a.limit).with_context(|| format!("searching volume '{volume}'"))?
+        }
+    };
     if json {
         // Paths as lakectl writes them in JSON everywhere (`lakefs::names::to_json`).
         let v: Vec<_> = hits
@@ -268,14 +356,14 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
         return print_json(&v);
     }
     if hits.is_empty() {
-        eprintln!("no text file in volume '{}' contains: {words}", t.volume);
+        eprintln!("no text file in volume '{volume}' contains: {words}");
         return Ok(());
     }
     for h in &hits {
         // Catalog paths are escaped already (`lakefs::names`).
-        let shown = match &t.mount {
-            Some(m) => format!("{}/{}", names::escape(m.as_os_str().as_bytes()), h.path),
-            None => h.path.clone(),
+        let shown = match &t {
+            Target::Mount { loc } => format!("{}/{}", names::escape(loc.root.as_os_str().as_bytes()), h.path),
+            Target::Lake { .. } => h.path.clone(),
         };
         println!("{shown}  (rank {:.2})", h.rank);
         println!("    {}", h.snippet.split_whitespace().collect::<Vec<_>>().join(" "));

@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lakefs::names::{self, escape};
-use lakefs::tree::{Content, Node};
-use lakefs::volume::{control, file_log, locate, Located};
+use lakefs::volume::{control, locate, Located};
 use lakefs::zones::{VolumeZones, Zone, ZonesFile};
 use lakefs::{Lake, ObjectId};
 
@@ -92,11 +91,17 @@ fn short(id: &ObjectId) -> String {
     id.to_hex()[..12].to_owned()
 }
 
-/// `lakectl log FILE` inside a mount: the versions of that file, newest first.
+/// Asks the mount's daemon; it answers as this process's user, with what that user may read.
+fn ask(loc: &Located, req: serde_json::Value) -> Result<serde_json::Value> {
+    control::request(&loc.root, &req).with_context(|| format!("asking the daemon of {}", loc.root.display()))
+}
+
+/// `lakectl log FILE` inside a mount: the versions of that file, newest first (those
+/// the caller could read; the daemon decides).
 pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
-    let lake = open_lake(loc)?;
-    let versions = file_log::file_log_limit(&lake, &loc.info.reference, &loc.rel, max.unwrap_or(usize::MAX))
+    let r = ask(loc, serde_json::json!({"op": "log", "path": names::to_json(&loc.rel), "max": max}))
         .with_context(|| format!("reading the history of {}", escape(&loc.rel)))?;
+    let versions = r["versions"].as_array().cloned().unwrap_or_default();
     if json {
         return crate::print_json(&serde_json::json!({
             "volume": loc.info.volume, "path": names::to_json(&loc.rel), "ref": loc.info.reference, "versions": versions
@@ -109,13 +114,25 @@ pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for v in &versions {
-        let size = match (v.kind.as_str(), v.size) {
+        let (kind, size) = (v["kind"].as_str().unwrap_or_default(), v["size"].as_u64());
+        let size = match (kind, size) {
             ("deleted", _) => "deleted".to_owned(),
             (_, Some(s)) => crate::show::bytes(s),
             (k, None) => k.to_owned(),
         };
-        let note = if v.metadata_only { " (metadata)" } else { "" };
-        writeln!(out, "{}  {:<9} {:>10}  {}{}  {}", local_time(v.time), v.trigger, size, short(&v.commit), note, v.message)?;
+        let note = if v["metadata_only"].as_bool() == Some(true) { " (metadata)" } else { "" };
+        let commit = v["commit"].as_str().unwrap_or_default();
+        let short = commit.strip_prefix("b3:").unwrap_or(commit).get(..12).unwrap_or(commit);
+        writeln!(
+            out,
+            "{}  {:<9} {:>10}  {}{}  {}",
+            local_time(v["time"].as_i64().unwrap_or_default()),
+            v["trigger"].as_str().unwrap_or_default(),
+            size,
+            short,
+            note,
+            v["message"].as_str().unwrap_or_default()
+        )?;
     }
     out.flush()?;
     Ok(())
@@ -146,47 +163,65 @@ enum Step {
     },
 }
 
-/// True if the file at `path` holds exactly `content` (compared as it streams).
-fn same_file(lake: &Lake, path: &Path, content: &Content, size: u64) -> Result<bool> {
+/// The version being restored: the daemon's description of it (`tree` request: only
+/// what the caller could read then), its bytes read through `<mount>/.lake/at/<commit>/`
+/// as the caller, so the kernel checks every read too.
+struct Past {
+    at: PathBuf,
+}
+
+impl Past {
+    fn path(&self, rel: &[u8]) -> PathBuf {
+        self.at.join(names::path(rel))
+    }
+}
+
+/// A path or name in the daemon's reply (JSON form: `lakefs::names::to_json`).
+fn reply_path(v: &serde_json::Value) -> Result<Vec<u8>> {
+    names::from_json(v).context("a path in the daemon's reply")
+}
+
+/// True if the file at `path` holds exactly the version's file `node` (at `rel`),
+/// compared as they stream; holes that both have are not read.
+fn same_file(past: &Past, rel: &[u8], path: &Path, node: &serde_json::Value) -> Result<bool> {
     let Ok(md) = std::fs::symlink_metadata(path) else { return Ok(false) };
-    if !md.is_file() || md.len() != size {
+    if !md.is_file() || Some(md.len()) != node["size"].as_u64() {
         return Ok(false);
     }
-    lakefs::volume::file_holds(lake, path, content).with_context(|| format!("comparing {} with its version", path.display()))
-}
-
-/// Resolves a hard-link entry to the node of its first name in the same tree.
-fn resolve(lake: &Lake, tree: &ObjectId, node: Node) -> Result<Node> {
-    match node {
-        Node::Hardlink { target } => {
-            lake.lookup(tree, &target)?.with_context(|| format!("hard link target {} missing from the tree", escape(&target)))
-        }
-        n => Ok(n),
+    if node["chunked"].as_bool() == Some(false) {
+        // A whole object is a small file (large ones are chunked); its id hashes its bytes.
+        let id: ObjectId = node["content"].as_str().unwrap_or_default().parse().context("a content id from the daemon")?;
+        return Ok(ObjectId::hash(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?) == id);
     }
+    let then = past.path(rel);
+    let open = |p: &Path| std::fs::File::open(p).with_context(|| format!("reading {}", p.display()));
+    lakefs::sparse::same_bytes(&open(path)?, &open(&then)?, md.len())
+        .with_context(|| format!("comparing {} with {}", path.display(), then.display()))
 }
 
-/// Plans making mount-relative `rel` (at `abs`) equal to `node`.
-fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &[u8], abs: &Path, node: &Node, steps: &mut Vec<Step>) -> Result<()> {
+/// Plans making mount-relative `rel` (at `abs`) equal to the version's `node`.
+fn plan(past: &Past, rel: &[u8], abs: &Path, node: &serde_json::Value, steps: &mut Vec<Step>) -> Result<()> {
     let cur = std::fs::symlink_metadata(abs).ok();
-    match node {
-        Node::File { content, size, .. } => {
-            if !same_file(lake, abs, content, *size)? {
+    match node["kind"].as_str().unwrap_or_default() {
+        "file" => {
+            if !same_file(past, rel, abs, node)? {
                 if cur.as_ref().is_some_and(|m| m.is_dir()) {
                     steps.push(Step::Remove { path: rel.to_owned() });
                 }
-                steps.push(Step::Write { path: rel.to_owned(), size: *size });
+                steps.push(Step::Write { path: rel.to_owned(), size: node["size"].as_u64().unwrap_or_default() });
             }
         }
-        Node::Symlink { target, .. } => {
+        "symlink" => {
+            let target = reply_path(&node["target"])?;
             let same = std::fs::read_link(abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice());
             if !same {
                 if cur.is_some() {
                     steps.push(Step::Remove { path: rel.to_owned() });
                 }
-                steps.push(Step::Symlink { path: rel.to_owned(), target: target.clone() });
+                steps.push(Step::Symlink { path: rel.to_owned(), target });
             }
         }
-        Node::Dir { tree: sub, .. } => {
+        "dir" => {
             match &cur {
                 Some(m) if m.is_dir() => {}
                 Some(_) => {
@@ -195,29 +230,28 @@ fn plan(lake: &Lake, tree: &ObjectId, zones: &VolumeZones, rel: &[u8], abs: &Pat
                 }
                 None => steps.push(Step::Mkdir { path: rel.to_owned() }),
             }
-            let entries = lake.read_tree(sub)?.entries;
-            let join = |name: &[u8]| names::join(rel, name);
-            let wanted: std::collections::HashSet<Vec<u8>> = entries.iter().map(|e| e.name.clone()).collect();
+            let entries: Vec<(Vec<u8>, &serde_json::Value)> =
+                node["entries"].as_array().into_iter().flatten().map(|e| Ok((reply_path(&e["name"])?, e))).collect::<Result<_>>()?;
+            // Entries the caller could not read then are among them: left alone, not removed.
+            let wanted: std::collections::HashSet<&[u8]> = entries.iter().map(|(n, _)| n.as_slice()).collect();
             if cur.as_ref().is_some_and(|m| m.is_dir()) {
                 let mut present: Vec<OsString> = std::fs::read_dir(abs)
                     .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
                     .with_context(|| format!("listing {}", abs.display()))?;
                 present.sort();
                 for n in present {
-                    let crel = join(n.as_bytes());
-                    // POSIX-zone paths have no history: never remove them; `.lake` is the driver's.
-                    if !wanted.contains(n.as_bytes()) && zones.zone(&crel) != Zone::Posix && !(rel.is_empty() && n == ".lake") {
-                        steps.push(Step::Remove { path: crel });
+                    // `.lake` and `views` are the driver's.
+                    if !wanted.contains(n.as_bytes()) && !(rel.is_empty() && (n == ".lake" || n == "views")) {
+                        steps.push(Step::Remove { path: names::join(rel, n.as_bytes()) });
                     }
                 }
             }
-            for e in entries {
-                let crel = join(&e.name);
-                let node = resolve(lake, tree, e.node)?;
-                plan(lake, tree, zones, &crel, &abs.join(OsStr::from_bytes(&e.name)), &node, steps)?;
+            for (name, e) in &entries {
+                plan(past, &names::join(rel, name), &abs.join(OsStr::from_bytes(name)), e, steps)?;
             }
         }
-        // Devices, fifos and sockets are not restored through a user's mount.
+        // What the caller could not read then ("hidden"), and devices, fifos and
+        // sockets ("other"), are left as they are.
         _ => {}
     }
     Ok(())
@@ -232,26 +266,39 @@ fn remove(path: &Path) -> Result<()> {
         .with_context(|| format!("removing {}", path.display()))
 }
 
+/// The node at mount-relative `rel` below the version's `node` (`rel` starts at `base`).
+fn node_at<'a>(node: &'a serde_json::Value, base: &[u8], rel: &[u8]) -> Option<&'a serde_json::Value> {
+    let below = rel.strip_prefix(base)?;
+    names::components(below)
+        .try_fold(node, |n, c| n["entries"].as_array()?.iter().find(|e| names::from_json(&e["name"]).is_ok_and(|name| name == c)))
+}
+
 /// Writes the version's bytes through the mount: a temp file beside it, renamed over.
-fn write_version(lake: &Lake, tree: &ObjectId, root: &Path, rel: &[u8]) -> Result<()> {
-    let Some(node) = lake.lookup(tree, rel)? else { bail!("{} vanished from the tree", escape(rel)) };
-    let Node::File { content, meta, .. } = resolve(lake, tree, node)? else { bail!("{} is not a file in that version", escape(rel)) };
+fn write_version(past: &Past, root: &Path, rel: &[u8], node: &serde_json::Value) -> Result<()> {
     let dest = root.join(names::path(rel));
     let dir = dest.parent().context("a file has a parent directory")?;
     let mut tmp_name = b".".to_vec();
     tmp_name.extend_from_slice(names::file_name(rel));
     tmp_name.extend_from_slice(format!(".lake-restore-{}", std::process::id()).as_bytes());
     let tmp = dir.join(OsString::from_vec(tmp_name));
+    let src = past.path(rel);
+    let (mode, uid, gid) = (node["meta"]["mode"].as_u64(), node["meta"]["uid"].as_u64(), node["meta"]["gid"].as_u64());
     let r = (|| -> Result<()> {
+        let mut from = std::fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
+        let size = from.metadata().with_context(|| format!("stat {}", src.display()))?.len();
         let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        // The holes of a sparse file stay holes.
-        lake.write_content_to_file(&content, &mut f, &tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(meta.mode)).with_context(|| format!("chmod {}", tmp.display()))?;
+        // The holes of a sparse file stay holes (`.lake/at` reports them to SEEK_DATA).
+        lakefs::sparse::copy(&mut from, size, &mut f, |_| {}).with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
+        if let Some(mode) = mode {
+            f.set_permissions(std::fs::Permissions::from_mode(mode as u32)).with_context(|| format!("chmod {}", tmp.display()))?;
+        }
         f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
         // Owner as recorded when we may set it (root restoring someone's file).
         let md = f.metadata().with_context(|| format!("stat {}", tmp.display()))?;
-        if md.uid() != meta.uid || md.gid() != meta.gid {
-            let _ = std::os::unix::fs::fchown(&f, Some(meta.uid), Some(meta.gid));
+        if let (Some(uid), Some(gid)) = (uid, gid) {
+            if u64::from(md.uid()) != uid || u64::from(md.gid()) != gid {
+                let _ = std::os::unix::fs::fchown(&f, Some(uid as u32), Some(gid as u32));
+            }
         }
         std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {} over {}", tmp.display(), dest.display()))
     })();
@@ -263,32 +310,45 @@ fn write_version(lake: &Lake, tree: &ObjectId, root: &Path, rel: &[u8]) -> Resul
 
 pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     let loc = find(&a.path)?;
-    let lake = open_lake(&loc)?;
-    let commit = lakefs::rev::resolve(&lake, &a.to, &loc.info.reference)
-        .with_context(|| format!("finding '{}' in the history of volume {}", a.to, loc.info.volume))?;
-    let c = lake.read_commit(&commit)?;
-    let zones = zones_of(&loc)?;
-    if zones.zone(&loc.rel) == Zone::Posix {
+    // Zones are the daemon's answer: its zone files are in the lake, which only root may read.
+    let zones = |paths: &[&[u8]]| -> Result<Vec<String>> {
+        let paths: Vec<serde_json::Value> = paths.iter().map(|p| names::to_json(p)).collect();
+        let r = ask(&loc, serde_json::json!({"op": "zone", "paths": paths}))?;
+        Ok(r["zones"].as_array().into_iter().flatten().map(|z| z.as_str().unwrap_or_default().to_owned()).collect())
+    };
+    if zones(&[&loc.rel])?.first().map(String::as_str) == Some("posix") {
         bail!("{} is in the POSIX zone: it has no history to restore from", escape(a.path.as_os_str().as_bytes()));
     }
-    let node = lake
-        .lookup(&c.tree, &loc.rel)?
-        .with_context(|| format!("{} did not exist at {} (commit {commit}, {})", escape(&loc.rel), a.to, local_time(c.time)))?;
-    let node = resolve(&lake, &c.tree, node)?;
+    let version = ask(&loc, serde_json::json!({"op": "tree", "rev": a.to, "path": names::to_json(&loc.rel)}))
+        .with_context(|| format!("finding '{}' in the history of volume {}", a.to, loc.info.volume))?;
+    let commit = version["commit"].as_str().unwrap_or_default().to_owned();
+    let short = commit.strip_prefix("b3:").unwrap_or(&commit).get(..12).unwrap_or(&commit).to_owned();
+    let time = version["time"].as_i64().unwrap_or_default();
+    // A path the caller could not read then is answered as one that did not exist.
+    let node = &version["node"];
+    if node.is_null() {
+        bail!("{} did not exist at {} (commit {commit}, {})", escape(&loc.rel), a.to, local_time(time));
+    }
+    let past = Past { at: loc.root.join(".lake").join("at").join(&commit) };
     let mut steps = Vec::new();
     let abs = loc.root.join(names::path(&loc.rel));
-    plan(&lake, &c.tree, &zones, &loc.rel, &abs, &node, &mut steps)?;
+    plan(&past, &loc.rel, &abs, node, &mut steps)?;
+    // POSIX-zone paths have no history: never removed.
+    let removals: Vec<&[u8]> =
+        steps.iter().filter_map(|s| if let Step::Remove { path } = s { Some(path.as_slice()) } else { None }).collect();
+    let posix: std::collections::HashSet<Vec<u8>> =
+        removals.iter().zip(zones(&removals)?).filter(|(_, z)| z == "posix").map(|(p, _)| p.to_vec()).collect();
+    steps.retain(|s| !matches!(s, Step::Remove { path } if posix.contains(path)));
     let what = if loc.rel.is_empty() { "the whole volume".to_owned() } else { escape(&loc.rel) };
     if !json || a.dry_run {
         if json {
-            return crate::print_json(&serde_json::json!({"commit": commit, "time": c.time, "steps": steps, "dry_run": true}));
+            return crate::print_json(&serde_json::json!({"commit": commit, "time": time, "steps": steps, "dry_run": true}));
         }
         eprintln!(
-            "{}restore {what} to its version of {} (commit {}, {}): {} change(s)",
+            "{}restore {what} to its version of {} (commit {short}, {}): {} change(s)",
             if a.dry_run { "(dry run) " } else { "" },
-            local_time(c.time),
-            short(&commit),
-            c.trigger,
+            local_time(time),
+            version["trigger"].as_str().unwrap_or_default(),
             steps.len()
         );
         for s in &steps {
@@ -312,7 +372,10 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     }
     for s in &steps {
         match s {
-            Step::Write { path, .. } => write_version(&lake, &c.tree, &loc.root, path)?,
+            Step::Write { path, .. } => {
+                let n = node_at(node, &loc.rel, path).with_context(|| format!("{} is not in the version's description", escape(path)))?;
+                write_version(&past, &loc.root, path, n)?
+            }
             Step::Symlink { path, target } => std::os::unix::fs::symlink(OsStr::from_bytes(target), loc.root.join(names::path(path)))
                 .with_context(|| format!("creating symlink {}", escape(path)))?,
             Step::Mkdir { path } => {
@@ -323,7 +386,7 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     }
     let reply = control::request(
         &loc.root,
-        &serde_json::json!({"op": "flush", "trigger": "restore", "message": format!("restore {what} to {} ({})", a.to, short(&commit))}),
+        &serde_json::json!({"op": "flush", "trigger": "restore", "message": format!("restore {what} to {} ({short})", a.to)}),
     )
     .with_context(|| format!("committing the restore through {}", loc.root.display()))?;
     if json {

@@ -118,6 +118,35 @@ pub fn copy(src: &mut File, size: u64, dst: &mut File, mut seen: impl FnMut(&[u8
     Ok(size)
 }
 
+/// Whether the first `size` bytes of `a` and `b` are equal, read only where either
+/// has data (elsewhere both are holes: zeros); false when either is shorter.
+pub fn same_bytes(a: &File, b: &File, size: u64) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut extents = data_extents(a, size);
+    extents.extend(data_extents(b, size));
+    extents.sort_unstable();
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    // Everything below `done` is compared.
+    let mut done = 0u64;
+    for (off, len) in extents {
+        let (mut at, end) = (off.max(done), off + len);
+        while at < end {
+            let k = (end - at).min(x.len() as u64) as usize;
+            match (a.read_exact_at(&mut x[..k], at), b.read_exact_at(&mut y[..k], at)) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            }
+            if x[..k] != y[..k] {
+                return Ok(false);
+            }
+            at += k as u64;
+        }
+        done = done.max(end);
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +188,27 @@ mod tests {
         let md = std::fs::metadata(&q).expect("stat");
         assert_eq!(md.len(), size);
         assert!(md.blocks() * 512 < 1 << 20, "copy stays sparse: {} blocks", md.blocks());
+    }
+
+    #[test]
+    fn same_bytes_reads_where_either_file_has_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = 16u64 << 20;
+        let make = |name: &str, at: u64, data: &[u8]| {
+            let p = dir.path().join(name);
+            let f = File::create(&p).expect("create");
+            f.set_len(size).expect("set_len");
+            f.write_all_at(data, at).expect("write");
+            File::open(&p).expect("open")
+        };
+        let a = make("a", 8 << 20, b"data");
+        assert!(same_bytes(&a, &make("b", 8 << 20, b"data"), size).expect("compare"));
+        assert!(!same_bytes(&a, &make("c", 8 << 20, b"dat!"), size).expect("compare"), "changed in data");
+        assert!(!same_bytes(&a, &make("d", 1 << 20, b"data"), size).expect("compare"), "data where the other has a hole");
+        std::fs::write(dir.path().join("four"), b"four").expect("write");
+        std::fs::write(dir.path().join("fou"), b"fou").expect("write");
+        let open = |n: &str| File::open(dir.path().join(n)).expect("open");
+        assert!(!same_bytes(&open("four"), &open("fou"), 4).expect("compare"), "shorter than asked");
     }
 
     #[test]

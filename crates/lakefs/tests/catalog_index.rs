@@ -102,8 +102,8 @@ fn commits_are_indexed_and_views_and_search_follow_them() {
     assert_eq!(views::matches(&lake, VOLUME, june).unwrap(), want);
     assert_eq!(views::matches(&lake, VOLUME, "type = image and taken = 2025-06").unwrap(), want);
     assert_eq!(views::matches(&lake, VOLUME, "taken >= 2025-06-01 and taken <= 2025-06-30").unwrap(), want);
-    assert_eq!(views::create(&lake, VOLUME, "june", june, false).unwrap(), 3);
-    assert!(views::create(&lake, VOLUME, "june", "type = text", false).is_err(), "names are unique");
+    assert_eq!(views::create(&lake, VOLUME, "june", june, false, 0).unwrap(), 3);
+    assert!(views::create(&lake, VOLUME, "june", "type = text", false, 0).is_err(), "names are unique");
     let entries = catalog::view_entries(&lake, VOLUME, "june").unwrap().unwrap();
     let names: Vec<(&str, &str)> = entries.iter().map(|e| (e.name.as_str(), e.path.as_str())).collect();
     assert_eq!(names, [("june1.jpg", "photos/june1.jpg"), ("june30.jpg", "photos/june30.jpg"), ("june1~trip.jpg", "trip/june1.jpg")]);

@@ -82,11 +82,31 @@ pub fn match_expr(words: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Text files of `volume` containing all `words` (in their path or body), best first.
+/// Text files of `volume` containing all `words` (in their path or body), best
+/// first, with snippets cut from the files as committed. Everything matches: this is
+/// for who may read the whole lake; a mount answers its callers with
+/// `volume::visible::search` instead.
 pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Vec<Hit>> {
+    let found = matches(lake, volume, words, Some(limit))?;
+    let terms = query_terms(words);
+    let mut hits = Vec::with_capacity(found.len());
+    for (path, content, rank) in found {
+        // Bodies are not stored in the index: cut the snippet from the file as committed.
+        let mut body = Vec::new();
+        lake.write_content(&content, &mut body)?;
+        let snippet = snippet(&String::from_utf8_lossy(&body), &terms, SNIPPET_WORDS);
+        hits.push(Hit { path, snippet, rank });
+    }
+    Ok(hits)
+}
+
+/// The text files of `volume` containing all `words`, best first (at most `limit`):
+/// path, content and BM25 rank.
+pub fn matches(lake: &Lake, volume: &str, words: &str, limit: Option<usize>) -> Result<Vec<(String, Content, f64)>> {
     let Some(expr) = match_expr(words) else {
         return Err(Error::Invalid("search: give at least one word to look for".into()));
     };
+    let limit = limit.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
     let found: Vec<(String, Content, f64)> = {
         let db = lake.db();
         if !super::schema::exists(&db)? {
@@ -101,9 +121,7 @@ pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Ve
             )
             .map_err(|e| db.err(e))?;
         let rows = s
-            .query_map(params![expr, volume, limit.min(i64::MAX as usize) as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, f64>(2)?))
-            })
+            .query_map(params![expr, volume, limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, f64>(2)?)))
             .map_err(|e| db.err(e))?;
         let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -115,22 +133,14 @@ pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Ve
         }
         out
     };
-    let terms = query_terms(words);
-    let mut hits = Vec::with_capacity(found.len());
-    for (path, content, rank) in found {
-        // Bodies are not stored in the index: cut the snippet from the file as committed.
-        let mut body = Vec::new();
-        lake.write_content(&content, &mut body)?;
-        let snippet = snippet(&String::from_utf8_lossy(&body), &terms, SNIPPET_WORDS);
-        hits.push(Hit { path, snippet, rank });
-    }
-    Ok(hits)
+    Ok(found)
 }
 
-const SNIPPET_WORDS: usize = 12;
+/// Words in a snippet.
+pub const SNIPPET_WORDS: usize = 12;
 
 /// The words of a search, lower-case, with whether each is a prefix (`lak*`).
-fn query_terms(words: &str) -> Vec<(String, bool)> {
+pub fn query_terms(words: &str) -> Vec<(String, bool)> {
     words
         .split_whitespace()
         .flat_map(|w| {

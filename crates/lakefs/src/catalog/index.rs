@@ -232,7 +232,7 @@ fn plan(lake: &Lake, base: Option<&ObjectId>, new: &ObjectId, indexed: &dyn Fn(&
 }
 
 /// The tree the catalog of `volume` was last brought to.
-fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
+pub(crate) fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
     let b: Option<Vec<u8>> = db
         .conn
         .query_row("SELECT tree FROM catalog_state WHERE volume=?1", params![volume], |r| r.get(0))

@@ -38,6 +38,15 @@ pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(
     index::index_commit(lake, volume, new, indexed)
 }
 
+/// The tree the catalog of `volume` describes (None: nothing indexed yet).
+pub fn indexed_tree(lake: &Lake, volume: &str) -> Result<Option<ObjectId>> {
+    let db = lake.db();
+    if !schema::exists(&db)? {
+        return Ok(None);
+    }
+    index::indexed_tree(&db, volume)
+}
+
 /// Names of the volume's saved views.
 pub fn view_names(lake: &Lake, volume: &str) -> Result<Vec<String>> {
     Ok(views::list(lake, volume)?.into_iter().map(|v| v.name).collect())

@@ -49,6 +49,10 @@ INSERT INTO catalog_fts(catalog_fts, rank) VALUES('hashsize', 16777216);
 pub fn ensure(db: &Db) -> Result<()> {
     let err = |e| db.err(e);
     db.conn.execute_batch(SCHEMA).map_err(err)?;
+    // Who made a view (uid; 0 for views made before owners were recorded, and by root).
+    if !has_column(db, "catalog_views", "owner")? {
+        db.conn.execute_batch("ALTER TABLE catalog_views ADD COLUMN owner INTEGER NOT NULL DEFAULT 0").map_err(err)?;
+    }
     let fts: Option<String> = db
         .conn
         .query_row("SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'", [], |r| r.get(0))
@@ -67,6 +71,14 @@ pub fn ensure(db: &Db) -> Result<()> {
             tx.commit().map_err(err)
         }
     }
+}
+
+/// True when `table` has `column`.
+pub fn has_column(db: &Db, table: &str, column: &str) -> Result<bool> {
+    let mut s = db.conn.prepare(&format!("PRAGMA table_info({table})")).map_err(|e| db.err(e))?;
+    let names =
+        s.query_map([], |r| r.get::<_, String>(1)).map_err(|e| db.err(e))?.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))?;
+    Ok(names.iter().any(|n| n == column))
 }
 
 /// True when the catalog tables exist. Readers ask instead of creating them, so

@@ -12,7 +12,7 @@ use crate::fuse::hooks::ViewEntry;
 use crate::lake::Lake;
 use crate::meta::Db;
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ViewInfo {
     pub name: String,
     pub query: String,
@@ -52,9 +52,9 @@ pub fn matches(lake: &Lake, volume: &str, q: &str) -> Result<Vec<String>> {
     matches_in(&lake.db(), volume, &c)
 }
 
-/// Saves view `name` (replacing one of that name only when `replace`); returns
-/// how many files it matches now.
-pub fn create(lake: &Lake, volume: &str, name: &str, q: &str, replace: bool) -> Result<usize> {
+/// Saves view `name` for `owner` (a uid; replacing one of that name only when
+/// `replace`); returns how many files it matches now (all of them, whoever may read them).
+pub fn create(lake: &Lake, volume: &str, name: &str, q: &str, replace: bool, owner: u32) -> Result<usize> {
     check_name(name)?;
     let c = compile(q)?;
     let db = lake.db();
@@ -71,7 +71,10 @@ pub fn create(lake: &Lake, volume: &str, name: &str, q: &str, replace: bool) -> 
     }
     let (now, _) = crate::util::now();
     db.conn
-        .execute("INSERT OR REPLACE INTO catalog_views(volume, name, query, created) VALUES(?1, ?2, ?3, ?4)", params![volume, name, q, now])
+        .execute(
+            "INSERT OR REPLACE INTO catalog_views(volume, name, query, created, owner) VALUES(?1, ?2, ?3, ?4, ?5)",
+            params![volume, name, q, now, owner],
+        )
         .map_err(|e| db.err(e))?;
     Ok(matches_in(&db, volume, &c)?.len())
 }
@@ -99,6 +102,22 @@ pub fn get(lake: &Lake, volume: &str, name: &str) -> Result<Option<ViewInfo>> {
         })
         .optional()
         .map_err(|e| db.err(e))
+}
+
+/// The uid that made view `name` (0 for root and for views older than owners); None
+/// when there is no such view.
+pub fn owner(lake: &Lake, volume: &str, name: &str) -> Result<Option<u32>> {
+    let db = lake.db();
+    if !schema::exists(&db)? {
+        return Ok(None);
+    }
+    let owned = schema::has_column(&db, "catalog_views", "owner")?;
+    let sql = if owned {
+        "SELECT owner FROM catalog_views WHERE volume=?1 AND name=?2"
+    } else {
+        "SELECT 0 FROM catalog_views WHERE volume=?1 AND name=?2"
+    };
+    db.conn.query_row(sql, params![volume, name], |r| r.get(0)).optional().map_err(|e| db.err(e))
 }
 
 /// Deletes a view; false when there was none of that name.

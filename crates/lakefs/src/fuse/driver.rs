@@ -16,6 +16,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use super::caller::Caller;
 use super::hooks::VolumeHooks;
 use super::inode::{Inode, Table, ROOT};
 use super::sys::{self, attr_of, check, fstat, last_errno, AsCaller, CName, ProcPath, SysResult};
@@ -78,6 +79,11 @@ fn to_timespec(t: Option<TimeOrNow>) -> libc::timespec {
             }
         },
     }
+}
+
+/// Who sent a request (the catalog and control file answer as them).
+fn caller_of(req: &Request) -> Caller {
+    Caller::new(req.uid(), req.gid(), req.pid())
 }
 
 impl Driver {
@@ -314,9 +320,9 @@ impl Filesystem for Driver {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if virt::is_virtual(parent.0) {
-            return match self.virt.lookup(parent.0, name) {
+            return match self.virt.lookup(&caller_of(req), parent.0, name) {
                 Ok(a) => reply.entry(&VTTL, &a, Generation(0)),
                 Err(e) => reply.error(e),
             };
@@ -623,7 +629,7 @@ impl Filesystem for Driver {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -636,7 +642,8 @@ impl Filesystem for Driver {
         if fh.0 >= TABLE_FH {
             return match self.handle(fh).as_deref() {
                 Some(Handle::Control(r)) => {
-                    let answer = self.virt.control(data);
+                    // The writer's credentials: the reply is for that caller.
+                    let answer = self.virt.control(&caller_of(req), data);
                     *lock(r) = (offset + data.len() as u64, answer);
                     reply.written(data.len() as u32)
                 }
@@ -746,9 +753,9 @@ impl Filesystem for Driver {
         reply.error(Errno::ENOSYS)
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(&self, req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         if virt::is_virtual(ino.0) {
-            let list = match self.virt.list(ino.0) {
+            let list = match self.virt.list(&caller_of(req), ino.0, offset == 0) {
                 Ok(l) => l,
                 Err(e) => return reply.error(e),
             };
@@ -888,7 +895,14 @@ impl Filesystem for Driver {
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
         if fh.0 >= TABLE_FH {
-            return reply.error(Errno::ESPIPE);
+            // A past file reports its holes; other virtual files are not seekable by data.
+            return match self.handle(fh).as_deref() {
+                Some(Handle::Chunked(c)) => match u64::try_from(offset).map_err(|_| Errno::ENXIO).and_then(|o| c.seek(o, whence)) {
+                    Ok(o) => reply.offset(o as i64),
+                    Err(e) => reply.error(e),
+                },
+                _ => reply.error(Errno::ESPIPE),
+            };
         }
         let r = unsafe { libc::lseek(fh.0 as RawFd, offset, whence) };
         if r < 0 {

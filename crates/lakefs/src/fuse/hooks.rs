@@ -9,6 +9,7 @@
 //! name is whatever the kernel accepted (not necessarily UTF-8): see
 //! `crate::names` for how it is shown and sent as JSON.
 
+use super::caller::Caller;
 use crate::error::Result;
 use crate::id::ObjectId;
 use crate::lake::Lake;
@@ -34,8 +35,9 @@ pub trait VolumeHooks: Send + Sync + 'static {
     fn released(&self, rel: &[u8]);
     /// fsync/fdatasync of `rel`: returns once a commit holding its content is durable.
     fn fsync(&self, rel: &[u8]) -> Result<()>;
-    /// A request written to `<mount>/.lake/control` (JSON); returns the JSON reply.
-    fn control(&self, request: &[u8]) -> Vec<u8>;
+    /// A request written to `<mount>/.lake/control` (JSON) by `caller`; returns the
+    /// JSON reply, which holds only what that caller may see.
+    fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8>;
     /// Contents of the read-only file `<mount>/.lake/info` (JSON: lake, volume, mountpoint, ref).
     fn info(&self) -> Vec<u8>;
     /// Resolves the `<when>` of `<mount>/.lake/at/<when>/` to a commit's root tree
@@ -45,6 +47,7 @@ pub trait VolumeHooks: Send + Sync + 'static {
     fn recent_times(&self) -> Vec<String>;
     /// Names of saved views (`<mount>/views/`).
     fn views(&self) -> Vec<String>;
-    /// The entries of one view; None when there is no such view.
-    fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>>;
+    /// The entries of one view that `caller` may see (files it may read, in directories
+    /// it may list); None when there is no such view.
+    fn view_entries(&self, caller: &Caller, name: &str) -> Option<Vec<ViewEntry>>;
 }

@@ -2,6 +2,7 @@
 //! volume's working directory (`LAKE/state/NAME`), with FUSE passthrough for file
 //! data where the kernel has it, plus the virtual `.lake/` and `views/` paths.
 
+pub mod caller;
 mod driver;
 pub mod hooks;
 mod inode;

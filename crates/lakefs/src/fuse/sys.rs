@@ -205,3 +205,66 @@ impl Drop for AsCaller {
         }
     }
 }
+
+/// Makes this thread's file-system identity `uid`, `gid` and supplementary `groups`
+/// (see `caller::as_caller`); false when the kernel did not take all of it. The raw
+/// syscalls change only the calling thread (glibc's setgroups would change every
+/// thread of the daemon). Dropping fsuid from 0 clears the thread's file-system
+/// capabilities (CAP_DAC_OVERRIDE ...), so permission checks are the caller's.
+pub fn take_identity(uid: u32, gid: u32, groups: &[u32]) -> bool {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: setgroups reads `groups.len()` gids from a live Vec; setfsgid/setfsuid
+    // take plain integers. Called with -1 they change nothing and return the current id.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, groups.len() as libc::c_long, groups.as_ptr()) != 0 {
+            return false;
+        }
+        libc::syscall(libc::SYS_setfsgid, gid as libc::c_long);
+        libc::syscall(libc::SYS_setfsuid, uid as libc::c_long);
+        libc::syscall(libc::SYS_setfsgid, -1 as libc::c_long) == gid as libc::c_long
+            && libc::syscall(libc::SYS_setfsuid, -1 as libc::c_long) == uid as libc::c_long
+    }
+}
+
+/// Opens `path` (relative, '/'-separated) beneath `dir` as O_PATH with openat2, never
+/// through a symlink or out of `dir`: permission to search every directory on the way
+/// is checked with the thread's identity.
+pub fn open_beneath(dir: RawFd, path: &[u8], directory: bool) -> SysResult<OwnedFd> {
+    let c = std::ffi::CString::new(if path.is_empty() { &b"."[..] } else { path }).map_err(|_| Errno::EINVAL)?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC | if directory { libc::O_DIRECTORY } else { 0 }) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `c` is NUL-terminated and `how` a live open_how of the size passed.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_openat2, dir, c.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: openat2 returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether the thread's identity may `mode` (libc::R_OK, X_OK) the inode of an O_PATH
+/// fd: the kernel's answer, mode bits and POSIX ACLs included.
+pub fn may_access(fd: RawFd, mode: i32) -> bool {
+    // SAFETY: an empty, NUL-terminated path with AT_EMPTY_PATH names `fd` itself.
+    unsafe { libc::syscall(libc::SYS_faccessat2, fd, c"".as_ptr(), mode, libc::AT_EACCESS | libc::AT_EMPTY_PATH) == 0 }
+}
+
+/// The inode's ctime in nanoseconds since the epoch.
+pub fn ctime_ns(fd: RawFd) -> Option<i128> {
+    let st = fstat(fd).ok()?;
+    Some(i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec))
+}
+
+/// Reads at most `max` bytes of the regular file behind an O_PATH fd (reopened for
+/// reading with the thread's identity); None when it is not a regular file or may not be read.
+pub fn read_head(fd: RawFd, max: usize) -> Option<Vec<u8>> {
+    if fstat(fd).ok()?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let f = reopen(fd, libc::O_RDONLY | libc::O_NONBLOCK).ok()?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::from(f), max as u64), &mut out).ok()?;
+    Some(out)
+}

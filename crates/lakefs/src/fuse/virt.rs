@@ -6,10 +6,11 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
+use super::caller::{effective_mode, Caller};
 use super::hooks::VolumeHooks;
 use super::sys::time;
 use crate::chunklist::Piece;
@@ -41,7 +42,14 @@ pub enum VNode {
     Control,
     At,
     Views,
-    ViewDir(String),
+    /// A view's directory as one caller sees it: each identity has its own inode,
+    /// owned by it and closed to others (mode 0500), so a listing the kernel cached
+    /// for one user is never served to another.
+    ViewDir {
+        view: String,
+        uid: u32,
+        gid: u32,
+    },
     ViewLink(Vec<u8>),
     /// A directory of a past tree; `root` is the tree of `<when>/` (for hard links).
     AtDir {
@@ -71,7 +79,16 @@ pub struct Virt {
     by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
     next: AtomicU64,
     started: SystemTime,
+    /// The last listing of each view directory, and when it was made: a long listing
+    /// takes several readdir requests, and only the first (offset 0) filters the view
+    /// again; lookups that follow a listing (`ls -l`) are answered from it for a while.
+    listings: Mutex<HashMap<u64, (Instant, Listing)>>,
 }
+
+/// How long lookups in a view directory are answered from its last listing.
+const LISTING_FRESH: Duration = Duration::from_secs(5);
+
+type Listing = Vec<(u64, FileType, Vec<u8>)>;
 
 /// What opening a virtual file gives.
 pub enum VOpen {
@@ -99,6 +116,7 @@ impl Virt {
             by_name: Mutex::new(HashMap::new()),
             next: AtomicU64::new(FIRST_DYNAMIC),
             started: SystemTime::now(),
+            listings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,8 +181,9 @@ impl Virt {
             ctime: t,
             crtime: t,
             kind,
-            // Past trees are read-only: show them without write bits.
-            perm: (meta.mode & 0o7555) as u16,
+            // Past trees are read-only: show them without write bits. The kernel checks
+            // them by mode bits alone, so a recorded ACL is folded in (it only takes away).
+            perm: (effective_mode(meta) & 0o7555) as u16,
             nlink: if kind == FileType::Directory { 2 } else { 1 },
             uid: meta.uid,
             gid: meta.gid,
@@ -181,9 +200,14 @@ impl Virt {
             // Listings that change without a change through the mount (new commits,
             // catalog updates): a new mtime at every lookup makes the kernel drop the
             // listing it cached (the driver has no opendir; see `Driver::opendir`).
-            VNode::At | VNode::Views | VNode::ViewDir(_) => {
+            VNode::At | VNode::Views => {
                 let mut a = self.synthetic(ino, FileType::Directory, 0o555, 0);
                 a.mtime = SystemTime::now();
+                a
+            }
+            VNode::ViewDir { uid, gid, .. } => {
+                let mut a = self.synthetic(ino, FileType::Directory, 0o500, 0);
+                (a.mtime, a.uid, a.gid) = (SystemTime::now(), uid, gid);
                 a
             }
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
@@ -200,8 +224,18 @@ impl Virt {
         })
     }
 
-    /// Lookup of `name` in the virtual directory `parent`; for the root, `parent` is 1.
-    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+    /// The inode of view `view`'s directory as `caller` sees it.
+    fn view_dir(&self, caller: &Caller, view: &str) -> u64 {
+        // Per identity: uid, gid and groups decide what the listing holds.
+        let mut key = view.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(format!("{}:{}:{:?}", caller.uid(), caller.gid(), caller.groups()).as_bytes());
+        let node = VNode::ViewDir { view: view.to_owned(), uid: caller.uid(), gid: caller.gid() };
+        self.bind(VIEWS, &key, node)
+    }
+
+    /// Lookup of `name` in the virtual directory `parent` by `caller`; for the root, `parent` is 1.
+    pub fn lookup(&self, caller: &Caller, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
         let nb = name.as_bytes();
         let ino = match self.node(parent).ok_or(Errno::ENOENT)? {
             VNode::LakeDir => match nb {
@@ -219,15 +253,21 @@ impl Virt {
             }
             VNode::Views => {
                 let view = std::str::from_utf8(nb).map_err(|_| Errno::ENOENT)?;
-                if self.hooks.view_entries(view).is_none() {
+                if !self.hooks.views().iter().any(|v| v == view) {
                     return Err(Errno::ENOENT);
                 }
-                self.bind(VIEWS, nb, VNode::ViewDir(view.to_string()))
+                self.view_dir(caller, view)
             }
-            VNode::ViewDir(view) => {
-                let entries = self.hooks.view_entries(&view).ok_or(Errno::ENOENT)?;
-                let e = entries.iter().find(|e| e.name.as_bytes() == nb).ok_or(Errno::ENOENT)?;
-                self.bind(parent, nb, VNode::ViewLink(view_target(&e.path)))
+            VNode::ViewDir { .. } => {
+                // From the last listing while it is fresh, else from a new one (which
+                // the lookups after it use: `ls -l` of a long view filters it once).
+                let find = |l: &Listing| l.iter().find(|e| e.2 == nb).map(|e| e.0);
+                let cached = lock(&self.listings).get(&parent).filter(|l| l.0.elapsed() < LISTING_FRESH).map(|l| find(&l.1));
+                let found = match cached {
+                    Some(found) => found,
+                    None => find(&self.list(caller, parent, true)?),
+                };
+                found.ok_or(Errno::ENOENT)?
             }
             VNode::AtDir { tree, root, .. } => {
                 let node = self.at_child(&tree, &root, nb)?.ok_or(Errno::ENOENT)?;
@@ -282,8 +322,10 @@ impl Virt {
         }))
     }
 
-    /// Entries of a virtual directory (without "." and ".."), binding inodes for them.
-    pub fn list(&self, ino: u64) -> Result<Vec<(u64, FileType, Vec<u8>)>, Errno> {
+    /// Entries of a virtual directory (without "." and "..") for `caller`, binding
+    /// inodes for them; `fresh` at the start of a listing, else a view directory's
+    /// entries are the ones of its last listing.
+    pub fn list(&self, caller: &Caller, ino: u64, fresh: bool) -> Result<Listing, Errno> {
         let mut out = Vec::new();
         match self.node(ino).ok_or(Errno::ENOENT)? {
             VNode::LakeDir => {
@@ -302,15 +344,19 @@ impl Virt {
             }
             VNode::Views => {
                 for v in self.hooks.views() {
-                    let ino = self.bind(VIEWS, v.as_bytes(), VNode::ViewDir(v.clone()));
+                    let ino = self.view_dir(caller, &v);
                     out.push((ino, FileType::Directory, v.into_bytes()));
                 }
             }
-            VNode::ViewDir(view) => {
-                for e in self.hooks.view_entries(&view).unwrap_or_default() {
-                    let ino = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
-                    out.push((ino, FileType::Symlink, e.name.into_bytes()));
+            VNode::ViewDir { view, .. } => {
+                if let Some(l) = lock(&self.listings).get(&ino).filter(|_| !fresh) {
+                    return Ok(l.1.clone());
                 }
+                for e in self.hooks.view_entries(caller, &view).unwrap_or_default() {
+                    let link = self.bind(ino, e.name.as_bytes(), VNode::ViewLink(view_target(&e.path)));
+                    out.push((link, FileType::Symlink, e.name.into_bytes()));
+                }
+                lock(&self.listings).insert(ino, (Instant::now(), out.clone()));
             }
             VNode::AtDir { tree, root, .. } => {
                 let t = self.hooks.lake().read_tree(&tree).map_err(io_err)?;
@@ -365,13 +411,13 @@ impl Virt {
                 self.hooks.lake().write_content(&content, &mut buf).map_err(io_err)?;
                 Ok(VOpen::Bytes(buf))
             }
-            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) | VNode::AtDir { .. } => Err(Errno::EISDIR),
+            VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir { .. } | VNode::AtDir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EACCES),
         }
     }
 
-    pub fn control(&self, request: &[u8]) -> Vec<u8> {
-        self.hooks.control(request)
+    pub fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8> {
+        self.hooks.control(caller, request)
     }
 }
 
@@ -381,6 +427,28 @@ pub struct ChunkedFile {
     chunks: Vec<(Option<ObjectId>, u64, u64)>,
     /// The last chunk read: sequential reads of it need one lake read.
     cache: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl ChunkedFile {
+    /// `lseek` SEEK_DATA or SEEK_HOLE at `offset`: the chunk list's holes are the
+    /// file's (and its end is one), so a sparse copy of a past file (a restore) stays sparse.
+    pub fn seek(&self, offset: u64, whence: i32) -> Result<u64, Errno> {
+        let size = self.chunks.last().map_or(0, |c| c.1 + c.2);
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            _ => return Err(Errno::EINVAL),
+        };
+        if offset >= size {
+            return Err(Errno::ENXIO);
+        }
+        let first = self.chunks.partition_point(|c| c.1 + c.2 <= offset);
+        match self.chunks[first..].iter().find(|c| c.0.is_some() == data) {
+            Some(c) => Ok(c.1.max(offset)),
+            None if data => Err(Errno::ENXIO),
+            None => Ok(size),
+        }
+    }
 }
 
 impl Virt {
@@ -431,4 +499,27 @@ fn view_target(path: &str) -> Vec<u8> {
     let mut t = b"../../".to_vec();
     t.extend_from_slice(&crate::names::from_escaped(path));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_past_file_reports_its_holes() {
+        let id = Some(ObjectId::hash(b"x"));
+        // data 0..10, hole 10..110, data 110..115, hole 115..200
+        let f = ChunkedFile { chunks: vec![(id, 0, 10), (None, 10, 100), (id, 110, 5), (None, 115, 85)], cache: Mutex::new(None) };
+        let (data, hole) = (libc::SEEK_DATA, libc::SEEK_HOLE);
+        assert_eq!(f.seek(0, data), Ok(0));
+        assert_eq!(f.seek(5, hole), Ok(10));
+        assert_eq!(f.seek(10, data), Ok(110));
+        assert_eq!(f.seek(50, hole), Ok(50), "inside a hole");
+        assert_eq!(f.seek(112, hole), Ok(115));
+        assert_eq!(f.seek(120, data), Err(Errno::ENXIO), "only a hole follows");
+        assert_eq!(f.seek(200, hole), Err(Errno::ENXIO), "at the end");
+        assert_eq!(f.seek(0, libc::SEEK_END), Err(Errno::EINVAL));
+        let dense = ChunkedFile { chunks: vec![(id, 0, 10)], cache: Mutex::new(None) };
+        assert_eq!(dense.seek(3, hole), Ok(10), "the end is a hole");
+    }
 }

@@ -10,7 +10,16 @@
 //!
 //! Paths, both ways, are strings when they are UTF-8 and `{"bytes": "caf\xe9"}`
 //! otherwise (`crate::names`).
+//!
+//! Read requests answer as the writer of the request (its FUSE credentials), with
+//! only what it may read ([`super::visible`]): `{"op":"search","words","limit","under"}`,
+//! `{"op":"view-list"}`, `{"op":"view-show","name"}`, `{"op":"view-create","name",
+//! "query","replace"}`, `{"op":"view-delete","name"}`, `{"op":"log","path","max"}`,
+//! `{"op":"tree","rev","path"}` (for restores); `status` lists the open and
+//! not-recorded paths the caller may read. `{"op":"zone","paths":[..]}` gives the
+//! zone of each path (the zone files are in the lake, which only root may read).
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -21,6 +30,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::names;
 
 use super::committer::Shared;
+use super::visible;
+use crate::fuse::caller::Caller;
 
 /// Triggers a flush may name (the others belong to the committer).
 const FLUSH_TRIGGERS: [&str; 5] = ["manual", "restore", "switch", "merge", "close"];
@@ -38,14 +49,19 @@ fn reply(r: Result<Value>) -> Vec<u8> {
     b
 }
 
-pub(crate) fn handle(sh: &Shared, request: &[u8]) -> Vec<u8> {
-    reply(handle_inner(sh, request))
+pub(crate) fn handle(sh: &Shared, caller: &Caller, request: &[u8]) -> Vec<u8> {
+    reply(handle_inner(sh, caller, request))
 }
 
-fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
+fn handle_inner(sh: &Shared, caller: &Caller, request: &[u8]) -> Result<Value> {
     let req: Value = serde_json::from_slice(request).map_err(|e| Error::Invalid(format!("control request is not JSON: {e}")))?;
     let op = req["op"].as_str().unwrap_or_default();
     let text = |k: &str| req[k].as_str().map(str::to_owned);
+    // A mount-relative path (absent: the mount root).
+    let rel = |k: &str| match &req[k] {
+        Value::Null => Ok(Vec::new()),
+        v => names::from_json(v).and_then(|p| names::check_rel(&p)),
+    };
     match op {
         "flush" => {
             let label = match (text("trigger"), text("message")) {
@@ -80,13 +96,35 @@ fn handle_inner(sh: &Shared, request: &[u8]) -> Result<Value> {
             Ok(json!({"commit": c}))
         }
         "status" => {
-            let skipped: Vec<Value> =
-                sh.skipped().into_iter().map(|(path, reason)| json!({"path": names::to_json(&path), "reason": reason})).collect();
-            let open: Vec<Value> = sh.open_files().iter().map(|p| names::to_json(p)).collect();
+            let skipped = visible::shown(sh, caller, sh.skipped().into_iter().collect(), |(p, _): &(Vec<u8>, String)| Cow::Borrowed(p), None);
+            let skipped: Vec<Value> = skipped.iter().map(|(path, reason)| json!({"path": names::to_json(path), "reason": reason})).collect();
+            let open = visible::shown(sh, caller, sh.open_files(), |p: &Vec<u8>| Cow::Borrowed(p), None);
+            let open: Vec<Value> = open.iter().map(|p| names::to_json(p)).collect();
             Ok(json!({"head": sh.vol.head()?, "open": open, "not_recorded": skipped}))
         }
+        "search" => {
+            let words = text("words").unwrap_or_default();
+            let limit = req["limit"].as_u64().unwrap_or(50) as usize;
+            visible::search(sh, caller, &words, limit, &rel("under")?)
+        }
+        "view-list" | "view-show" | "view-create" | "view-delete" => visible::view_op(sh, caller, op, &req),
+        "log" => {
+            let max = req["max"].as_u64().map_or(usize::MAX, |m| m as usize);
+            visible::log(sh, caller, &rel("path")?, max)
+        }
+        "tree" => {
+            let rev = text("rev").ok_or_else(|| Error::Invalid("tree needs \"rev\"".into()))?;
+            visible::tree(sh, caller, &rev, &rel("path")?)
+        }
+        "zone" => {
+            let paths = req["paths"].as_array().ok_or_else(|| Error::Invalid("zone needs \"paths\": [..]".into()))?;
+            let zones: Vec<Value> = paths.iter().map(|p| Ok(json!(sh.vol.zone(&names::from_json(p)?)))).collect::<Result<_>>()?;
+            Ok(json!({"zones": zones}))
+        }
         "" => Err(Error::Invalid("control request needs \"op\"".into())),
-        other => Err(Error::Invalid(format!("unknown control op '{other}' (flush, commit, reload, status)"))),
+        other => Err(Error::Invalid(format!(
+            "unknown control op '{other}' (flush, commit, reload, status, zone, search, view-list, view-show, view-create, view-delete, log, tree)"
+        ))),
     }
 }
 

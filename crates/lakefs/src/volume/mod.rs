@@ -25,6 +25,7 @@ pub mod locate;
 pub mod merge;
 mod priority;
 pub mod recovery;
+mod visible;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use locate::{locate, Located, VolumeInfo};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fuse::caller::Caller;
 use crate::fuse::hooks::{ViewEntry, VolumeHooks};
 use crate::id::ObjectId;
 use crate::import::{ImportOptions, ImportStats, ScanOptions, StatCache};
@@ -390,8 +392,8 @@ impl VolumeHooks for Daemon {
         self.shared.fsync(rel)
     }
 
-    fn control(&self, request: &[u8]) -> Vec<u8> {
-        control::handle(&self.shared, request)
+    fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8> {
+        control::handle(&self.shared, caller, request)
     }
 
     fn info(&self) -> Vec<u8> {
@@ -429,9 +431,8 @@ impl VolumeHooks for Daemon {
         crate::catalog::view_names(v.lake(), v.name()).unwrap_or_default()
     }
 
-    fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>> {
-        let v = &self.shared.vol;
-        crate::catalog::view_entries(v.lake(), v.name(), name).ok().flatten()
+    fn view_entries(&self, caller: &Caller, name: &str) -> Option<Vec<ViewEntry>> {
+        visible::view_entries(&self.shared, caller, name).ok().flatten()
     }
 }
 
@@ -439,7 +440,7 @@ impl VolumeHooks for Daemon {
 /// streams (a large file is never held in memory); the holes of a sparse chunk
 /// list are checked against the file's data extents only (SEEK_DATA), so an
 /// equal 16 GiB sparse file is not read through.
-pub fn file_holds(lake: &Lake, path: &Path, content: &crate::tree::Content) -> Result<bool> {
+pub(crate) fn file_holds(lake: &Lake, path: &Path, content: &crate::tree::Content) -> Result<bool> {
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::open(path).at(path)?;
     let size = f.metadata().at(path)?.len();

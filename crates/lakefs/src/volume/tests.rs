@@ -151,7 +151,7 @@ fn committer_batches_many_changes_into_one_commit() {
         d.released(rel.as_bytes());
     }
     d.changed(b"alice/.cache/junk");
-    let reply: serde_json::Value = serde_json::from_slice(&d.control(br#"{"op":"flush"}"#)).expect("json");
+    let reply: serde_json::Value = serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"flush"}"#)).expect("json");
     assert_eq!(reply["ok"], true, "{reply}");
     let all = commits(v);
     assert_eq!(all.len(), before + 1, "300 closes make one commit");
@@ -182,7 +182,7 @@ fn catalog_follows_batches_once_quiet_and_at_a_flush() {
     let v = d2.volume();
     write(v.work_dir(), "alice/more.txt", b"a cormorant drying its wings\n");
     d2.changed(b"alice/more.txt");
-    let reply: serde_json::Value = serde_json::from_slice(&d2.control(br#"{"op":"flush"}"#)).expect("json");
+    let reply: serde_json::Value = serde_json::from_slice(&d2.control(&Caller::root(), br#"{"op":"flush"}"#)).expect("json");
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(found(v, "cormorant"), ["alice/more.txt"]);
     d2.shutdown().expect("shutdown");
@@ -250,7 +250,7 @@ fn micro_snapshots_for_lake_files_open_for_writing_not_hybrid() {
     // The journal lists both open files.
     wait_until(|| recovery::read_journal(v).expect("journal").len() == 2);
     d.released(b"alice/.profile");
-    d.control(br#"{"op":"flush"}"#);
+    d.control(&Caller::root(), br#"{"op":"flush"}"#);
     assert_eq!(head_bytes(v, "alice/.profile").as_deref(), Some(&b"export A=1"[..]));
     d.shutdown().expect("shutdown");
 }
@@ -267,15 +267,17 @@ fn control_commit_takes_exactly_the_given_paths() {
     d.changed(b"alice/b.txt");
     d.changed(b"alice/c.txt");
     let r: serde_json::Value =
-        serde_json::from_slice(&d.control(br#"{"op":"commit","paths":["alice/a.txt","alice/b.txt"],"message":"two"}"#)).expect("json");
+        serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["alice/a.txt","alice/b.txt"],"message":"two"}"#))
+            .expect("json");
     assert_eq!(r["ok"], true, "{r}");
     let c = &commits(v)[0];
     assert_eq!((c.trigger.as_str(), c.message.as_str()), ("manual", "two"));
     assert!(head_bytes(v, "alice/a.txt").is_some() && head_bytes(v, "alice/b.txt").is_some());
     assert_eq!(head_bytes(v, "alice/c.txt"), None);
-    let bad: serde_json::Value = serde_json::from_slice(&d.control(br#"{"op":"commit","paths":["../etc"]}"#)).expect("json");
+    let bad: serde_json::Value =
+        serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"commit","paths":["../etc"]}"#)).expect("json");
     assert_eq!(bad["ok"], false);
-    let bad: serde_json::Value = serde_json::from_slice(&d.control(b"nonsense")).expect("json");
+    let bad: serde_json::Value = serde_json::from_slice(&d.control(&Caller::root(), b"nonsense")).expect("json");
     assert_eq!(bad["ok"], false);
     d.shutdown().expect("shutdown");
 }
@@ -421,10 +423,10 @@ fn a_file_renamed_while_open_is_committed_under_its_new_name() {
     std::fs::rename(v.work_dir().join("alice/tmp.txt"), v.work_dir().join("alice/final.txt")).expect("rename");
     d.changed(b"alice/tmp.txt");
     d.changed(b"alice/final.txt");
-    d.control(br#"{"op":"flush"}"#);
+    d.control(&Caller::root(), br#"{"op":"flush"}"#);
     assert_eq!(head_bytes(v, "alice/final.txt").as_deref(), Some(&b"saved"[..]));
     assert_eq!(head_bytes(v, "alice/tmp.txt"), None);
-    let st: serde_json::Value = serde_json::from_slice(&d.control(br#"{"op":"status"}"#)).expect("json");
+    let st: serde_json::Value = serde_json::from_slice(&d.control(&Caller::root(), br#"{"op":"status"}"#)).expect("json");
     assert_eq!(st["open"], serde_json::json!([]), "the old name is no longer open");
     d.shutdown().expect("shutdown");
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use lakefs::error::Result;
+use lakefs::fuse::caller::Caller;
 use lakefs::fuse::hooks::{ViewEntry, VolumeHooks};
 use lakefs::fuse::{self, MountOptions, Mounted};
 use lakefs::id::ObjectId;
@@ -64,7 +65,7 @@ impl VolumeHooks for Recorder {
         }
         Ok(())
     }
-    fn control(&self, request: &[u8]) -> Vec<u8> {
+    fn control(&self, _caller: &Caller, request: &[u8]) -> Vec<u8> {
         self.push(format!("control:{}", String::from_utf8_lossy(request)));
         format!("{{\"ok\":true,\"len\":{}}}", request.len()).into_bytes()
     }
@@ -80,7 +81,7 @@ impl VolumeHooks for Recorder {
     fn views(&self) -> Vec<String> {
         vec!["pics".into()]
     }
-    fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>> {
+    fn view_entries(&self, _caller: &Caller, name: &str) -> Option<Vec<ViewEntry>> {
         (name == "pics").then(|| vec![ViewEntry { name: "a.jpg".into(), path: "alice/a.jpg".into() }])
     }
 }
