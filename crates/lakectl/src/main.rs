@@ -95,6 +95,15 @@ enum Cmd {
         /// Make a commit even if nothing changed.
         #[arg(long)]
         allow_empty: bool,
+        /// Leave out paths matching GLOB, with everything below them (repeatable).
+        /// A pattern with a '/' matches the path relative to SRC (`var/cache/*`);
+        /// one without matches any name (`*.tmp`, `node_modules`).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Do not descend into other file systems mounted below SRC (their mount
+        /// points are recorded as empty directories), as `tar --one-file-system`.
+        #[arg(long, short = 'x')]
+        one_file_system: bool,
         /// (--zone posix) Called from a package-manager hook: records trigger, phase and
         /// the command line; apt-post/dpkg-post also deploy a new generation.
         #[arg(long, value_enum)]
@@ -249,7 +258,17 @@ fn main() {
 }
 
 fn open(cli: &Cli) -> Result<Lake> {
-    Lake::open(&cli.lake).with_context(|| format!("opening the lake at {}", cli.lake.display()))
+    Lake::open(&cli.lake).map_err(|e| {
+        // Run from inside a dead /home mount, the volume could not be found and the
+        // default lake was tried instead: the dead mount is the news.
+        let dead = matches!(e, lakefs::Error::NotALake { .. })
+            .then(|| std::env::current_dir().ok().and_then(|d| lakefs::volume::locate::dead_mount(&d)))
+            .flatten();
+        match dead {
+            Some(root) => anyhow::anyhow!("{}", lakefs::volume::locate::dead_mount_hint(&root)),
+            None => anyhow::Error::new(e).context(format!("opening the lake at {}", cli.lake.display())),
+        }
+    })
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -313,7 +332,7 @@ fn run(mut cli: Cli) -> Result<()> {
             };
             posix_cmd::rollback(&lake, &a, cli.json, cli.quiet)?;
         }
-        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty, .. } => {
+        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty, exclude, one_file_system, .. } => {
             let [src] = src.as_slice() else { bail!("give one directory to import (several paths only inside a lakefs mount)") };
             let lake = open(&cli)?;
             let posix = cli.zone == Some(Zone::Posix);
@@ -334,8 +353,10 @@ fn run(mut cli: Cli) -> Result<()> {
                 extra: vec![],
                 allow_empty: *allow_empty,
             };
+            let scan =
+                lakefs::import::ScanOptions { exclude: exclude_matcher(exclude)?, one_file_system: *one_file_system, ..Default::default() };
             let t = std::time::Instant::now();
-            let out = lakefs::ops::commit_dir(&lake, &req, &bar)
+            let out = lakefs::ops::commit_dir_with(&lake, &req, None, &scan, &bar)
                 .with_context(|| format!("committing {} to '{}' in {}", src.display(), cli.reference, cli.lake.display()))?;
             let secs = t.elapsed().as_secs_f64();
             if cli.json {
@@ -535,4 +556,26 @@ fn read_list(f: &Path) -> Result<Vec<String>> {
         std::fs::read_to_string(f).with_context(|| format!("reading the change list {}", f.display()))?
     };
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+}
+
+/// `--exclude` patterns as a scan predicate: patterns with a '/' match the
+/// source-relative path, the others any single name on it.
+fn exclude_matcher(patterns: &[String]) -> Result<Option<std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let (mut paths, mut names) = (globset::GlobSetBuilder::new(), globset::GlobSetBuilder::new());
+    for p in patterns {
+        let glob = globset::GlobBuilder::new(p.trim_start_matches('/').trim_end_matches('/'))
+            .literal_separator(true)
+            .build()
+            .with_context(|| format!("--exclude '{p}' is not a valid glob"))?;
+        if p.trim_end_matches('/').contains('/') {
+            paths.add(glob);
+        } else {
+            names.add(glob);
+        }
+    }
+    let (paths, names) = (paths.build()?, names.build()?);
+    Ok(Some(std::sync::Arc::new(move |rel: &str| paths.is_match(rel) || rel.rsplit('/').next().is_some_and(|name| names.is_match(name)))))
 }

@@ -127,6 +127,9 @@ pub struct ScanOptions {
     /// parent) tree holds, whatever is on disk: paths that could not be read
     /// (a volume's skipped paths) are neither rescanned nor recorded as removed.
     pub hold: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Directories on another file system than the source root (mount points)
+    /// are recorded, empty, without descending into them (`tar --one-file-system`).
+    pub one_file_system: bool,
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -138,6 +141,7 @@ impl std::fmt::Debug for ScanOptions {
             .field("base_scanned_ns", &self.base_scanned_ns)
             .field("exact", &self.exact)
             .field("hold", &self.hold.is_some())
+            .field("one_file_system", &self.one_file_system)
             .finish()
     }
 }
@@ -256,6 +260,8 @@ struct Scanner<'a> {
     opts: &'a ScanOptions,
     lake: &'a crate::lake::Lake,
     scanned_ns: i128,
+    /// The source root's device, for [`ScanOptions::one_file_system`].
+    root_dev: u64,
 }
 
 fn rel_bytes(rel: &Path) -> Vec<u8> {
@@ -264,7 +270,8 @@ fn rel_bytes(rel: &Path) -> Vec<u8> {
 
 impl<'a> Scanner<'a> {
     fn new(src: &'a Path, opts: &'a ScanOptions, lake: &'a crate::lake::Lake) -> Self {
-        Scanner { src, links: HashMap::new(), stats: ImportStats::default(), opts, lake, scanned_ns: now_ns() }
+        let root_dev = std::fs::symlink_metadata(src).map(|m| m.dev()).unwrap_or(0);
+        Scanner { src, links: HashMap::new(), stats: ImportStats::default(), opts, lake, scanned_ns: now_ns(), root_dev }
     }
 
     /// A content id known for this file without reading it, if any.
@@ -294,6 +301,9 @@ impl<'a> Scanner<'a> {
         let meta = fsmeta::meta_from(md, long_path::with(&path, |p| fsmeta::read_xattrs(p))?);
         if ft.is_dir() {
             self.stats.dirs += 1;
+            if self.opts.one_file_system && md.dev() != self.root_dev {
+                return Ok(Scan::Dir { meta, children: Vec::new() });
+            }
             let mut names: Vec<_> = long_path::with(&path, |p| {
                 std::fs::read_dir(p).at(p)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().at(p)
             })?;

@@ -10,6 +10,7 @@
 //!   and chunker driver; [`checkout`], [`diff`], [`verify`], [`gc`], [`rev`]
 //!   (revisions and times); [`ops`]: whole operations such as committing a directory.
 
+pub mod beneath;
 pub mod catalog;
 pub mod checkout;
 pub mod chunker;
@@ -34,6 +35,7 @@ pub mod ops;
 pub mod overlay_upper;
 pub mod pack;
 pub mod posix;
+pub mod privacy;
 pub mod progress;
 pub mod reach;
 pub mod rev;
@@ -42,6 +44,7 @@ pub mod sparse;
 pub mod substrate;
 pub mod superblock;
 pub mod tree;
+pub mod tree_check;
 pub mod tree_edit;
 pub mod util;
 pub mod verify;
