@@ -575,12 +575,12 @@ fn lake_info_control_and_views() {
             Some(libc::EEXIST)
         );
         assert!(!fx.w(".lake").exists());
-        let mut root: Vec<String> = fs::read_dir(&fx.mnt)
+        // Reachable by name, but not listed: tree walks stay out of history and views.
+        let root: Vec<String> = fs::read_dir(&fx.mnt)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        root.sort();
-        assert_eq!(root, [".lake", "views"]);
+        assert!(root.is_empty(), "{root:?}");
         let views: Vec<String> = fs::read_dir(fx.p("views"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

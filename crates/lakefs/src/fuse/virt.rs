@@ -68,6 +68,8 @@ pub struct Virt {
     hooks: Arc<dyn VolumeHooks>,
     nodes: Mutex<HashMap<u64, VNode>>,
     by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
+    /// The directory each bound inode is in (for ".." in listings).
+    parents: Mutex<HashMap<u64, u64>>,
     next: AtomicU64,
     started: SystemTime,
 }
@@ -96,6 +98,7 @@ impl Virt {
             hooks,
             nodes: Mutex::new(HashMap::new()),
             by_name: Mutex::new(HashMap::new()),
+            parents: Mutex::new(HashMap::new()),
             next: AtomicU64::new(FIRST_DYNAMIC),
             started: SystemTime::now(),
         }
@@ -128,7 +131,17 @@ impl Virt {
         };
         by_name.insert(key, ino);
         nodes.insert(ino, node);
+        lock(&self.parents).insert(ino, parent);
         ino
+    }
+
+    /// The directory virtual directory `ino` is in.
+    pub fn parent(&self, ino: u64) -> u64 {
+        match ino {
+            LAKE_DIR | VIEWS => super::inode::ROOT,
+            INFO | CONTROL | AT => LAKE_DIR,
+            _ => lock(&self.parents).get(&ino).copied().unwrap_or(super::inode::ROOT),
+        }
     }
 
     fn synthetic(&self, ino: u64, kind: FileType, perm: u16, size: u64) -> FileAttr {
@@ -389,10 +402,6 @@ impl Virt {
             VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir(_) | VNode::AtDir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EACCES),
         }
-    }
-
-    pub fn control(&self, request: &[u8]) -> Vec<u8> {
-        self.hooks.control(request)
     }
 }
 
