@@ -245,7 +245,8 @@ pub fn deploy_generation(lake: &Lake, commit: ObjectId, opts: &DeployOptions, pr
         check_space(lake, &esp, &need, &boot, &pruned)?;
     }
 
-    let g = generation::deploy(lake, commit, opts.pinned, progress).map_err(Error::lake(format!("deploying commit {commit} as a new generation")))?;
+    let g = generation::deploy(lake, commit, opts.pinned, progress)
+        .map_err(Error::lake(format!("deploying commit {commit} as a new generation")))?;
     let n = g.number;
     let entry = Entry { title, generation: n, linux: kernel.path.clone(), initrd: initrd.path.clone(), cmdline, tries: opts.tries };
     let written = (|| {
@@ -271,4 +272,3 @@ pub fn deploy_generation(lake: &Lake, commit: ObjectId, opts: &DeployOptions, pr
     pruned.extend(r.generations());
     Ok(Deployed { generation: n, commit, entry: entry_path, kernel: kernel.path, initrd: initrd.path, pruned, esp: esp.root().to_owned() })
 }
-

@@ -19,14 +19,7 @@ pub enum Error {
     #[error("--esp {path}: not a directory; give the directory the ESP is mounted on")]
     NotADirectory { path: PathBuf },
     #[error("not enough space on the {what} at {path}: {free} free, {need} needed ({detail}); {hint}")]
-    NoSpace {
-        what: &'static str,
-        path: PathBuf,
-        free: String,
-        need: String,
-        detail: String,
-        hint: String,
-    },
+    NoSpace { what: &'static str, path: PathBuf, free: String, need: String, detail: String, hint: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -112,7 +112,12 @@ impl Esp {
         write_atomic(&dest, |out| copy_plain(&mut input, out))?;
         // The copy is what boots: check it, not the source.
         if !self.has_boot_file(f)? {
-            return Err(Error::Invalid(format!("{}: the copy of {} on the ESP does not match its hash {}", dest.display(), src.display(), f.id)));
+            return Err(Error::Invalid(format!(
+                "{}: the copy of {} on the ESP does not match its hash {}",
+                dest.display(),
+                src.display(),
+                f.id
+            )));
         }
         Ok(true)
     }
@@ -362,7 +367,8 @@ mod tests {
         let k1 = file(t.path(), "k1", b"kernel one");
         let k2 = file(t.path(), "k2", b"kernel two");
         let i1 = file(t.path(), "i1", b"initrd one");
-        let (bk1, bk2, bi1) = (BootFile::of(&k1, "vmlinuz").unwrap(), BootFile::of(&k2, "vmlinuz").unwrap(), BootFile::of(&i1, "initrd").unwrap());
+        let (bk1, bk2, bi1) =
+            (BootFile::of(&k1, "vmlinuz").unwrap(), BootFile::of(&k2, "vmlinuz").unwrap(), BootFile::of(&i1, "initrd").unwrap());
 
         assert!(esp.install_boot_file(&k1, &bk1).unwrap(), "written the first time");
         assert!(!esp.install_boot_file(&k1, &bk1).unwrap(), "skipped: same hash present");
@@ -385,7 +391,11 @@ mod tests {
         assert_eq!(got, [(1, State::Good), (2, State::Counting { left: 1 }), (10, State::Bad)]);
         assert_eq!(es[0].options, "lake.gen=1 rw console=ttyS0");
         assert_eq!(es[2].linux, bk2.path);
-        assert!(std::fs::read_dir(esp.host_path("/loader/entries")).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        assert!(std::fs::read_dir(esp.host_path("/loader/entries")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
 
         // The template is the newest good entry, not the newest.
         let tpl = esp.template().unwrap().expect("template");

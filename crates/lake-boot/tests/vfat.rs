@@ -25,7 +25,8 @@ struct Vfat {
 }
 
 fn kernel_has_vfat() -> bool {
-    let known = |t: &str| std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.split_whitespace().last() == Some(t)));
+    let known =
+        |t: &str| std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.lines().any(|l| l.split_whitespace().last() == Some(t)));
     known("vfat") || (Command::new("modprobe").arg("vfat").output().is_ok_and(|o| o.status.success()) && known("vfat"))
 }
 
@@ -77,7 +78,13 @@ impl Vfat {
     fn unmount_and_check(&mut self) {
         self.umount();
         let out = Command::new("fsck.vfat").arg("-n").arg(&self.img).output().expect("fsck.vfat");
-        assert!(out.status.success(), "fsck.vfat -n {}: {}{}", self.img.display(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "fsck.vfat -n {}: {}{}",
+            self.img.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -194,7 +201,13 @@ fn five_generations_keep_three_share_kernels_and_count_boots() {
     let d1 = deploy_generation(
         &lake,
         commit(&lake, &src, 1),
-        &DeployOptions { tries: None, kernel: Some(k1.clone()), initrd: Some(initrd.clone()), cmdline: Some("console=ttyS0 quiet".into()), ..opts.clone() },
+        &DeployOptions {
+            tries: None,
+            kernel: Some(k1.clone()),
+            initrd: Some(initrd.clone()),
+            cmdline: Some("console=ttyS0 quiet".into()),
+            ..opts.clone()
+        },
         &Silent,
     )
     .expect("deploy 1");
@@ -214,7 +227,8 @@ fn five_generations_keep_three_share_kernels_and_count_boots() {
     std::fs::rename(esp_dir.join("loader/entries/lake-3+3.conf"), esp_dir.join("loader/entries/lake-3.conf")).expect("rename");
 
     // Generation 4 brings a new kernel; 1 is now beyond the newest three.
-    let d4 = deploy_generation(&lake, commit(&lake, &src, 4), &DeployOptions { kernel: Some(k2.clone()), ..opts.clone() }, &Silent).expect("deploy 4");
+    let d4 = deploy_generation(&lake, commit(&lake, &src, 4), &DeployOptions { kernel: Some(k2.clone()), ..opts.clone() }, &Silent)
+        .expect("deploy 4");
     assert_eq!(d4.pruned, [1]);
     assert_ne!(d4.kernel, d1.kernel);
     // Generation 5 copies the newest *good* entry (3), not the unproven 4.

@@ -60,7 +60,11 @@ mod tests {
         assert_eq!(counted_entry(t.path()), None);
         std::fs::write(loader_var(t.path(), "LoaderEntrySelected"), var("lake-1.conf")).unwrap();
         assert_eq!(counted_entry(t.path()), None);
-        std::fs::write(t.path().join("LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"), var("\\loader\\entries\\lake-2+2-1.conf")).unwrap();
+        std::fs::write(
+            t.path().join("LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"),
+            var("\\loader\\entries\\lake-2+2-1.conf"),
+        )
+        .unwrap();
         assert_eq!(counted_entry(t.path()).as_deref(), Some("\\loader\\entries\\lake-2+2-1.conf"));
     }
 }

@@ -36,10 +36,8 @@ pub fn prepare(lower_home: &Path, state_home: &Path) -> io::Result<Prepared> {
     }
     let parent = state_home.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", state_home.display())))?;
     std::fs::create_dir_all(parent)?;
-    let scratch = parent.join(format!(
-        ".{}.new",
-        state_home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "home".into())
-    ));
+    let scratch =
+        parent.join(format!(".{}.new", state_home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "home".into())));
     if scratch.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(&scratch)?;
     }

@@ -113,7 +113,9 @@ mod tests {
     fn finds_the_lake_by_partition_type_in_the_udev_database() {
         let t = std::env::temp_dir().join(format!("lake-initramfs-test-{}", std::process::id()));
         let (dev, sys, udev) = (t.join("dev"), t.join("sys"), t.join("udev"));
-        for (name, devno, ty) in [("vda1", "254:1", "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"), ("vda2", "254:2", "F1F21DE9-2996-4512-BF8A-B087ED8680FB")] {
+        for (name, devno, ty) in
+            [("vda1", "254:1", "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"), ("vda2", "254:2", "F1F21DE9-2996-4512-BF8A-B087ED8680FB")]
+        {
             std::fs::create_dir_all(sys.join(name)).unwrap();
             std::fs::write(sys.join(name).join("dev"), format!("{devno}\n")).unwrap();
             std::fs::create_dir_all(&udev).unwrap();

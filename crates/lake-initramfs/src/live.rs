@@ -177,7 +177,12 @@ fn modprobe(name: &str) {
 
 /// Mounts the medium, its lake image and the live root on `sysroot`; returns
 /// (medium, loop device, generation, commit) for the message.
-pub fn assemble(label: Option<&str>, timeout: Duration, lake_mount: &Path, sysroot: &Path) -> Result<(Medium, String, u32, String), LiveError> {
+pub fn assemble(
+    label: Option<&str>,
+    timeout: Duration,
+    lake_mount: &Path,
+    sysroot: &Path,
+) -> Result<(Medium, String, u32, String), LiveError> {
     modprobe("isofs");
     modprobe("loop");
     let m = wait_for_medium(label, timeout)?;
@@ -233,8 +238,11 @@ pub fn assemble(label: Option<&str>, timeout: Duration, lake_mount: &Path, sysro
         .map_err(fail(format!("mounting overlay on {} ({options})", sysroot.display())))?;
     let in_root = sysroot.join("lake");
     std::fs::create_dir_all(&in_root).map_err(fail(format!("creating {}", in_root.display())))?;
-    mount(Some(lake_mount), &in_root, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(fail(format!("bind-mounting {} on {}", lake_mount.display(), in_root.display())))?;
+    mount(Some(lake_mount), &in_root, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(fail(format!(
+        "bind-mounting {} on {}",
+        lake_mount.display(),
+        in_root.display()
+    )))?;
     let rec = Path::new(LIVE_FILE);
     if let Some(d) = rec.parent() {
         std::fs::create_dir_all(d).map_err(fail(format!("creating {}", d.display())))?;

@@ -131,7 +131,8 @@ fn find_device(explicit: Option<PathBuf>, timeout: u64) -> Result<PathBuf> {
 fn fsck(dev: &Path) -> Result<()> {
     let e2fsck = ["/usr/sbin/e2fsck", "/sbin/e2fsck"].into_iter().map(Path::new).find(|p| p.exists());
     let Some(e2fsck) = e2fsck else { return Ok(()) };
-    let st = std::process::Command::new(e2fsck).arg("-p").arg(dev).status().with_context(|| format!("running e2fsck on {}", dev.display()))?;
+    let st =
+        std::process::Command::new(e2fsck).arg("-p").arg(dev).status().with_context(|| format!("running e2fsck on {}", dev.display()))?;
     match st.code() {
         Some(0..=3) => Ok(()),
         _ => bail!(
@@ -154,15 +155,17 @@ fn run() -> Result<String> {
     let dev = find_device(opts.device.clone(), opts.timeout.unwrap_or(30))?;
     fsck(&dev)?;
     std::fs::create_dir_all(LAKE_MOUNT).with_context(|| format!("creating {LAKE_MOUNT}"))?;
-    mount(Some(&dev), LAKE_MOUNT, Some("ext4"), MsFlags::MS_NOATIME, None::<&str>)
-        .with_context(|| format!("mounting the lake partition {} on {LAKE_MOUNT} (is it ext4? `blkid {}`)", dev.display(), dev.display()))?;
+    mount(Some(&dev), LAKE_MOUNT, Some("ext4"), MsFlags::MS_NOATIME, None::<&str>).with_context(|| {
+        format!("mounting the lake partition {} on {LAKE_MOUNT} (is it ext4? `blkid {}`)", dev.display(), dev.display())
+    })?;
     let root = Path::new(LAKE_MOUNT);
     let lake = lakefs::Lake::open(root)
         .with_context(|| format!("opening the lake on {}; run `fsck.lakefs {}` from this shell", dev.display(), dev.display()))?;
     let gens = generation::list(&lake)?;
     let n = match opts.generation {
         Some(n) => n,
-        None => generation::default(&lake)?.context("the lake has no default generation: it was not installed completely; reinstall with lake-installer")?,
+        None => generation::default(&lake)?
+            .context("the lake has no default generation: it was not installed completely; reinstall with lake-installer")?,
     };
     let Some(g) = gens.iter().find(|g| g.number == n) else {
         let have: Vec<String> = gens.iter().map(|g| g.number.to_string()).collect();
@@ -213,20 +216,29 @@ fn run() -> Result<String> {
 
 /// `lake.live[=LABEL]`: the install medium's live system (see lake_initramfs::live).
 fn live_boot(label: Option<&str>, timeout: u64) -> Result<String> {
-    let (m, loopdev, n, commit) = lake_initramfs::live::assemble(label, Duration::from_secs(timeout), Path::new(LAKE_MOUNT), Path::new(SYSROOT))?;
+    let (m, loopdev, n, commit) =
+        lake_initramfs::live::assemble(label, Duration::from_secs(timeout), Path::new(LAKE_MOUNT), Path::new(SYSROOT))?;
     if init_check::find_init(Path::new(SYSROOT)).is_none() {
         bail!("the install medium's generation {n} has no init ({}); the medium is damaged", init_check::INIT_CANDIDATES.join(", "));
     }
-    Ok(format!("live system: generation {n} ({commit}) of the lake image on {} ('{}', {loopdev}) assembled on {SYSROOT}", m.node.display(), m.label))
+    Ok(format!(
+        "live system: generation {n} ({commit}) of the lake image on {} ('{}', {loopdev}) assembled on {SYSROOT}",
+        m.node.display(),
+        m.label
+    ))
 }
 
 /// /home lives outside the generations: <lake>/state/home, bind-mounted.
 fn mount_home(lake_root: &Path, lower: &Path) -> Result<()> {
     let state = home::state_home(lake_root);
     let lower_home = lower.join("home");
-    match home::prepare(&lower_home, &state).with_context(|| format!("creating the persistent /home {} from {}", state.display(), lower_home.display()))? {
+    match home::prepare(&lower_home, &state)
+        .with_context(|| format!("creating the persistent /home {} from {}", state.display(), lower_home.display()))?
+    {
         home::Prepared::Existing => {}
-        home::Prepared::Created { entries } => println!("lake-initramfs: created {} from the generation's /home ({entries} entries)", state.display()),
+        home::Prepared::Created { entries } => {
+            println!("lake-initramfs: created {} from the generation's /home ({entries} entries)", state.display())
+        }
         home::Prepared::CreatedEmpty => println!("lake-initramfs: created an empty {} (the generation has no /home)", state.display()),
     }
     let target = Path::new(SYSROOT).join("home");
@@ -287,11 +299,17 @@ fn mount_esp(lake_dev: &Path) {
     // Root only, as systemd mounts ESPs; not executable, no devices.
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
     if let Err(e) = mount(Some(&found), &target, Some("vfat"), flags, Some("umask=0077")) {
-        warn(&format!("mounting the ESP {} (vfat) on {} failed: {e}; check it with `fsck.vfat {}`", found.display(), target.display(), found.display()));
+        warn(&format!(
+            "mounting the ESP {} (vfat) on {} failed: {e}; check it with `fsck.vfat {}`",
+            found.display(),
+            target.display(),
+            found.display()
+        ));
         return;
     }
     let record = Path::new(ESP_DEVICE_FILE);
-    let written = record.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(record, format!("{}\n", found.display())));
+    let written =
+        record.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(record, format!("{}\n", found.display())));
     if let Err(e) = written {
         warn(&format!("cannot write {ESP_DEVICE_FILE}: {e}"));
     }

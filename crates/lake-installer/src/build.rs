@@ -103,9 +103,7 @@ pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built
         .status()
         .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", script.display())))?;
     if !st.success() {
-        return Err(Error::Invalid(format!(
-            "the mkosi builds failed ({st}); see images/build/logs/ for the full mkosi output"
-        )));
+        return Err(Error::Invalid(format!("the mkosi builds failed ({st}); see images/build/logs/ for the full mkosi output")));
     }
     let out = repo.join("images/build");
     let built = Built { rootfs: out.join("rootfs"), kernel: out.join("vmlinuz"), initrd: out.join("initrd.cpio.zst") };

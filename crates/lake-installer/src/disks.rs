@@ -169,7 +169,9 @@ pub fn list(s: &Sources) -> Vec<Disk> {
         let mut mounted: Vec<String> = mounts.get(&devno).cloned().unwrap_or_default();
         let mut partitions = Vec::new();
         let mut children: Vec<String> = std::fs::read_dir(&dir)
-            .map(|it| it.flatten().filter(|e| e.path().join("partition").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|it| {
+                it.flatten().filter(|e| e.path().join("partition").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            })
             .unwrap_or_default();
         children.sort_by_key(|c| (c.len(), c.clone()));
         for c in &children {
@@ -256,7 +258,15 @@ pub fn render(disks: &[Disk]) -> String {
             Some(why) if d.boot_medium => format!("BOOT MEDIUM, never a target ({why})"),
             Some(why) => format!("not a target: {why}"),
         };
-        let _ = writeln!(s, "{}  {}  {}{}{}  -- {verdict}", d.path.display(), human(d.size), d.transport, if d.removable { " removable" } else { "" }, model);
+        let _ = writeln!(
+            s,
+            "{}  {}  {}{}{}  -- {verdict}",
+            d.path.display(),
+            human(d.size),
+            d.transport,
+            if d.removable { " removable" } else { "" },
+            model
+        );
         if d.partitions.is_empty() {
             let _ = writeln!(s, "    no partitions");
         }
@@ -325,12 +335,22 @@ mod tests {
         let nvme = by("nvme0n1");
         assert!(nvme.refused.as_deref().is_some_and(|r| r.contains("nvme0n1p2 on /data")), "{nvme:?}");
         let vda = by("vda");
-        assert_eq!((vda.refused.as_deref(), vda.size, vda.model.as_str(), vda.transport.as_str()), (None, 4 << 30, "serial disk0", "virtio"));
+        assert_eq!(
+            (vda.refused.as_deref(), vda.size, vda.model.as_str(), vda.transport.as_str()),
+            (None, 4 << 30, "serial disk0", "virtio")
+        );
         let text = render(&disks);
         assert!(text.contains("/dev/sda") && text.contains("BOOT MEDIUM"), "{text}");
         assert!(text.contains("/dev/vda  4 GiB  virtio  serial disk0  -- can be installed on"), "{text}");
         // Too small.
-        let small = list(&Sources { sys_block: &root.join("block"), dev: Path::new("/dev"), udev_db: &udev, mountinfo, live: None, min_size: 8 << 30 });
+        let small = list(&Sources {
+            sys_block: &root.join("block"),
+            dev: Path::new("/dev"),
+            udev_db: &udev,
+            mountinfo,
+            live: None,
+            min_size: 8 << 30,
+        });
         assert!(small.iter().find(|d| d.name == "vda").unwrap().refused.as_deref().unwrap().contains("too small"));
     }
 

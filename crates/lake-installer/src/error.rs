@@ -8,27 +8,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{during}: {error}")]
-    Lake {
-        during: String,
-        error: lakefs::Error,
-    },
+    Lake { during: String, error: lakefs::Error },
     #[error("writing the GPT of {target}: {error}")]
-    Gpt {
-        target: PathBuf,
-        error: gpt::GptError,
-    },
+    Gpt { target: PathBuf, error: gpt::GptError },
     #[error("{what} on {target} (partition at byte {offset}): {error}")]
-    Fat {
-        what: String,
-        target: PathBuf,
-        offset: u64,
-        error: std::io::Error,
-    },
+    Fat { what: String, target: PathBuf, offset: u64, error: std::io::Error },
     #[error("{path} not found: the systemd-boot EFI binary is needed for the ESP; install the Debian package systemd-boot-efi (apt-get install systemd-boot-efi) or give --systemd-boot PATH")]
     MissingBootloader { path: PathBuf },
     #[error("{target} (or a partition on it) is mounted at {at}; unmount it first")]
@@ -44,11 +30,7 @@ pub enum Error {
     #[error("{what} failed ({status}): {stderr}")]
     Command { what: String, status: String, stderr: String },
     #[error("cannot run {program}: {error}; is it installed ({package})?")]
-    Spawn {
-        program: String,
-        package: &'static str,
-        error: std::io::Error,
-    },
+    Spawn { program: String, package: &'static str, error: std::io::Error },
     #[error(transparent)]
     Boot(#[from] lake_boot::Error),
     #[error("{0}")]

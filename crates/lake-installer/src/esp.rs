@@ -8,8 +8,8 @@
 //! master only). `fsck.fat` rejects both and strict firmware may too, so
 //! [`FatVolume::close`] repairs them with [`repair_dot_entries`].
 
-use std::fs::File;
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -174,10 +174,9 @@ impl<'a> FatVolume<'a> {
         // Zero the first MiB so no old boot sector or FS signature survives a quick format.
         let zeros = vec![0u8; (1 << 20).min(len) as usize];
         file.write_all_at(&zeros, offset).map_err(ferr("clearing the partition start"))?;
-        let opts = fatfs::FormatVolumeOptions::new()
-            .fat_type(fatfs::FatType::Fat32)
-            .volume_label(fat_label(label))
-            .volume_id(o.volume_id.unwrap_or_else(|| u32::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap_or([0; 4]))));
+        let opts = fatfs::FormatVolumeOptions::new().fat_type(fatfs::FatType::Fat32).volume_label(fat_label(label)).volume_id(
+            o.volume_id.unwrap_or_else(|| u32::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap_or([0; 4]))),
+        );
         fatfs::format_volume(PartitionSlice::new(file, offset, len), opts).map_err(ferr("formatting FAT32"))?;
         Self::open_with(file, target, offset, len, o.time)
     }
@@ -280,7 +279,11 @@ impl<'a> FatVolume<'a> {
     /// Names in the directory `path` (without `.` and `..`).
     pub fn list(&self, path: &str) -> Result<Vec<String>> {
         let rel = path.trim_matches('/');
-        let dir = if rel.is_empty() { self.fs.root_dir() } else { self.fs.root_dir().open_dir(rel).map_err(self.err(format!("opening {path}")))? };
+        let dir = if rel.is_empty() {
+            self.fs.root_dir()
+        } else {
+            self.fs.root_dir().open_dir(rel).map_err(self.err(format!("opening {path}")))?
+        };
         let mut out = Vec::new();
         for e in dir.iter() {
             let e = e.map_err(self.err(format!("listing {path}")))?;

@@ -153,8 +153,7 @@ pub fn write(file: &File, target: &Path, layout: &Layout) -> Result<()> {
     }
     let total_lbas = len / SECTOR;
     let mbr = gpt::mbr::ProtectiveMBR::with_lb_size(u32::try_from(total_lbas - 1).unwrap_or(u32::MAX));
-    mbr.overwrite_lba0(&mut dev)
-        .map_err(|e| Error::Layout(format!("writing the protective MBR of {}: {e}", target.display())))?;
+    mbr.overwrite_lba0(&mut dev).map_err(|e| Error::Layout(format!("writing the protective MBR of {}: {e}", target.display())))?;
     let mut disk = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
@@ -208,11 +207,7 @@ pub struct ExistingPartition {
 
 /// The partitions of an existing GPT on `file`, or None when it holds no valid GPT.
 pub fn read(file: &File) -> Option<Vec<ExistingPartition>> {
-    let disk = gpt::GptConfig::new()
-        .writable(false)
-        .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
-        .open_from_device(file)
-        .ok()?;
+    let disk = gpt::GptConfig::new().writable(false).logical_block_size(gpt::disk::LogicalBlockSize::Lb512).open_from_device(file).ok()?;
     Some(
         disk.partitions()
             .iter()

@@ -11,7 +11,6 @@ use std::time::Instant;
 use lakefs::progress::{Progress, Silent};
 use serde::Serialize;
 
-use lake_boot::bls::{self, BootFile, Entry};
 use crate::error::{Error, IoContext, Result};
 use crate::esp::FatVolume;
 use crate::gpt_layout::{self, PartitionSpec, Role};
@@ -19,6 +18,7 @@ use crate::lake_partition::{self, Staged};
 use crate::plan::{Plan, TargetType};
 use crate::rootfs::RootfsKind;
 use crate::units::{human, MIB};
+use lake_boot::bls::{self, BootFile, Entry};
 
 /// Where the installer reports what it is doing.
 pub trait Observer: Sync {
@@ -168,7 +168,8 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         (_, Some(img)) => Prepared::Image(img),
         (Some(rootfs), None) => {
             std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
-            let scratch = Scratch { dir: plan.staging.join(format!("lake-installer-{}", lakefs::util::random_hex(6))), keep: plan.keep_staging };
+            let scratch =
+                Scratch { dir: plan.staging.join(format!("lake-installer-{}", lakefs::util::random_hex(6))), keep: plan.keep_staging };
             std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
             // The staged rootfs is nobody else's business (staging may be /dev/shm).
             std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
@@ -185,7 +186,8 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
             obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
             let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
             let message = format!("installed from {}", rootfs.path.display());
-            let staged = lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
+            let staged =
+                lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
             clock.lap("import+deploy");
             let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
             lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;
@@ -215,7 +217,13 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
             restored
         }
         Prepared::Image(img) => {
-            obs.step(&format!("copying the lake image {} ({}) to byte {} of {}", img.path.display(), human(img.bytes), lake_part.offset, target.display()));
+            obs.step(&format!(
+                "copying the lake image {} ({}) to byte {} of {}",
+                img.path.display(),
+                human(img.bytes),
+                lake_part.offset,
+                target.display()
+            ));
             let bar = obs.progress();
             crate::lake_copy::copy(&img.path, &file, target, lake_part.offset, plan.target.kind != TargetType::BlockDevice, bar.as_ref())?;
             file.sync_all().at(target)?;
@@ -418,7 +426,8 @@ fn fill_boot(vol: &FatVolume, plan: &Plan, kernel: &BootFile, initrd: &BootFile,
 }
 
 fn verify_gpt(file: &File, target: &Path, plan: &Plan) -> Result<()> {
-    let back = gpt_layout::read(file).ok_or_else(|| Error::Invalid(format!("{}: the GPT just written does not read back", target.display())))?;
+    let back =
+        gpt_layout::read(file).ok_or_else(|| Error::Invalid(format!("{}: the GPT just written does not read back", target.display())))?;
     let ok = back.len() == plan.layout.partitions.len()
         && back.iter().zip(&plan.layout.partitions).all(|(b, p)| b.offset == p.offset && b.size == p.size && b.type_guid == p.type_guid);
     if !ok {

@@ -90,7 +90,8 @@ impl From<&BootFile> for ImageFile {
 impl Manifest {
     pub fn read(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not a lake image manifest: {e}", path.display())))?;
+        let m: Manifest =
+            serde_json::from_str(&text).map_err(|e| Error::Invalid(format!("{}: not a lake image manifest: {e}", path.display())))?;
         if m.version != MANIFEST_VERSION {
             return Err(Error::Invalid(format!(
                 "{}: manifest version {} (this lake-installer reads version {MANIFEST_VERSION}); use the installer of the same release",
@@ -182,7 +183,8 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
     let need = crate::plan::staging_need(&rootfs) * 5 / 2;
     let (staging, why) = crate::plan::choose_staging_for(o.staging.as_deref(), need);
     std::fs::create_dir_all(&staging).at(&staging)?;
-    let scratch = crate::install::Scratch { dir: staging.join(format!("lake-installer-iso-{}", lakefs::util::random_hex(6))), keep: o.keep_staging };
+    let scratch =
+        crate::install::Scratch { dir: staging.join(format!("lake-installer-iso-{}", lakefs::util::random_hex(6))), keep: o.keep_staging };
     std::fs::create_dir(&scratch.dir).at(&scratch.dir)?;
     std::fs::set_permissions(&scratch.dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).at(&scratch.dir)?;
     let rootfs_dir = rootfs.materialize(&scratch.dir.join("rootfs"))?;
@@ -290,10 +292,7 @@ fn object_reuse(staged: &Staged, out: &Path) -> Result<(ObjectReuse, Vec<String>
     let previous: Option<std::collections::HashSet<String>> =
         std::fs::read_to_string(&list).ok().map(|t| t.lines().map(str::to_owned).collect());
     let reused = previous.as_ref().map_or(0, |p| ids.iter().filter(|i| p.contains(*i)).count());
-    Ok((
-        ObjectReuse { total: ids.len(), new: ids.len() - reused, reused, previous: previous.map(|_| list) },
-        ids,
-    ))
+    Ok((ObjectReuse { total: ids.len(), new: ids.len() - reused, reused, previous: previous.map(|_| list) }, ids))
 }
 
 fn write_object_list(path: &Path, ids: &[String]) -> Result<()> {
@@ -304,7 +303,15 @@ fn write_object_list(path: &Path, ids: &[String]) -> Result<()> {
 
 /// The FAT32 El Torito image: as small as its content allows (at least
 /// [`MIN_EFI_IMAGE`], FAT32's minimum with 512-byte clusters).
-fn write_efi_image(path: &Path, o: &IsoOptions, label: &str, kernel: &BootFile, initrd: &BootFile, sd_size: u64, r: Option<&Repro>) -> Result<u64> {
+fn write_efi_image(
+    path: &Path,
+    o: &IsoOptions,
+    label: &str,
+    kernel: &BootFile,
+    initrd: &BootFile,
+    sd_size: u64,
+    r: Option<&Repro>,
+) -> Result<u64> {
     let size = align_up(sd_size + kernel.size + initrd.size + 4 * MIB, MIB).max(MIN_EFI_IMAGE);
     let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
     f.set_len(size).at(path)?;
@@ -322,11 +329,8 @@ fn write_efi_image(path: &Path, o: &IsoOptions, label: &str, kernel: &BootFile, 
             options.split_whitespace().collect::<Vec<_>>().join(" ")
         )
     };
-    let live = entry(
-        &format!("Lake OS {} (live system and installer)", o.profile.name),
-        "lake-1-live",
-        format!("lake.live={label} {cmdline}"),
-    );
+    let live =
+        entry(&format!("Lake OS {} (live system and installer)", o.profile.name), "lake-1-live", format!("lake.live={label} {cmdline}"));
     vol.write_file(&format!("{}/{LIVE_ENTRY}", bls::ENTRIES_DIR), live.as_bytes())?;
     let default = match &o.unattended_target {
         Some(t) => {

@@ -44,11 +44,11 @@ pub fn copy(src: &Path, file: &File, target: &Path, offset: u64, target_is_zero:
 
 /// Runs an e2fsprogs tool on `dev`; its exit code and output.
 fn e2fs(program: &str, args: &[&str], dev: &str) -> Result<(i32, String)> {
-    let o = Command::new(program)
-        .args(args)
-        .arg(dev)
-        .output()
-        .map_err(|e| Error::Spawn { program: program.into(), package: "e2fsprogs", error: e })?;
+    let o = Command::new(program).args(args).arg(dev).output().map_err(|e| Error::Spawn {
+        program: program.into(),
+        package: "e2fsprogs",
+        error: e,
+    })?;
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)).trim().to_owned();
     Ok((o.status.code().unwrap_or(-1), text))
 }
@@ -57,16 +57,20 @@ fn e2fs(program: &str, args: &[&str], dev: &str) -> Result<(i32, String)> {
 /// e2fsck -f -n (0: clean): the ext4 at `offset` of `target`.
 pub fn grow(target: &Path, offset: u64, size: u64) -> Result<()> {
     let dev = format!("{}?offset={offset}", target.display());
-    let fail = |what: &str, code: i32, text: String| Error::Command { what: format!("{what} ({dev})"), status: format!("exit status {code}"), stderr: text };
+    let fail = |what: &str, code: i32, text: String| Error::Command {
+        what: format!("{what} ({dev})"),
+        status: format!("exit status {code}"),
+        stderr: text,
+    };
     let (code, text) = e2fs("e2fsck", &["-f", "-p"], &dev)?;
     if !(0..=1).contains(&code) {
         return Err(fail("checking the copied lake image (e2fsck -f -p)", code, text));
     }
-    let o = Command::new("resize2fs")
-        .arg(&dev)
-        .arg(format!("{}K", size / 1024))
-        .output()
-        .map_err(|e| Error::Spawn { program: "resize2fs".into(), package: "e2fsprogs", error: e })?;
+    let o = Command::new("resize2fs").arg(&dev).arg(format!("{}K", size / 1024)).output().map_err(|e| Error::Spawn {
+        program: "resize2fs".into(),
+        package: "e2fsprogs",
+        error: e,
+    })?;
     if !o.status.success() {
         let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         return Err(fail(&format!("growing the lake to {size} bytes (resize2fs)"), o.status.code().unwrap_or(-1), text.trim().to_owned()));

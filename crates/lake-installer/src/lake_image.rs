@@ -100,7 +100,10 @@ fn spawn(program: &str, e: std::io::Error) -> Error {
 
 fn out_of_space(stderr: &str) -> bool {
     let s = stderr.to_ascii_lowercase();
-    s.contains("no space left") || s.contains("could not allocate") || s.contains("not enough space") || s.contains("inode table") && s.contains("full")
+    s.contains("no space left")
+        || s.contains("could not allocate")
+        || s.contains("not enough space")
+        || s.contains("inode table") && s.contains("full")
 }
 
 fn mke2fs(staged: &Staged, out: &Path, size: u64, repro: Option<&Repro>) -> Result<()> {
@@ -153,7 +156,8 @@ fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> 
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = staged.dir.join(&rel);
-        let mut names: Vec<_> = std::fs::read_dir(&dir).at(&dir)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().at(&dir)?;
+        let mut names: Vec<_> =
+            std::fs::read_dir(&dir).at(&dir)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().at(&dir)?;
         names.sort();
         let mut entries: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
         if rel.as_os_str().is_empty() {
@@ -174,7 +178,10 @@ fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> 
             let mut path = b"/".to_vec();
             path.extend_from_slice(r.as_os_str().as_bytes());
             let q = lakefs::substrate::debugfs_quote(&path).ok_or_else(|| {
-                Error::Invalid(format!("cannot set the times of {:?} through debugfs (a name holding a newline)", String::from_utf8_lossy(&path)))
+                Error::Invalid(format!(
+                    "cannot set the times of {:?} through debugfs (a name holding a newline)",
+                    String::from_utf8_lossy(&path)
+                ))
             })?;
             let mut sif = |field: &str, value: String| {
                 script.extend_from_slice(b"sif ");
@@ -241,7 +248,9 @@ pub fn superblock(dev: &Path) -> Result<Ext4Counts> {
 
 pub fn parse_dumpe2fs(text: &str) -> Ext4Counts {
     let get = |key: &str| {
-        text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().trim_start_matches(':').trim().parse::<u64>().ok())).unwrap_or(0)
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().trim_start_matches(':').trim().parse::<u64>().ok()))
+            .unwrap_or(0)
     };
     Ext4Counts {
         blocks: get("Block count:"),

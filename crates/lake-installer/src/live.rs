@@ -66,7 +66,11 @@ impl Medium {
         let efi_image = root.join(iso::EFI_IMAGE);
         for p in [&image, &efi_image] {
             if !p.is_file() {
-                return Err(Error::Invalid(format!("{} is missing: {} is not a complete Lake OS install medium", p.display(), root.display())));
+                return Err(Error::Invalid(format!(
+                    "{} is missing: {} is not a complete Lake OS install medium",
+                    p.display(),
+                    root.display()
+                )));
             }
         }
         Ok(Medium { root, image, manifest, efi_image, live })
@@ -85,7 +89,9 @@ impl Medium {
         let vol = FatVolume::open(&f, &self.efi_image, 0, len)?;
         let m = &self.manifest;
         let mut out = Vec::new();
-        for (from, name) in [(m.systemd_boot.as_str(), "systemd-bootx64.efi"), (m.kernel.path.as_str(), "vmlinuz"), (m.initrd.path.as_str(), "initrd")] {
+        for (from, name) in
+            [(m.systemd_boot.as_str(), "systemd-bootx64.efi"), (m.kernel.path.as_str(), "vmlinuz"), (m.initrd.path.as_str(), "initrd")]
+        {
             let bytes = vol.read_file(from)?;
             let to = dir.join(name);
             std::fs::write(&to, &bytes).at(&to)?;
@@ -188,7 +194,11 @@ pub fn refusal(disks: &[Disk], target: &Path) -> Option<String> {
 
 /// Writes the install log to the ESP of the installed disk.
 fn log_to_esp(target: &Path, report: &Report, log: &str) -> Result<()> {
-    let esp = report.partitions.iter().find(|p| p.role == crate::gpt_layout::Role::Esp).ok_or_else(|| Error::Invalid("no ESP in the report".into()))?;
+    let esp = report
+        .partitions
+        .iter()
+        .find(|p| p.role == crate::gpt_layout::Role::Esp)
+        .ok_or_else(|| Error::Invalid("no ESP in the report".into()))?;
     let f = std::fs::OpenOptions::new().read(true).write(true).open(target).at(target)?;
     let vol = FatVolume::open(&f, target, esp.offset, esp.size)?;
     vol.write_file(ESP_LOG, log.as_bytes())?;

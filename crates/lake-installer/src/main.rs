@@ -53,12 +53,14 @@ enum Cmd {
         (mke2fs, debugfs) and util-linux (blkid, losetup, partx).")]
     Install(InstallArgs),
     /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw (--iso: the install medium).
-    #[command(long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
+    #[command(
+        long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
 
         With --iso: images/<name>.iso instead, the hybrid install medium (docs/install-media.md): a live system         running generation 1 of the lake, which it carries as /lake/lake.img for the installer. With         SOURCE_DATE_EPOCH set, two builds from the same inputs are byte-identical.
 
         Example (from the repository root, as root):
-          cargo build --release --workspace && target/release/lake-installer build --profile profiles/minimal.toml")]
+          cargo build --release --workspace && target/release/lake-installer build --profile profiles/minimal.toml"
+    )]
     Build(BuildArgs),
     /// List the disks: size, model, partitions, what is mounted, and which may be a target.
     #[command(long_about = "List the disks: size, transport, model, partitions (file system, label), what is mounted, \
@@ -315,7 +317,13 @@ fn build_cmd(a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-fn iso_cmd(a: &BuildArgs, profile: &lake_installer::build::Profile, built: lake_installer::build::Built, out: &Path, mkosi_s: f64) -> Result<()> {
+fn iso_cmd(
+    a: &BuildArgs,
+    profile: &lake_installer::build::Profile,
+    built: lake_installer::build::Built,
+    out: &Path,
+    mkosi_s: f64,
+) -> Result<()> {
     use lake_installer::iso;
     let profile_text = std::fs::read(&a.profile).with_context(|| format!("reading {}", a.profile.display()))?;
     let o = iso::IsoOptions {
@@ -409,7 +417,11 @@ fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
     let line = format!("LAKE-INSTALL {}", serde_json::to_string(&outcome)?);
     println!("{line}");
     if let Some(c) = &a.console {
-        if let Err(e) = std::fs::OpenOptions::new().write(true).open(c).and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())) {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(c)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()))
+        {
             eprintln!("lake-installer: cannot write to {}: {e}", c.display());
         }
     }
@@ -426,7 +438,14 @@ fn print_summary(r: &Report) {
     }
     let l = &r.lake;
     println!("  lake {}: generation {} = commit {} on {}", l.uuid, l.generation, l.commit, l.reference);
-    println!("    {} files, {} dirs, {} other, {} of content; staged lake {}", l.files, l.dirs, l.others, human(l.bytes), human(l.staged_bytes));
+    println!(
+        "    {} files, {} dirs, {} other, {} of content; staged lake {}",
+        l.files,
+        l.dirs,
+        l.others,
+        human(l.bytes),
+        human(l.staged_bytes)
+    );
     if let Some(h) = &l.hardlink_check {
         println!("    {} on the target: inode {}, {} links (checkout is a hard-link farm)", h.path, h.inode, h.links);
     }

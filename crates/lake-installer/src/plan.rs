@@ -11,11 +11,11 @@ use std::process::Command;
 use lakefs::substrate::{self, TargetKind};
 use serde::Serialize;
 
-use lake_boot::bls::{self, DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
 use crate::error::{Error, IoContext, Result};
 use crate::gpt_layout::{self, ExistingPartition, Layout, Role};
 use crate::rootfs::{Rootfs, RootfsKind};
 use crate::units::{human, MIB};
+use lake_boot::bls::{self, DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
 
 /// What the user asked for (the CLI's options, parsed).
 #[derive(Clone, Debug)]
@@ -467,12 +467,27 @@ impl Plan {
                 Role::Boot => "XBOOTLDR, FAT32",
                 Role::Lake => "Lake OS, ext4 lake",
             };
-            let _ = writeln!(s, "  {:>2}  {:<5} {:>14} {:>14} {:>10}  {ty} {}", p.number, p.name, p.offset, p.end(), human(p.size), p.type_guid);
+            let _ = writeln!(
+                s,
+                "  {:>2}  {:<5} {:>14} {:>14} {:>10}  {ty} {}",
+                p.number,
+                p.name,
+                p.offset,
+                p.end(),
+                human(p.size),
+                p.type_guid
+            );
         }
         let bootp = if self.boot_role() == Role::Boot { "boot" } else { "ESP" };
-        let _ = writeln!(s, "ESP: systemd-boot ({}) as {} and {}", self.systemd_boot.display(), bls::FALLBACK_EFI_PATH, bls::SYSTEMD_EFI_PATH);
+        let _ =
+            writeln!(s, "ESP: systemd-boot ({}) as {} and {}", self.systemd_boot.display(), bls::FALLBACK_EFI_PATH, bls::SYSTEMD_EFI_PATH);
         let _ = writeln!(s, "  loader.conf: default lake-*, timeout {}, editor no", self.timeout);
-        let _ = writeln!(s, "{bootp}: kernel {} and initrd {} under /lake/<hash>/, entry /loader/entries/lake-1.conf", self.kernel.display(), self.initrd.display());
+        let _ = writeln!(
+            s,
+            "{bootp}: kernel {} and initrd {} under /lake/<hash>/, entry /loader/entries/lake-1.conf",
+            self.kernel.display(),
+            self.initrd.display()
+        );
         let _ = writeln!(s, "  options lake.gen=1 rw {}", self.cmdline);
         match (&self.rootfs, &self.lake_image) {
             (_, Some(img)) => {

@@ -97,7 +97,10 @@ pub fn canonicalize_lake(dir: &Path, r: &Repro) -> Result<Canonical> {
     let lake = lakefs::Lake::open(dir).map_err(lake_err(dir, "opening the staged lake"))?;
     let (mut locations, old_packs) = {
         let db = lake.db();
-        (db.all_locations().map_err(lake_err(dir, "reading the object index"))?, db.pack_names().map_err(lake_err(dir, "reading the pack list"))?)
+        (
+            db.all_locations().map_err(lake_err(dir, "reading the object index"))?,
+            db.pack_names().map_err(lake_err(dir, "reading the pack list"))?,
+        )
     };
     locations.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut pw = PackWriter::new(&packs_dir);

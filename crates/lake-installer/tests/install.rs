@@ -18,11 +18,7 @@ fn installer() -> PathBuf {
 /// beside lake-installer; `cargo test -p lake-installer` alone does not build it.
 fn fsck_lakefs() -> PathBuf {
     let p = installer().with_file_name("fsck-lakefs");
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (`cargo build --release --workspace`, as ci/test.sh does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: build the workspace first (`cargo build --release --workspace`, as ci/test.sh does)", p.display());
     p
 }
 
@@ -158,8 +154,24 @@ fn installs_a_synthetic_rootfs_into_a_new_image() {
     let f = fixture();
     let img = f.dir.join("disk.raw");
     let o = install(&[
-        "--target", s(&img), "--size", "1G", "--rootfs", s(&f.root), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd),
-        "--timeout", "0", "--cmdline", "console=ttyS0 lake.test=1", "--json", "--quiet", "--staging", s(&f.dir),
+        "--target",
+        s(&img),
+        "--size",
+        "1G",
+        "--rootfs",
+        s(&f.root),
+        "--kernel",
+        s(&f.kernel),
+        "--initrd",
+        s(&f.initrd),
+        "--timeout",
+        "0",
+        "--cmdline",
+        "console=ttyS0 lake.test=1",
+        "--json",
+        "--quiet",
+        "--staging",
+        s(&f.dir),
     ]);
     assert!(o.status.success(), "install: {}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).expect("JSON report");
@@ -168,7 +180,11 @@ fn installs_a_synthetic_rootfs_into_a_new_image() {
     assert_eq!(r["lake"]["generation"], 1);
     assert!(r["lake"]["commit"].as_str().expect("commit").starts_with("b3:"));
     // The staging directory is gone.
-    let left: Vec<_> = std::fs::read_dir(&f.dir).expect("ls").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("lake-installer-")).collect();
+    let left: Vec<_> = std::fs::read_dir(&f.dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("lake-installer-"))
+        .collect();
     assert!(left.is_empty(), "staging left behind: {:?}", left.iter().map(|e| e.path()).collect::<Vec<_>>());
 
     // GPT, as sfdisk and sgdisk see it.
@@ -249,7 +265,11 @@ fn installs_a_synthetic_rootfs_into_a_new_image() {
     assert!(debugfs(&img, lake_off, "stat /deploy/1/root/usr/bin/su").contains("Mode:  04755"));
     let want_nsec = std::fs::metadata(f.root.join("etc/os-release")).expect("stat").mtime_nsec();
     let st = debugfs(&img, lake_off, "stat /deploy/1/root/etc/os-release");
-    let extra = st.lines().find(|l| l.trim_start().starts_with("mtime:")).and_then(|l| l.split(':').nth(2)).map(|v| v.split_whitespace().next().unwrap_or("").to_owned());
+    let extra = st
+        .lines()
+        .find(|l| l.trim_start().starts_with("mtime:"))
+        .and_then(|l| l.split(':').nth(2))
+        .map(|v| v.split_whitespace().next().unwrap_or("").to_owned());
     let extra = u64::from_str_radix(extra.as_deref().expect("mtime line"), 16).expect("hex");
     assert_eq!((extra >> 2) as i64, want_nsec, "mtime nanoseconds: {st}");
     for d in ["upper", "work"] {
@@ -295,10 +315,27 @@ fn refuses_an_image_holding_a_partition_table_without_yes() {
 
     // With --yes (and the rootfs as a tar archive) the install goes ahead.
     let tar = f.dir.join("rootfs.tar");
-    let o = run(Command::new("tar").args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-cpf"]).arg(&tar).arg("-C").arg(&f.root).arg("."));
+    let o = run(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-cpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&f.root)
+        .arg("."));
     assert!(o.status.success(), "tar: {}", text(&o));
     let o = install(&[
-        "--target", s(&img), "--yes", "--json", "-q", "--rootfs", s(&tar), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd), "--staging", s(&f.dir),
+        "--target",
+        s(&img),
+        "--yes",
+        "--json",
+        "-q",
+        "--rootfs",
+        s(&tar),
+        "--kernel",
+        s(&f.kernel),
+        "--initrd",
+        s(&f.initrd),
+        "--staging",
+        s(&f.dir),
     ]);
     assert!(o.status.success(), "install --yes: {}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).expect("report");
@@ -337,7 +374,9 @@ fn refuses_a_mounted_target_even_with_yes() {
 fn explains_bad_input() {
     let f = fixture();
     let new = f.dir.join("new.raw");
-    let base = |target: &Path| vec!["--target".to_string(), s(target).into(), "--rootfs".into(), s(&f.root).into(), "--initrd".into(), s(&f.initrd).into()];
+    let base = |target: &Path| {
+        vec!["--target".to_string(), s(target).into(), "--rootfs".into(), s(&f.root).into(), "--initrd".into(), s(&f.initrd).into()]
+    };
     let run_with = |extra: &[&str], target: &Path, kernel: &Path| {
         let mut a = base(target);
         a.extend(["--kernel".to_string(), s(kernel).to_string()]);
@@ -364,15 +403,35 @@ fn optional_boot_partition_holds_kernels_and_entries() {
     let f = fixture();
     let img = f.dir.join("boot.raw");
     let o = install(&[
-        "--target", s(&img), "--size", "1G", "--esp-size", "64M", "--boot-size", "128M", "--rootfs", s(&f.root), "--kernel", s(&f.kernel),
-        "--initrd", s(&f.initrd), "--json", "-q", "--staging", s(&f.dir),
+        "--target",
+        s(&img),
+        "--size",
+        "1G",
+        "--esp-size",
+        "64M",
+        "--boot-size",
+        "128M",
+        "--rootfs",
+        s(&f.root),
+        "--kernel",
+        s(&f.kernel),
+        "--initrd",
+        s(&f.initrd),
+        "--json",
+        "-q",
+        "--staging",
+        s(&f.dir),
     ]);
     assert!(o.status.success(), "install: {}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).expect("report");
     let o = run(Command::new("sfdisk").arg("--json").arg(&img));
     let pt: Value = serde_json::from_slice(&o.stdout).expect("sfdisk JSON");
-    let types: Vec<&str> = pt["partitiontable"]["partitions"].as_array().expect("parts").iter().map(|p| p["type"].as_str().unwrap_or("")).collect();
-    assert_eq!(types, ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "BC13C2FF-59E6-4262-A352-B275FD6F7172", "F1F21DE9-2996-4512-BF8A-B087ED8680FB"]);
+    let types: Vec<&str> =
+        pt["partitiontable"]["partitions"].as_array().expect("parts").iter().map(|p| p["type"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        types,
+        ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "BC13C2FF-59E6-4262-A352-B275FD6F7172", "F1F21DE9-2996-4512-BF8A-B087ED8680FB"]
+    );
     let (esp, boot) = (partition(&r, "ESP"), partition(&r, "boot"));
     let (esp_off, boot_off) = (esp["offset"].as_u64().expect("o"), boot["offset"].as_u64().expect("o"));
     let tmp = f.dir.join("out");

@@ -81,7 +81,8 @@ fn repo() -> Repo {
     std::fs::write(b.join("vmlinuz"), noise(3 << 20, 7)).expect("write");
     std::fs::write(b.join("initrd.cpio.zst"), noise(1 << 20, 8)).expect("write");
     let profile = dir.join("test.toml");
-    std::fs::write(&profile, "name = \"test\"\n[image]\nesp_size = \"64M\"\n[boot]\ncmdline = \"console=ttyS0\"\ntimeout = 2\n").expect("write");
+    std::fs::write(&profile, "name = \"test\"\n[image]\nesp_size = \"64M\"\n[boot]\ncmdline = \"console=ttyS0\"\ntimeout = 2\n")
+        .expect("write");
     Repo { _t: t, dir, profile }
 }
 
@@ -120,9 +121,21 @@ fn iso_builds_are_reproducible_and_hold_a_bootable_lake() {
     assert_eq!(ja["label"], "LAKEOS_TEST");
     // Another epoch: another commit id and other bytes.
     let c = r.dir.join("c.iso");
-    let o = ok(Command::new(installer())
-        .env("SOURCE_DATE_EPOCH", "1700000001")
-        .args(["build", "--skip-mkosi", "--iso", "--json", "-q", "--profile", s(&r.profile), "--repo", s(&r.dir), "--out", s(&c), "--staging", s(&r.dir)]));
+    let o = ok(Command::new(installer()).env("SOURCE_DATE_EPOCH", "1700000001").args([
+        "build",
+        "--skip-mkosi",
+        "--iso",
+        "--json",
+        "-q",
+        "--profile",
+        s(&r.profile),
+        "--repo",
+        s(&r.dir),
+        "--out",
+        s(&c),
+        "--staging",
+        s(&r.dir),
+    ]));
     let jc: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_ne!(jc["manifest"]["commit"], ja["manifest"]["commit"]);
 
@@ -142,7 +155,13 @@ fn iso_builds_are_reproducible_and_hold_a_bootable_lake() {
     assert!(live.contains("options lake.live=LAKEOS_TEST console=ttyS0"), "{live}");
     assert!(live.contains(manifest["kernel"]["path"].as_str().expect("kernel path")), "{live}");
     let k = r.dir.join("kernel-from-efi");
-    ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", s(&efi), &format!("::{}", manifest["kernel"]["path"].as_str().expect("path")), s(&k)]));
+    ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args([
+        "-n",
+        "-i",
+        s(&efi),
+        &format!("::{}", manifest["kernel"]["path"].as_str().expect("path")),
+        s(&k),
+    ]));
     assert_eq!(std::fs::read(&k).expect("kernel"), std::fs::read(r.dir.join("images/build/vmlinuz")).expect("vmlinuz"));
     let fsck = ok(Command::new(fsck_lakefs()).arg(x.join("lake/lake.img")));
     assert!(String::from_utf8_lossy(&fsck.stdout).contains("clean"), "{}", text(&fsck));
@@ -192,9 +211,15 @@ fn installs_from_the_lake_image_without_importing() {
 
     // install --lake-image: copy, grow, check.
     let disk = r.dir.join("disk.raw");
-    let o = ok(Command::new(installer())
-        .args(["install", "--target", s(&disk), "--size", "1G", "--json", "-q", "--esp-size", "64M"])
-        .args(["--lake-image", s(&medium.join("lake/lake.img")), "--kernel", s(&b.join("vmlinuz")), "--initrd", s(&b.join("initrd.cpio.zst"))]));
+    let o =
+        ok(Command::new(installer()).args(["install", "--target", s(&disk), "--size", "1G", "--json", "-q", "--esp-size", "64M"]).args([
+            "--lake-image",
+            s(&medium.join("lake/lake.img")),
+            "--kernel",
+            s(&b.join("vmlinuz")),
+            "--initrd",
+            s(&b.join("initrd.cpio.zst")),
+        ]));
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
     let lake = rep["partitions"].as_array().expect("partitions").iter().find(|p| p["role"] == "lake").expect("lake partition").clone();
     let (off, size) = (lake["offset"].as_u64().expect("offset"), lake["size"].as_u64().expect("size"));

@@ -54,11 +54,9 @@ pub enum ViewCmd {
         at: Where,
     },
     /// Bring the volume's catalog up to its last commit (types, properties, words).
-    #[command(
-        after_help = "The mount's daemon indexes every commit as it makes it; this catches up \
+    #[command(after_help = "The mount's daemon indexes every commit as it makes it; this catches up \
         from the last indexed commit (after a crash, or for commits made without the daemon). --full \
-        rebuilds the catalog whole, for instance after moving paths between zones."
-    )]
+        rebuilds the catalog whole, for instance after moving paths between zones.")]
     Reindex {
         /// Rebuild from scratch instead of catching up.
         #[arg(long)]
@@ -79,11 +77,9 @@ pub struct Where {
 }
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "Finds text files (UTF-8, up to 1 MiB, in the LAKE zone) containing all the words, \
+#[command(after_help = "Finds text files (UTF-8, up to 1 MiB, in the LAKE zone) containing all the words, \
     in their content or path; a word ending in * is a prefix. Best matches first.\n\nExamples:\n  \
-    lakectl search kiwi mango\n  lakectl search 'lake*' --in ~/notes\n  lakectl search invoice --json"
-)]
+    lakectl search kiwi mango\n  lakectl search 'lake*' --in ~/notes\n  lakectl search invoice --json")]
 pub struct SearchArgs {
     /// Words to look for in text files.
     #[arg(required = true)]
@@ -113,41 +109,24 @@ fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<
         if !lakefs::volume::valid_name(v) {
             bail!("invalid volume name '{v}': use letters, digits, - and _");
         }
-        let lake = Lake::open(lake_dir)
-            .with_context(|| format!("opening the lake at {}", lake_dir.display()))?;
+        let lake = Lake::open(lake_dir).with_context(|| format!("opening the lake at {}", lake_dir.display()))?;
         if lake.get_ref(&format!("{v}/main"))?.is_none() {
-            bail!(
-                "the lake at {} has no volume '{v}' (no ref {v}/main)",
-                lake_dir.display()
-            );
+            bail!("the lake at {} has no volume '{v}' (no ref {v}/main)", lake_dir.display());
         }
-        return Ok(Target {
-            lake,
-            volume: v.to_owned(),
-            mount: None,
-            rel: String::new(),
-        });
+        return Ok(Target { lake, volume: v.to_owned(), mount: None, rel: String::new() });
     }
     let path = match path {
         Some(p) => p.to_owned(),
         None => std::env::current_dir().context("finding the current directory")?,
     };
-    let loc = locate(&path)
-        .with_context(|| format!("looking for the lakefs mount of {}", path.display()))?
-        .with_context(|| {
-            format!(
-                "{} is not inside a lakefs mount (no .lake/info above it); give a path in one, or --volume NAME (with --lake)",
-                path.display()
-            )
-        })?;
-    let lake = Lake::open(&loc.info.lake)
-        .with_context(|| format!("opening the lake at {}", loc.info.lake.display()))?;
-    Ok(Target {
-        lake,
-        volume: loc.info.volume,
-        mount: Some(loc.root),
-        rel: loc.rel,
-    })
+    let loc = locate(&path).with_context(|| format!("looking for the lakefs mount of {}", path.display()))?.with_context(|| {
+        format!(
+            "{} is not inside a lakefs mount (no .lake/info above it); give a path in one, or --volume NAME (with --lake)",
+            path.display()
+        )
+    })?;
+    let lake = Lake::open(&loc.info.lake).with_context(|| format!("opening the lake at {}", loc.info.lake.display()))?;
+    Ok(Target { lake, volume: loc.info.volume, mount: Some(loc.root), rel: loc.rel })
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -164,36 +143,18 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         | ViewCmd::Reindex { at, .. } => at,
     };
     let t = target(lake_dir, at.path.as_deref(), at.volume.as_deref())?;
-    let dir_of = |name: &str| {
-        t.mount
-            .as_ref()
-            .map(|m| m.join("views").join(name).display().to_string())
-    };
+    let dir_of = |name: &str| t.mount.as_ref().map(|m| m.join("views").join(name).display().to_string());
     match c {
-        ViewCmd::Create {
-            name,
-            query,
-            replace,
-            ..
-        } => {
+        ViewCmd::Create { name, query, replace, .. } => {
             let n = views::create(&t.lake, &t.volume, name, query, *replace)
                 .with_context(|| format!("saving view '{name}' of volume '{}'", t.volume))?;
             if json {
-                print_json(
-                    &serde_json::json!({ "name": name, "volume": t.volume, "query": query, "matches": n, "dir": dir_of(name) }),
-                )?;
+                print_json(&serde_json::json!({ "name": name, "volume": t.volume, "query": query, "matches": n, "dir": dir_of(name) }))?;
             } else {
-                let files = if n == 1 {
-                    "file matches"
-                } else {
-                    "files match"
-                };
+                let files = if n == 1 { "file matches" } else { "files match" };
                 match dir_of(name) {
                     Some(d) => println!("view '{name}' saved: {n} {files} now; see {d}/"),
-                    None => println!(
-                        "view '{name}' saved in volume '{}': {n} {files} now",
-                        t.volume
-                    ),
+                    None => println!("view '{name}' saved in volume '{}': {n} {files} now", t.volume),
                 }
             }
         }
@@ -204,11 +165,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             } else if list.is_empty() {
                 println!("volume '{}' has no views; make one with `lakectl view create NAME --query '...'`", t.volume);
             } else {
-                let w = list
-                    .iter()
-                    .map(|v| v.name.chars().count())
-                    .max()
-                    .unwrap_or(0);
+                let w = list.iter().map(|v| v.name.chars().count()).max().unwrap_or(0);
                 for v in &list {
                     println!("{:w$}  {}", v.name, v.query);
                 }
@@ -216,32 +173,18 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         }
         ViewCmd::Show { name, .. } => {
             let Some(info) = views::get(&t.lake, &t.volume, name)? else {
-                bail!(
-                    "volume '{}' has no view '{name}' (see `lakectl view list`)",
-                    t.volume
-                );
+                bail!("volume '{}' has no view '{name}' (see `lakectl view list`)", t.volume);
             };
             let entries = catalog::view_entries(&t.lake, &t.volume, name)?.unwrap_or_default();
             if json {
-                let e: Vec<_> = entries
-                    .iter()
-                    .map(|e| serde_json::json!({ "name": e.name, "path": e.path }))
-                    .collect();
+                let e: Vec<_> = entries.iter().map(|e| serde_json::json!({ "name": e.name, "path": e.path })).collect();
                 print_json(
                     &serde_json::json!({ "name": info.name, "query": info.query, "created": info.created, "dir": dir_of(name), "entries": e }),
                 )?;
             } else {
                 println!("view {name}: {}", info.query);
-                println!(
-                    "{} {}",
-                    entries.len(),
-                    if entries.len() == 1 { "file" } else { "files" }
-                );
-                let w = entries
-                    .iter()
-                    .map(|e| e.name.chars().count())
-                    .max()
-                    .unwrap_or(0);
+                println!("{} {}", entries.len(), if entries.len() == 1 { "file" } else { "files" });
+                let w = entries.iter().map(|e| e.name.chars().count()).max().unwrap_or(0);
                 for e in &entries {
                     println!("  {:w$} -> {}", e.name, e.path);
                 }
@@ -249,10 +192,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         }
         ViewCmd::Delete { name, .. } => {
             if !views::delete(&t.lake, &t.volume, name)? {
-                bail!(
-                    "volume '{}' has no view '{name}' (see `lakectl view list`)",
-                    t.volume
-                );
+                bail!("volume '{}' has no view '{name}' (see `lakectl view list`)", t.volume);
             }
             if json {
                 print_json(&serde_json::json!({ "deleted": name, "volume": t.volume }))?;
@@ -262,9 +202,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
         }
         ViewCmd::Reindex { full, .. } => {
             let head = t.lake.get_ref(&format!("{}/main", t.volume))?;
-            let Some(head) = head else {
-                bail!("volume '{}' has no commits yet: nothing to index", t.volume)
-            };
+            let Some(head) = head else { bail!("volume '{}' has no commits yet: nothing to index", t.volume) };
             let tree = t.lake.read_commit(&head)?.tree;
             // Zones decide what the catalog covers; they are mapped onto the mount point
             // (/home when the volume was named rather than found through its mount).
@@ -282,9 +220,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             .with_context(|| format!("indexing volume '{}'", t.volume))?;
             let secs = start.elapsed().as_secs_f64();
             if json {
-                print_json(
-                    &serde_json::json!({ "volume": t.volume, "commit": head.to_string(), "stats": s, "seconds": secs }),
-                )?;
+                print_json(&serde_json::json!({ "volume": t.volume, "commit": head.to_string(), "stats": s, "seconds": secs }))?;
             } else {
                 println!(
                     "indexed volume '{}' at {}: {} files written ({} with words), {} removed in {secs:.2}s",
@@ -304,16 +240,8 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
     let t = target(lake_dir, a.path.as_deref(), a.volume.as_deref())?;
     let words = a.text.join(" ");
     // Results under the given directory only: ask for more, then keep those.
-    let prefix = if t.rel.is_empty() {
-        String::new()
-    } else {
-        format!("{}/", t.rel)
-    };
-    let ask = if prefix.is_empty() {
-        a.limit
-    } else {
-        usize::MAX >> 1
-    };
+    let prefix = if t.rel.is_empty() { String::new() } else { format!("{}/", t.rel) };
+    let ask = if prefix.is_empty() { a.limit } else { usize::MAX >> 1 };
     let hits: Vec<fts::Hit> = fts::search(&t.lake, &t.volume, &words, ask)
         .with_context(|| format!("searching volume '{}'", t.volume))?
         .into_iter()
@@ -333,10 +261,7 @@ pub fn search(a: &SearchArgs, lake_dir: &Path, json: bool) -> Result<()> {
             None => h.path.clone(),
         };
         println!("{shown}  (rank {:.2})", h.rank);
-        println!(
-            "    {}",
-            h.snippet.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
+        println!("    {}", h.snippet.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     Ok(())
 }

@@ -274,7 +274,13 @@ fn list(lake: &Lake, esp: &EspArg, json: bool) -> Result<()> {
 
 /// Lines describing generation `g` and what goes with it.
 fn describe(lake: &Lake, g: &Generation, entries: &[EspEntry]) -> Vec<String> {
-    let mut out = vec![format!("generation {} ({}, created {}{})", g.number, g.commit.short(), show::time(g.created), if g.pinned { ", pinned" } else { "" })];
+    let mut out = vec![format!(
+        "generation {} ({}, created {}{})",
+        g.number,
+        g.commit.short(),
+        show::time(g.created),
+        if g.pinned { ", pinned" } else { "" }
+    )];
     for e in entries.iter().filter(|e| e.generation == g.number) {
         out.push(format!("  boot entry {} ({})", e.path, e.state));
     }
@@ -314,7 +320,8 @@ fn prune(lake: &Lake, dry_run: bool, yes: bool, esp: &EspArg, json: bool) -> Res
         return Ok(());
     }
     let esp = esp_needed(esp)?;
-    let r = retention::prune(lake, &esp, keep, &[], &[]).with_context(|| format!("pruning the generations of {}", lake.root().display()))?;
+    let r =
+        retention::prune(lake, &esp, keep, &[], &[]).with_context(|| format!("pruning the generations of {}", lake.root().display()))?;
     print_removal(&r, json)
 }
 

@@ -445,7 +445,14 @@ fn run(mut cli: Cli) -> Result<()> {
             if cli.json {
                 print_json(&serde_json::json!({"commit": id, "dest": dest, "stats": st}))?;
             } else {
-                eprintln!("{} files, {} dirs, {} other, {} written to {}", st.files, st.dirs, st.others, show::bytes(st.bytes), dest.display());
+                eprintln!(
+                    "{} files, {} dirs, {} other, {} written to {}",
+                    st.files,
+                    st.dirs,
+                    st.others,
+                    show::bytes(st.bytes),
+                    dest.display()
+                );
             }
         }
         Cmd::Verify => {

@@ -150,23 +150,14 @@ pub fn commit(lake_dir: &Path, a: &CommitArgs, json: bool, quiet: bool) -> Resul
     let bar = lakefs::progress::Bar::new(quiet || a.hook.is_some());
     let t = std::time::Instant::now();
     let out = posix::commit_running(&lake, &root, &rec, &bar).with_context(|| {
-        format!(
-            "committing the changes in {} (upper layer {}) to '{}'",
-            root.merged.display(),
-            root.upper.display(),
-            posix::POSIX_REF
-        )
+        format!("committing the changes in {} (upper layer {}) to '{}'", root.merged.display(), root.upper.display(), posix::POSIX_REF)
     })?;
     let commit_s = t.elapsed().as_secs_f64();
     if a.hook == Some(Hook::AptPost) {
         let _ = std::fs::remove_file(APT_MARKER);
     }
     let wants_deploy = a.deploy || matches!(a.hook, Some(Hook::AptPost | Hook::DpkgPost));
-    let deployed = if wants_deploy && !out.unchanged {
-        Some(deploy(&lake, out.commit, a.deploy_args, quiet)?)
-    } else {
-        None
-    };
+    let deployed = if wants_deploy && !out.unchanged { Some(deploy(&lake, out.commit, a.deploy_args, quiet)?) } else { None };
     if json {
         crate::print_json(&serde_json::json!({
             "commit": out.commit, "parent": out.parent, "unchanged": out.unchanged, "stats": out.stats,
@@ -227,7 +218,12 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
     // Uncommitted changes first: they become history (and count as local edits).
     let mut captured = None;
     if let (Some(root), false) = (&running, a.dry_run) {
-        let rec = Record { trigger: "rollback".into(), phase: Some("pre".into()), message: "changes before a rollback".into(), ..Default::default() };
+        let rec = Record {
+            trigger: "rollback".into(),
+            phase: Some("pre".into()),
+            message: "changes before a rollback".into(),
+            ..Default::default()
+        };
         let out = posix::commit_running(lake, root, &rec, &lakefs::progress::Silent)
             .with_context(|| format!("recording the running root's changes ({}) before rolling back", root.upper.display()))?;
         if !out.unchanged {
@@ -235,12 +231,8 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
         }
     }
     let target = lakefs::rev::resolve(lake, a.to, posix::POSIX_REF).with_context(|| format!("finding the rollback target '{}'", a.to))?;
-    let req = lakefs::rollback::Request {
-        target: Some(target),
-        paths: a.files.to_vec(),
-        globs: a.filters.to_vec(),
-        include_etc: a.include_etc,
-    };
+    let req =
+        lakefs::rollback::Request { target: Some(target), paths: a.files.to_vec(), globs: a.filters.to_vec(), include_etc: a.include_etc };
     let plan = lakefs::rollback::plan(lake, &req)?;
     if json && (a.dry_run || plan.noop) {
         crate::print_json(&serde_json::json!({"plan": plan, "captured": captured, "dry_run": a.dry_run}))?;
@@ -282,7 +274,14 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
             "applied": applied, "seconds": total_s, "deploy_seconds": deploy_s,
         }))?;
     } else {
-        eprintln!("committed {} on {} and deployed it as generation {} ({}) in {:.1}s", commit.short(), posix::POSIX_REF, deployed.generation, deployed.entry, deploy_s);
+        eprintln!(
+            "committed {} on {} and deployed it as generation {} ({}) in {:.1}s",
+            commit.short(),
+            posix::POSIX_REF,
+            deployed.generation,
+            deployed.entry,
+            deploy_s
+        );
         match applied {
             Some(st) => eprintln!(
                 "applied to the running root now: {} written, {} removed, {} metadata changes ({:.1}s in all); restart services that use changed files",

@@ -188,7 +188,11 @@ pub fn ls(lake: &Lake, path: &str, node: &Node, long: bool, recursive: bool, jso
     while let Some((dir, node)) = stack.pop() {
         let Node::Dir { tree, .. } = node else {
             let (text, j) = ls_entry(&dir, &node, long);
-            if json { all.push(j) } else { writeln!(out, "{text}")? }
+            if json {
+                all.push(j)
+            } else {
+                writeln!(out, "{text}")?
+            }
             continue;
         };
         let t = lake.read_tree(&tree)?;
@@ -277,7 +281,14 @@ pub fn stats(lake: &Lake, json: bool) -> Result<()> {
     println!("lake        {} ({})", lake.root().display(), v["uuid"].as_str().unwrap_or(""));
     println!("format      v{}, chunker FastCDC {:?}", lake.superblock().version, lake.superblock().chunker);
     println!("packs       {} files, {}", packs.len(), bytes(pack_bytes));
-    println!("objects     {} ({} data), {} raw -> {} stored ({:.2}x)", v["objects"], v["data_objects"], bytes(raw), bytes(stored), raw as f64 / stored.max(1) as f64);
+    println!(
+        "objects     {} ({} data), {} raw -> {} stored ({:.2}x)",
+        v["objects"],
+        v["data_objects"],
+        bytes(raw),
+        bytes(stored),
+        raw as f64 / stored.max(1) as f64
+    );
     println!("loose       {} objects, {}", v["loose_objects"], bytes(v["loose_bytes"].as_i64().unwrap_or(0) as u64));
     println!("history     {} commits, {} refs", v["commits"], v["refs"]);
     Ok(())

@@ -460,7 +460,10 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         }
     }
     if !not_recorded.is_empty() {
-        println!("not recorded: {} (could not be read; history keeps their last version, tried again when they change)", not_recorded.len());
+        println!(
+            "not recorded: {} (could not be read; history keeps their last version, tried again when they change)",
+            not_recorded.len()
+        );
         for (p, r) in &not_recorded {
             println!("  {p}: {r}");
         }

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 fn verify_json(lake: &Path) -> (bool, serde_json::Value) {
     let out = run(lake, &["verify", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("verify printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("verify printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.success(), v)
 }
 
@@ -65,11 +64,7 @@ fn every_flipped_pack_byte_is_reported_with_paths() {
         assert!(!problems.is_empty());
         for p in problems {
             let paths = p["paths"].as_array().unwrap();
-            assert!(
-                p["what"] == "pack" || !paths.is_empty(),
-                "byte {pos}: damaged {} names no path: {p}",
-                p["object"]
-            );
+            assert!(p["what"] == "pack" || !paths.is_empty(), "byte {pos}: damaged {} names no path: {p}", p["object"]);
         }
     }
     assert!(verify_json(&lake).0, "restored lake is clean again");

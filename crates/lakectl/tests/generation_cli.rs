@@ -36,7 +36,8 @@ fn numbers(v: &serde_json::Value) -> Vec<u64> {
 }
 
 fn entries(esp: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(esp.join("loader/entries")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(esp.join("loader/entries")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -58,7 +59,10 @@ fn deploy_list_pin_keep_prune_remove() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --kernel and --initrd"), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let d1 = json(&root, &["generation", "deploy", "--esp", e, "--tries", "0", "--kernel", kernel.to_str().unwrap(), "--initrd", initrd.to_str().unwrap()]);
+    let d1 = json(
+        &root,
+        &["generation", "deploy", "--esp", e, "--tries", "0", "--kernel", kernel.to_str().unwrap(), "--initrd", initrd.to_str().unwrap()],
+    );
     assert_eq!(d1["generation"], 1);
     assert_eq!(d1["entry"], "/loader/entries/lake-1.conf", "--tries 0: uncounted");
     for v in 2..=4 {

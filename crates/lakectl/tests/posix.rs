@@ -26,7 +26,8 @@ fn mount_overlay(lake: &Path, n: u32, merged: &Path) -> Overlay {
     let d = lake.join("deploy").join(n.to_string());
     std::fs::create_dir_all(merged).unwrap();
     let opts = format!("lowerdir={},upperdir={},workdir={}", d.join("root").display(), d.join("upper").display(), d.join("work").display());
-    nix::mount::mount(Some("overlay"), merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str())).expect("mount overlay (needs root)");
+    nix::mount::mount(Some("overlay"), merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
+        .expect("mount overlay (needs root)");
     Overlay { merged: merged.to_owned() }
 }
 
@@ -46,7 +47,14 @@ fn json(out: &str) -> serde_json::Value {
 
 fn root_args<'a>(m: &'a str, l: &'a Path, n: u32) -> Vec<String> {
     let d = l.join("deploy").join(n.to_string());
-    vec!["--root".into(), m.into(), "--upper".into(), d.join("upper").display().to_string(), "--lower".into(), d.join("root").display().to_string()]
+    vec![
+        "--root".into(),
+        m.into(),
+        "--upper".into(),
+        d.join("upper").display().to_string(),
+        "--lower".into(),
+        d.join("root").display().to_string(),
+    ]
 }
 
 fn lc(lake: &Path, args: &[String]) -> String {
@@ -68,7 +76,8 @@ fn package_run_rollback_and_roll_forward_on_a_real_overlay() {
     std::fs::write(&i, b"initrd").unwrap();
     let l = lakefs::Lake::open(&lake).unwrap();
     let head = l.get_ref("posix/main").unwrap().unwrap();
-    let opts = lake_boot::deploy::DeployOptions { esp: Some(esp.clone()), tries: None, kernel: Some(k), initrd: Some(i), ..Default::default() };
+    let opts =
+        lake_boot::deploy::DeployOptions { esp: Some(esp.clone()), tries: None, kernel: Some(k), initrd: Some(i), ..Default::default() };
     let g1 = lake_boot::deploy::deploy_generation(&l, head, &opts, &lakefs::progress::Silent).unwrap();
     assert_eq!(g1.generation, 1);
     drop(l);
@@ -111,11 +120,16 @@ fn package_run_rollback_and_roll_forward_on_a_real_overlay() {
 
     // A local edit after the upgrade, then a rollback to before it.
     std::fs::write(merged.join("etc/local.conf"), "mine=3\n").unwrap();
-    let mut a: Vec<String> = ["--zone", "posix", "--json", "rollback", "--to", "before:last-apt-upgrade", "--dry-run"].iter().map(|s| s.to_string()).collect();
+    let mut a: Vec<String> =
+        ["--zone", "posix", "--json", "rollback", "--to", "before:last-apt-upgrade", "--dry-run"].iter().map(|s| s.to_string()).collect();
     a.extend(ra.clone());
     let dry = json(&lc(&lake, &a));
     assert_eq!(dry["plan"]["packages"][0]["change"], "removed", "{dry}");
-    assert_eq!(lakefs::Lake::open(&lake).unwrap().get_ref("posix/main").unwrap().unwrap().to_string(), post["commit"].as_str().unwrap(), "a dry run records nothing");
+    assert_eq!(
+        lakefs::Lake::open(&lake).unwrap().get_ref("posix/main").unwrap().unwrap().to_string(),
+        post["commit"].as_str().unwrap(),
+        "a dry run records nothing"
+    );
     // Without --yes and without a terminal it refuses.
     let mut a: Vec<String> = ["--zone", "posix", "rollback", "--to", "before:last-apt-upgrade"].iter().map(|s| s.to_string()).collect();
     a.extend(ra.clone());
@@ -142,7 +156,8 @@ fn package_run_rollback_and_roll_forward_on_a_real_overlay() {
     let ra = root_args(m, &lake, g3 as u32);
     assert!(!merged.join("usr/bin/lake-hello").exists());
     // Roll forward into the live overlay with --now.
-    let mut a: Vec<String> = ["--zone", "posix", "--json", "rollback", "--to", "gen:2", "--now", "--yes"].iter().map(|s| s.to_string()).collect();
+    let mut a: Vec<String> =
+        ["--zone", "posix", "--json", "rollback", "--to", "gen:2", "--now", "--yes"].iter().map(|s| s.to_string()).collect();
     a.extend(ra.clone());
     a.extend(esp_args.clone());
     let fwd = json(&lc(&lake, &a));
@@ -160,7 +175,10 @@ fn package_run_rollback_and_roll_forward_on_a_real_overlay() {
     // (Generation 1 itself is gone by now: retention keeps 3.)
     assert!(!lake.join("deploy/1").exists() && !esp.join("loader/entries/lake-1.conf").exists());
     let install = head.to_string();
-    let mut a: Vec<String> = ["--zone", "posix", "--json", "rollback", "--to", &install, "--file", "/etc/hello.conf", "--now", "--yes"].iter().map(|s| s.to_string()).collect();
+    let mut a: Vec<String> = ["--zone", "posix", "--json", "rollback", "--to", &install, "--file", "/etc/hello.conf", "--now", "--yes"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     a.extend(ra.clone());
     a.extend(esp_args.clone());
     let one = json(&lc(&lake, &a));

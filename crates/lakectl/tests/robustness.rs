@@ -544,10 +544,7 @@ fn truncated_pack_is_reported_and_nothing_else_lost() {
     let packs_ab = pack_names(&lake);
     let new: Vec<_> = packs_ab.difference(&packs_a).cloned().collect();
     assert_eq!(new.len(), 1, "committing B should add exactly one pack: {new:?}");
-    let newest = packs_ab
-        .iter()
-        .max_by_key(|n| fs::metadata(lake.join("packs").join(n)).unwrap().modified().unwrap())
-        .unwrap();
+    let newest = packs_ab.iter().max_by_key(|n| fs::metadata(lake.join("packs").join(n)).unwrap().modified().unwrap()).unwrap();
     assert_eq!(newest, &new[0], "B's pack is not the newest by mtime");
     let pack_b = lake.join("packs").join(newest);
     let (from, to) = truncate_half(&pack_b);
@@ -581,7 +578,8 @@ fn truncated_pack_is_reported_and_nothing_else_lost() {
     let out_a = tmp.path().join("outA");
     ok(&lake, &["checkout", "main", s(&out_a)]);
     let got = snapshot(&out_a);
-    let files: BTreeMap<_, _> = got.iter().filter_map(|(k, v)| if let Ent::File(b) = v { Some((k.clone(), b.clone())) } else { None }).collect();
+    let files: BTreeMap<_, _> =
+        got.iter().filter_map(|(k, v)| if let Ent::File(b) = v { Some((k.clone(), b.clone())) } else { None }).collect();
     assert_eq!(files.keys().collect::<Vec<_>>(), tree_a.keys().collect::<Vec<_>>(), "checkout of main has other files than A");
     for (k, b) in &tree_a {
         assert!(files[k] == *b, "checkout of main: {k} differs from tree A");
@@ -613,11 +611,7 @@ fn truncated_pack_is_reported_and_nothing_else_lost() {
     let out = run(&lake, &["verify"]);
     let report = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    let named: BTreeSet<String> = report
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("used by third:/"))
-        .map(|p| p.to_owned())
-        .collect();
+    let named: BTreeSet<String> = report.lines().filter_map(|l| l.trim().strip_prefix("used by third:/")).map(|p| p.to_owned()).collect();
     assert!(!named.is_empty(), "verify names no path of ref 'third' although half of its data is gone:\n{report}");
     for p in &named {
         assert!(tree_c.contains_key(p), "verify names {p}, which is not a file of C");

@@ -78,3 +78,66 @@ fn debian_rootfs_round_trips_exactly() {
     let v: serde_json::Value = serde_json::from_str(&ok(&lake, &["verify", "--json"])).unwrap();
     assert_eq!(v["problems"].as_array().unwrap().len(), 0, "{v}");
 }
+
+/// Holes stay holes: a sparse file is imported in time proportional to its data
+/// (a 16 TiB file with a few KiB of data is a quick commit, not hours of zeros),
+/// recorded with holes, and checked out sparse (copy, hard-link and loose modes).
+#[test]
+fn sparse_files_round_trip_sparse() {
+    use std::os::unix::fs::FileExt;
+    let t = tempfile::tempdir().unwrap();
+    let (src, lake) = (t.path().join("src"), t.path().join("lake"));
+    std::fs::create_dir(&src).unwrap();
+    let huge: u64 = (16 << 40) - (1 << 20); // ext4's limit with 4 KiB blocks is 16 TiB - 4 KiB
+    let f = std::fs::File::create(src.join("huge")).unwrap();
+    f.set_len(huge).unwrap();
+    f.write_all_at(b"at the start", 0).unwrap();
+    f.write_all_at(&bytes(1, 300_000), huge - 400_000).unwrap();
+    let g = std::fs::File::create(src.join("gig")).unwrap();
+    g.set_len(1 << 30).unwrap();
+    g.write_all_at(&bytes(2, 1 << 20), 512 << 20).unwrap();
+    drop((f, g));
+    std::fs::write(src.join("dense"), bytes(3, 1 << 20)).unwrap();
+    let blocks = |p: &std::path::Path| std::fs::metadata(p).unwrap().blocks() * 512;
+    ok(&lake, &["init"]);
+    commit(&lake, &src, "sparse");
+    let sb = std::fs::read(lake.join("superblock")).unwrap();
+    let incompat = u64::from_le_bytes(sb[32..40].try_into().unwrap());
+    assert_eq!(incompat & 2, 2, "the sparse feature is on once a list has holes: {incompat:#x}");
+    for (dir, extra) in [("copy", None), ("link", Some("--hardlink"))] {
+        let out = t.path().join(dir);
+        let mut args = vec!["checkout"];
+        args.extend(extra);
+        args.extend(["main", path_str(&out)]);
+        ok(&lake, &args);
+        for name in ["huge", "gig"] {
+            let (a, b) = (src.join(name), out.join(name));
+            assert_eq!(std::fs::metadata(&b).unwrap().len(), std::fs::metadata(&a).unwrap().len(), "{name}: size");
+            assert!(blocks(&b) <= blocks(&a) + (1 << 20), "{name} came back sparse: {} bytes allocated, source {}", blocks(&b), blocks(&a));
+        }
+        let got = std::fs::File::open(out.join("huge")).unwrap();
+        let mut buf = vec![0u8; 300_000];
+        got.read_exact_at(&mut buf, huge - 400_000).unwrap();
+        assert_eq!(buf, bytes(1, 300_000), "data near the end of the huge file");
+        let mut head = [0u8; 12];
+        got.read_exact_at(&mut head, 0).unwrap();
+        assert_eq!(&head, b"at the start");
+        assert_eq!(std::fs::read(out.join("gig")).unwrap(), std::fs::read(src.join("gig")).unwrap(), "gig: same bytes");
+        assert_eq!(std::fs::read(out.join("dense")).unwrap(), bytes(3, 1 << 20));
+    }
+    // `cat` streams holes as zeros.
+    let out = run(&lake, &["cat", "/gig@main"]);
+    assert!(out.status.success(), "cat: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, std::fs::read(src.join("gig")).unwrap());
+    // The POSIX zone's loose mode keeps holes in the object itself.
+    let lake2 = t.path().join("lake2");
+    std::fs::remove_file(src.join("huge")).unwrap();
+    ok(&lake2, &["init"]);
+    ok(&lake2, &["commit", path_str(&src), "--loose", "-m", "posix"]);
+    let out = t.path().join("loose-out");
+    ok(&lake2, &["checkout", "--hardlink", "main", path_str(&out)]);
+    assert!(blocks(&out.join("gig")) <= blocks(&src.join("gig")) + (1 << 20), "loose object is sparse");
+    assert_eq!(std::fs::read(out.join("gig")).unwrap(), std::fs::read(src.join("gig")).unwrap());
+    ok(&lake, &["verify"]);
+    ok(&lake2, &["verify"]);
+}

@@ -100,10 +100,7 @@ fn special(path: &Path, kind: libc::mode_t, meta: &Meta, rdev: u64, plan: &mut P
 
 fn write_copy(lake: &Lake, job: &FileJob) -> Result<()> {
     let mut f = std::fs::File::create(&job.path).at(&job.path)?;
-    let mut bw = std::io::BufWriter::with_capacity(1 << 20, &mut f);
-    let n = lake.write_content(&job.content, &mut bw)?;
-    bw.flush().at(&job.path)?;
-    drop(bw);
+    let n = lake.write_content_to_file(&job.content, &mut f, &job.path)?;
     if n != job.size {
         return Err(Error::CorruptObject { id: job.content.id(), why: format!("content is {n} bytes, the tree says {}", job.size) });
     }
@@ -136,7 +133,14 @@ fn write_link(w: &WriteSession, job: &FileJob) -> Result<()> {
 
 /// Checks out root tree `tree` (with root metadata `root`) into `dest`, which
 /// must be empty or absent.
-pub fn checkout(lake: &Lake, tree: &ObjectId, root: &Meta, dest: &Path, opts: CheckoutOptions, progress: &dyn Progress) -> Result<CheckoutStats> {
+pub fn checkout(
+    lake: &Lake,
+    tree: &ObjectId,
+    root: &Meta,
+    dest: &Path,
+    opts: CheckoutOptions,
+    progress: &dyn Progress,
+) -> Result<CheckoutStats> {
     check_target(dest)?;
     let mut plan = Plan { files: Vec::new(), links: Vec::new(), dirs: Vec::new(), stats: CheckoutStats::default() };
     progress.phase("creating directories", 0, 0);
@@ -155,9 +159,8 @@ pub fn checkout(lake: &Lake, tree: &ObjectId, root: &Meta, dest: &Path, opts: Ch
         w.finish(&[], &[])?;
     }
     for (target, path) in &plan.links {
-        std::fs::hard_link(target, path).map_err(|e| {
-            Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), target.display()))
-        })?;
+        std::fs::hard_link(target, path)
+            .map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), target.display())))?;
     }
     // Directory metadata last, deepest first, so creating children does not
     // disturb a parent's mtime (or a read-only mode) that is already set.
@@ -182,7 +185,8 @@ pub fn materialize(lake: &Lake, node: &Node, path: &Path, root: &Path) -> Result
         }
         Node::Hardlink { target } => {
             let t = root.join(OsStr::from_bytes(target));
-            std::fs::hard_link(&t, path).map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), t.display())))?;
+            std::fs::hard_link(&t, path)
+                .map_err(|e| Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), t.display())))?;
         }
         Node::Symlink { meta, target } => {
             std::os::unix::fs::symlink(OsStr::from_bytes(target), path).at(path)?;

@@ -105,10 +105,15 @@ mod tests {
                 Ok(n)
             }
         }
-        for_each_window(Odd(&d), p, |e| e, |w| {
-            streamed.extend(w.iter().map(|c| c.len()));
-            Ok(())
-        })
+        for_each_window(
+            Odd(&d),
+            p,
+            |e| e,
+            |w| {
+                streamed.extend(w.iter().map(|c| c.len()));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(streamed, whole);
         assert_eq!(streamed.iter().sum::<usize>(), d.len());

@@ -77,7 +77,12 @@ pub fn trees(lake: &Lake, a: Option<&ObjectId>, b: Option<&ObjectId>, prefix: &s
     if a == b {
         return Ok(());
     }
-    let load = |t: Option<&ObjectId>| -> Result<Vec<Entry>> { Ok(match t { Some(t) => lake.read_tree(t)?.entries, None => Vec::new() }) };
+    let load = |t: Option<&ObjectId>| -> Result<Vec<Entry>> {
+        Ok(match t {
+            Some(t) => lake.read_tree(t)?.entries,
+            None => Vec::new(),
+        })
+    };
     let (ea, eb) = (load(a)?, load(b)?);
     let (mut i, mut j) = (0, 0);
     while i < ea.len() || j < eb.len() {

@@ -33,14 +33,7 @@ pub fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 }
 
 pub fn meta_from(md: &std::fs::Metadata, xattrs: Vec<(Vec<u8>, Vec<u8>)>) -> Meta {
-    Meta {
-        mode: md.mode() & 0o7777,
-        uid: md.uid(),
-        gid: md.gid(),
-        mtime: md.mtime(),
-        mtime_nsec: md.mtime_nsec() as u32,
-        xattrs,
-    }
+    Meta { mode: md.mode() & 0o7777, uid: md.uid(), gid: md.gid(), mtime: md.mtime(), mtime_nsec: md.mtime_nsec() as u32, xattrs }
 }
 
 fn check(r: libc::c_int, path: &Path) -> Result<()> {

@@ -44,12 +44,7 @@ pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcRepor
         let db = lake.db();
         (db.all_locations()?, db.all_loose()?, db.all_commit_ids()?, db.pack_names()?)
     };
-    let mut report = GcReport {
-        dry_run,
-        packs_before: packs.len(),
-        bytes_before: packs.iter().map(|p| p.1).sum(),
-        ..Default::default()
-    };
+    let mut report = GcReport { dry_run, packs_before: packs.len(), bytes_before: packs.iter().map(|p| p.1).sum(), ..Default::default() };
     let (live, dead): (Vec<_>, Vec<_>) = locations.into_iter().partition(|(id, _)| reach.objects.contains(id));
     let dead_loose: Vec<_> = loose.into_iter().filter(|(k, _, _)| !reach.loose_keys.contains(k)).collect();
     let dead_commits: Vec<ObjectId> = commits.into_iter().filter(|c| !reach.commits.contains(c)).collect();

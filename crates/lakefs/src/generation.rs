@@ -77,11 +77,8 @@ pub fn get(lake: &Lake, n: u32) -> Result<Option<Generation>> {
 /// The generation that boots when the kernel command line names none.
 pub fn default(lake: &Lake) -> Result<Option<u32>> {
     let db = lake.db();
-    let v: Option<String> = db
-        .conn
-        .query_row("SELECT value FROM info WHERE key='default_generation'", [], |r| r.get(0))
-        .optional()
-        .map_err(|e| db.err(e))?;
+    let v: Option<String> =
+        db.conn.query_row("SELECT value FROM info WHERE key='default_generation'", [], |r| r.get(0)).optional().map_err(|e| db.err(e))?;
     Ok(v.and_then(|v| v.parse().ok()))
 }
 
@@ -155,11 +152,8 @@ pub const DEFAULT_KEEP: u32 = 3;
 /// How many of the newest generations pruning keeps.
 pub fn keep(lake: &Lake) -> Result<u32> {
     let db = lake.db();
-    let v: Option<String> = db
-        .conn
-        .query_row("SELECT value FROM info WHERE key=?1", params![KEEP_KEY], |r| r.get(0))
-        .optional()
-        .map_err(|e| db.err(e))?;
+    let v: Option<String> =
+        db.conn.query_row("SELECT value FROM info WHERE key=?1", params![KEEP_KEY], |r| r.get(0)).optional().map_err(|e| db.err(e))?;
     Ok(v.and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(DEFAULT_KEEP))
 }
 
@@ -169,9 +163,7 @@ pub fn set_keep(lake: &Lake, n: u32) -> Result<()> {
     }
     let _lock = lake.lock_for_cleanup()?;
     let db = lake.db();
-    db.conn
-        .execute("INSERT OR REPLACE INTO info(key, value) VALUES(?1, ?2)", params![KEEP_KEY, n.to_string()])
-        .map_err(|e| db.err(e))?;
+    db.conn.execute("INSERT OR REPLACE INTO info(key, value) VALUES(?1, ?2)", params![KEEP_KEY, n.to_string()]).map_err(|e| db.err(e))?;
     Ok(())
 }
 

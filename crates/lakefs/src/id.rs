@@ -9,6 +9,12 @@ use crate::error::Error;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub [u8; 32]);
 
+impl From<blake3::Hash> for ObjectId {
+    fn from(h: blake3::Hash) -> Self {
+        ObjectId(*h.as_bytes())
+    }
+}
+
 impl ObjectId {
     pub const LEN: usize = 32;
 

@@ -321,7 +321,9 @@ impl<'a> Scanner<'a> {
                 }
                 let cpath = self.src.join(&crel);
                 // None: removed while we listed the directory (the tree is live): left out.
-                let Some(cmd) = long_path::lstat(&cpath)? else { continue };
+                let Some(cmd) = long_path::lstat(&cpath)? else {
+                    continue;
+                };
                 children.push((name.as_bytes().to_vec(), self.scan(&crel, &cmd, cbase)?));
             }
             return Ok(Scan::Dir { meta, children });
@@ -382,12 +384,55 @@ pub fn store_file(w: &WriteSession, path: &Path, size: u64, meta: &Meta, opts: &
         let rest = f;
         return store_chunked(w, path, std::io::Cursor::new(buf).chain(rest));
     }
+    let extents = crate::sparse::data_extents(&f, size);
+    if crate::sparse::has_holes(&extents, size) {
+        return store_sparse(w, path, f, size, &extents);
+    }
     store_chunked(w, path, f)
 }
 
 fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Content, u64)> {
-    let mut list = ChunkList { chunks: Vec::new() };
+    let mut list = ChunkList::default();
+    chunk_into(w, path, reader, &mut list)?;
+    let n = list.size();
+    let id = w.put(Kind::ChunkList, &list.encode())?;
+    Ok((Content::Chunked(id), n))
+}
+
+/// A file with holes: only its data extents are read and chunked (each on its
+/// own); the holes are recorded as holes. Time follows the data, not the size.
+fn store_sparse(w: &WriteSession, path: &Path, mut f: std::fs::File, size: u64, extents: &[(u64, u64)]) -> Result<(Content, u64)> {
+    use std::io::{Seek, SeekFrom};
+    let mut list = ChunkList::default();
+    let mut pos = 0u64;
+    let mut whole = true;
+    for &(off, len) in extents {
+        list.push_hole(off - pos);
+        f.seek(SeekFrom::Start(off)).at(path)?;
+        let got = chunk_into(w, path, (&mut f).take(len), &mut list)?;
+        pos = off + got;
+        if got < len {
+            // Shrank while we read: the content ends here.
+            whole = false;
+            break;
+        }
+    }
+    if whole {
+        list.push_hole(size - pos);
+    }
+    let n = list.size();
+    if list.has_holes() {
+        w.lake().enable_incompat(crate::superblock::INCOMPAT_SPARSE)?;
+    }
+    let id = w.put(Kind::ChunkList, &list.encode())?;
+    Ok((Content::Chunked(id), n))
+}
+
+/// Chunks `reader` to its end, storing the chunks and appending them to `list`;
+/// returns the number of bytes read.
+fn chunk_into(w: &WriteSession, path: &Path, reader: impl Read, list: &mut ChunkList) -> Result<u64> {
     let io_err = |e| Error::io(path, e);
+    let mut n = 0u64;
     crate::chunker::for_each_window(reader, w.lake().superblock().chunker, io_err, |chunks| -> Result<()> {
         // Hash and compress the window's chunks on all cores; keep their order.
         let ids: Vec<ObjectId> = chunks
@@ -397,12 +442,13 @@ fn store_chunked(w: &WriteSession, path: &Path, reader: impl Read) -> Result<(Co
                 w.put_chunk(id, c).map(|_| id)
             })
             .collect::<Result<_>>()?;
-        list.chunks.extend(ids.into_iter().zip(chunks.iter().map(|c| c.len() as u32)));
+        for (id, c) in ids.into_iter().zip(chunks) {
+            list.push_chunk(id, c.len() as u32);
+            n += c.len() as u64;
+        }
         Ok(())
     })?;
-    let n = list.size();
-    let id = w.put(Kind::ChunkList, &list.encode())?;
-    Ok((Content::Chunked(id), n))
+    Ok(n)
 }
 
 fn store_loose(w: &WriteSession, path: &Path, size: u64, meta: &Meta) -> Result<(Content, u64)> {
@@ -416,12 +462,17 @@ fn store_loose(w: &WriteSession, path: &Path, size: u64, meta: &Meta) -> Result<
         }
         return Ok((Content::Whole(id), buf.len() as u64));
     }
-    // Large: hash while streaming, then copy (contents must match the hash we record).
-    let mut h = blake3::Hasher::new();
+    // Large: copy into a scratch loose file (holes stay holes) while hashing,
+    // then name it by the hash (the content must match the id we record).
     let mut f = long_path::open(path)?;
-    let n = std::io::copy(&mut f, &mut h).at(path)?;
-    let id = ObjectId::from_slice(h.finalize().as_bytes()).ok_or_else(|| Error::Invalid("hash length".into()))?;
-    w.put_loose_file(id, n, meta, path)?;
+    let (id, n) = w.put_loose_stream(meta, |dst| {
+        let mut h = blake3::Hasher::new();
+        let n = crate::sparse::copy(&mut f, size, dst, |b| {
+            h.update(b);
+        })
+        .at(path)?;
+        Ok((ObjectId::from(h.finalize()), n))
+    })?;
     Ok((Content::Whole(id), n))
 }
 

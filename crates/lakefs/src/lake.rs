@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::chunklist::ChunkList;
+use crate::chunklist::{ChunkList, Piece};
 use crate::commit::Commit;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
@@ -35,6 +35,8 @@ pub struct Lake {
     db: Mutex<Db>,
     pack_files: Mutex<HashMap<String, Arc<File>>>,
     read_only: bool,
+    /// Incompatible features turned on since open (see [`Lake::enable_incompat`]).
+    enabled: Mutex<u64>,
 }
 
 /// Held while a command writes; one writer at a time per lake.
@@ -81,15 +83,11 @@ impl Lake {
         let sb = Superblock::read(root)?;
         for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
             if !root.join(d).is_dir() {
-                return Err(Error::Invalid(format!(
-                    "{}: lake directory {d}/ is missing; the lake is damaged",
-                    root.display()
-                )));
+                return Err(Error::Invalid(format!("{}: lake directory {d}/ is missing; the lake is damaged", root.display())));
             }
         }
-        let read_only = nix::sys::statvfs::statvfs(root)
-            .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-            .unwrap_or(false);
+        let read_only =
+            nix::sys::statvfs::statvfs(root).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false);
         let db = if read_only {
             Db::open_read_only(root)?
         } else {
@@ -105,7 +103,8 @@ impl Lake {
                 other => other?,
             }
         };
-        Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()), read_only })
+        let enabled = Mutex::new(sb.incompat);
+        Ok(Lake { root: root.to_owned(), sb, db: Mutex::new(db), pack_files: Mutex::new(HashMap::new()), read_only, enabled })
     }
 
     pub fn root(&self) -> &Path {
@@ -114,6 +113,23 @@ impl Lake {
 
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+
+    /// Turns on incompatible feature `bit` in the superblock (durably) before the
+    /// first object that needs it is written, so that builds that do not know it
+    /// refuse the lake. Cheap once on.
+    pub fn enable_incompat(&self, bit: u64) -> Result<()> {
+        let mut on = self.enabled.lock().unwrap_or_else(|p| p.into_inner());
+        if *on & bit == bit {
+            return Ok(());
+        }
+        let mut sb = Superblock::read(&self.root)?;
+        if sb.incompat & bit != bit {
+            sb.incompat |= bit;
+            crate::util::write_atomic(&self.root.join(crate::superblock::FILE_NAME), &sb.encode())?;
+        }
+        *on = sb.incompat;
+        Ok(())
     }
 
     pub fn db(&self) -> MutexGuard<'_, Db> {
@@ -137,7 +153,10 @@ impl Lake {
     fn lock_inner(&self, need_reserve: bool) -> Result<WriteLock> {
         self.sb.writable(&self.root)?;
         if self.read_only {
-            return Err(Error::Invalid(format!("{} is on a read-only file system; remount it read-write to change the lake", self.root.display())));
+            return Err(Error::Invalid(format!(
+                "{} is on a read-only file system; remount it read-write to change the lake",
+                self.root.display()
+            )));
         }
         let path = self.root.join(LOCK_FILE);
         let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
@@ -283,19 +302,66 @@ impl Lake {
                 Ok(n)
             }
             Content::Chunked(list) => {
-                let list = self.read_chunklist(list)?;
-                let mut n = 0;
-                for (cid, len) in &list.chunks {
+                let out_err = |e| Error::io("<output>", e);
+                let zeros = vec![0u8; 1 << 20];
+                self.for_each_piece(list, |span| match span {
+                    Span::Data(b) => out.write_all(b).map_err(out_err),
+                    Span::Hole(mut hole) => {
+                        while hole > 0 {
+                            let k = hole.min(zeros.len() as u64) as usize;
+                            out.write_all(&zeros[..k]).map_err(out_err)?;
+                            hole -= k as u64;
+                        }
+                        Ok(())
+                    }
+                })
+            }
+        }
+    }
+
+    /// Writes a file's content into `f` (empty, positioned at 0) as
+    /// [`Lake::write_content`] does, but leaves the holes of a sparse chunk list
+    /// unallocated, so a sparse file comes back sparse. `path` names `f` in errors.
+    pub fn write_content_to_file(&self, content: &Content, f: &mut File, path: &Path) -> Result<u64> {
+        use std::io::{Seek, SeekFrom};
+        let mut bw = std::io::BufWriter::with_capacity(1 << 20, &mut *f);
+        let n = match content {
+            Content::Whole(_) => self.write_content(content, &mut bw)?,
+            Content::Chunked(list) => self.for_each_piece(list, |span| match span {
+                Span::Data(b) => bw.write_all(b).at(path),
+                Span::Hole(hole) => {
+                    let by = i64::try_from(hole).map_err(|_| Error::CorruptObject { id: *list, why: "hole too large".into() })?;
+                    // Seeking flushes the buffer; the hole is left unwritten.
+                    bw.seek(SeekFrom::Current(by)).at(path).map(|_| ())
+                }
+            })?,
+        };
+        bw.flush().at(path)?;
+        drop(bw);
+        // A trailing hole: the size comes from the length, not from a write.
+        f.set_len(n).at(path)?;
+        Ok(n)
+    }
+
+    /// Calls `visit` with each chunk of chunk list `list` (read and verified) and
+    /// each hole, in order; returns the total size.
+    fn for_each_piece(&self, list: &ObjectId, mut visit: impl FnMut(Span<'_>) -> Result<()>) -> Result<u64> {
+        let pieces = self.read_chunklist(list)?.pieces;
+        let mut n = 0;
+        for piece in &pieces {
+            match piece {
+                Piece::Chunk(cid, len) => {
                     let b = self.read_object(cid)?.1;
                     if b.len() != *len as usize {
                         return Err(Error::CorruptObject { id: *cid, why: "chunk length differs from its list".into() });
                     }
-                    out.write_all(&b).map_err(|e| Error::io("<output>", e))?;
-                    n += b.len() as u64;
+                    visit(Span::Data(&b))?;
                 }
-                Ok(n)
+                Piece::Hole(len) => visit(Span::Hole(*len))?,
             }
+            n += piece.len();
         }
+        Ok(n)
     }
 
     pub fn get_ref(&self, name: &str) -> Result<Option<ObjectId>> {
@@ -334,7 +400,9 @@ impl Lake {
         }
         for (i, c) in comps.iter().enumerate() {
             let t = self.read_tree(&tree)?;
-            let Some(e) = t.get(c.as_bytes()) else { return Ok(None) };
+            let Some(e) = t.get(c.as_bytes()) else {
+                return Ok(None);
+            };
             if i + 1 == comps.len() {
                 return Ok(Some(e.node.clone()));
             }
@@ -345,6 +413,12 @@ impl Lake {
         }
         Ok(None)
     }
+}
+
+/// What [`Lake::for_each_piece`] hands out: a chunk's bytes or a hole's length.
+enum Span<'a> {
+    Data(&'a [u8]),
+    Hole(u64),
 }
 
 pub fn is_ref_name(name: &str) -> bool {

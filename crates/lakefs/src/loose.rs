@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::encoding::Writer;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::id::ObjectId;
 use crate::tree::Meta;
 
@@ -40,28 +40,54 @@ pub fn path(root: &Path, key: &ObjectId) -> PathBuf {
 /// says an object is complete (a power cut can leave an unsynced, empty file).
 /// Callers skip objects the index already has.
 pub fn write(root: &Path, key: &ObjectId, meta: &Meta, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<PathBuf> {
-    let dest = path(root, key);
-    let dir = dest.parent().unwrap_or(root);
-    std::fs::create_dir_all(dir).at(dir)?;
+    let (tmp, ()) = write_tmp(root, meta, fill)?;
+    place(root, &tmp, key)
+}
+
+/// Writes a loose object whose key is known only once its content is (`fill`
+/// returns the content id): the file is filled in scratch space, then
+/// `keep(key)` says whether to rename it into place (false: an object with that
+/// key exists, the copy is dropped). Returns the content id and what `fill` gave.
+pub fn write_streamed<T>(
+    root: &Path,
+    meta: &Meta,
+    fill: impl FnOnce(&mut File) -> Result<(ObjectId, T)>,
+    keep: impl FnOnce(&ObjectId) -> bool,
+) -> Result<(ObjectId, ObjectId, T)> {
+    let (tmp, (id, extra)) = write_tmp(root, meta, fill)?;
+    let k = key(&id, meta);
+    if keep(&k) {
+        place(root, &tmp, &k)?;
+    } else {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok((id, k, extra))
+}
+
+fn write_tmp<T>(root: &Path, meta: &Meta, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<(PathBuf, T)> {
     let tmp = root.join("tmp").join(format!("loose-{}", crate::util::random_hex(8)));
     let r = (|| {
         let mut f = File::create(&tmp).at(&tmp)?;
-        fill(&mut f)?;
+        let v = fill(&mut f)?;
         f.flush().at(&tmp)?;
         crate::fsmeta::apply_fd(&f, &tmp, meta)?;
-        std::fs::rename(&tmp, &dest).at(&dest)
+        Ok(v)
     })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match r {
+        Ok(v) => Ok((tmp, v)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    r.map(|_| dest)
 }
 
-/// Copies `src` into a new loose object (used by imports in loose mode).
-pub fn write_from_file(root: &Path, key: &ObjectId, meta: &Meta, src: &Path) -> Result<PathBuf> {
-    write(root, key, meta, |f| {
-        let mut s = File::open(src).at(src)?;
-        std::io::copy(&mut s, f).map_err(|e| Error::io(src, e))?;
-        Ok(())
-    })
+fn place(root: &Path, tmp: &Path, key: &ObjectId) -> Result<PathBuf> {
+    let dest = path(root, key);
+    let dir = dest.parent().unwrap_or(root);
+    let r = std::fs::create_dir_all(dir).at(dir).and_then(|_| std::fs::rename(tmp, &dest).at(&dest));
+    if r.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    r.map(|_| dest)
 }

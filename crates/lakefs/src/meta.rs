@@ -82,9 +82,7 @@ impl Db {
         .map_err(|e| Error::Db { path: path.clone(), source: e })?;
         let db = Db { conn, path };
         if !read_only {
-            db.conn
-                .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;")
-                .map_err(|e| db.err(e))?;
+            db.conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;").map_err(|e| db.err(e))?;
         }
         if create {
             db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;
@@ -181,9 +179,7 @@ impl Db {
             "SELECT id FROM commits WHERE id >= ?1 AND ?2 IS NULL LIMIT ?3"
         };
         let mut s = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = s
-            .query_map(params![prefix, upper, limit as i64], |r| blob_id(r.get(0)?))
-            .map_err(|e| self.err(e))?;
+        let rows = s.query_map(params![prefix, upper, limit as i64], |r| blob_id(r.get(0)?)).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
@@ -234,9 +230,8 @@ impl Db {
 
     pub fn all_loose(&self) -> Result<Vec<(ObjectId, ObjectId, u64)>> {
         let mut s = self.conn.prepare("SELECT key, blob, size FROM loose").map_err(|e| self.err(e))?;
-        let rows = s
-            .query_map([], |r| Ok((blob_id(r.get(0)?)?, blob_id(r.get(1)?)?, r.get::<_, i64>(2)? as u64)))
-            .map_err(|e| self.err(e))?;
+        let rows =
+            s.query_map([], |r| Ok((blob_id(r.get(0)?)?, blob_id(r.get(1)?)?, r.get::<_, i64>(2)? as u64))).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 

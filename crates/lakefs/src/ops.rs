@@ -60,7 +60,9 @@ pub fn commit_dir_with(
     let parent = lake.get_ref(req.reference)?;
     let parent_commit = parent.map(|p| lake.read_commit(&p)).transpose()?;
     let (tree, root, stats) = match (req.changed, &parent_commit) {
-        (Some(changed), Some(pc)) => import::import_changes_with(&w, req.src, base.unwrap_or(&pc.tree), changed, &req.options, scan, progress)?,
+        (Some(changed), Some(pc)) => {
+            import::import_changes_with(&w, req.src, base.unwrap_or(&pc.tree), changed, &req.options, scan, progress)?
+        }
         (Some(_), None) => {
             return Err(Error::Invalid(format!(
                 "ref '{}' has no commit yet: the first import must be a full one (drop the change list)",

@@ -27,18 +27,7 @@ use crate::error::{IoContext, Result};
 
 /// Paths the POSIX zone never records: API and scratch file systems, mount
 /// points of other zones, and apt's download cache.
-pub const POSIX_EXCLUDED: &[&str] = &[
-    "dev",
-    "proc",
-    "sys",
-    "run",
-    "tmp",
-    "var/tmp",
-    "lake",
-    "efi",
-    "home",
-    "var/cache/apt/archives",
-];
+pub const POSIX_EXCLUDED: &[&str] = &["dev", "proc", "sys", "run", "tmp", "var/tmp", "lake", "efi", "home", "var/cache/apt/archives"];
 
 /// The xattr overlayfs sets on a directory that replaces the lower one.
 const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];

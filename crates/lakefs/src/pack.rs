@@ -124,9 +124,7 @@ fn looks_incompressible(raw: &[u8]) -> bool {
         return false;
     }
     let mid = raw.len() / 2;
-    [&raw[..SAMPLE], &raw[mid..mid + SAMPLE]]
-        .iter()
-        .all(|s| compress(s, 1).is_none_or(|c| c.len() >= SAMPLE - SAMPLE / 32))
+    [&raw[..SAMPLE], &raw[mid..mid + SAMPLE]].iter().all(|s| compress(s, 1).is_none_or(|c| c.len() >= SAMPLE - SAMPLE / 32))
 }
 
 pub struct PackWriter {

@@ -228,7 +228,8 @@ pub fn package_manager() -> Option<(u32, String)> {
                 }
             }
             let raw = std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline")).ok()?;
-            let args: Vec<String> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let args: Vec<String> =
+                raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             return Some((pid, args.join(" ")));
         }
         pid = ppid;

@@ -84,7 +84,7 @@ pub fn mark(lake: &Lake, roots: &[ObjectId], bad: &mut HashMap<ObjectId, String>
                 Node::File { content: Content::Chunked(list), .. } => {
                     if r.objects.insert(list) {
                         match lake.read_chunklist(&list) {
-                            Ok(l) => r.objects.extend(l.chunks.iter().map(|c| c.0)),
+                            Ok(l) => r.objects.extend(l.chunk_ids()),
                             Err(e) => {
                                 bad.entry(list).or_insert_with(|| e.to_string());
                             }

@@ -51,8 +51,7 @@ fn normalise_time(s: &str) -> String {
 /// Parses a time expression relative to `now`; returns seconds since the epoch.
 pub fn parse_time(s: &str, now: &jiff::Zoned) -> Result<i64> {
     let norm = normalise_time(s);
-    let parsed = parse_datetime::parse_datetime_at_date(now.clone(), norm.as_str())
-        .map_err(|_| Error::UnknownRevision(s.to_owned()))?;
+    let parsed = parse_datetime::parse_datetime_at_date(now.clone(), norm.as_str()).map_err(|_| Error::UnknownRevision(s.to_owned()))?;
     Ok(parsed.unix_epoch_second())
 }
 
@@ -121,7 +120,8 @@ pub fn resolve_at(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned) 
             .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no generation {n}; see `lakectl generation list`)")));
     }
     if rev == "before:last-apt-upgrade" || rev == "last-apt-upgrade" {
-        let head = lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("{rev} (ref '{default_ref}' does not exist)")))?;
+        let head =
+            lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("{rev} (ref '{default_ref}' does not exist)")))?;
         let (pre, post) = crate::posix::last_package_run(lake, head)?
             .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no apt or dpkg run recorded on '{default_ref}'; use --zone posix)")))?;
         return Ok(if rev.starts_with("before:") { pre } else { post });
@@ -143,12 +143,7 @@ pub fn resolve_at(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned) 
             1 => return Ok(matches[0]),
             0 if rev.starts_with("b3:") => return Err(Error::UnknownRevision(rev.to_owned())),
             0 => {}
-            n => {
-                return Err(Error::AmbiguousRevision {
-                    rev: rev.to_owned(),
-                    why: format!("{n} commits start with it; give more digits"),
-                })
-            }
+            n => return Err(Error::AmbiguousRevision { rev: rev.to_owned(), why: format!("{n} commits start with it; give more digits") }),
         }
     }
     by_time(lake, rev, default_ref, rev, now)

@@ -89,7 +89,9 @@ pub fn plan(lake: &Lake, req: &Request) -> Result<Plan> {
         if !req.globs.is_empty() {
             let mut b = globset::GlobSetBuilder::new();
             for g in &req.globs {
-                let glob = globset::GlobBuilder::new(g).literal_separator(true).build()
+                let glob = globset::GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
                     .map_err(|e| Error::Invalid(format!("bad --filter glob '{g}': {e}")))?;
                 b.add(glob);
             }

@@ -35,15 +35,11 @@ pub fn target_kind(target: &Path) -> Result<TargetKind> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| {
-        Error::Invalid(format!("cannot run {what} ({:?}): {e}; install e2fsprogs/util-linux", cmd.get_program()))
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| Error::Invalid(format!("cannot run {what} ({:?}): {e}; install e2fsprogs/util-linux", cmd.get_program())))?;
     if !out.status.success() {
-        return Err(Error::Invalid(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(Error::Invalid(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -145,7 +141,10 @@ fn restore_mtime_nsec(f: &Format) -> Result<u64> {
             let mut path = b"/".to_vec();
             path.extend_from_slice(r.as_os_str().as_bytes());
             let q = debugfs_quote(&path).ok_or_else(|| {
-                Error::Invalid(format!("cannot restore the mtime of {:?} through debugfs (a name holding a newline)", String::from_utf8_lossy(&path)))
+                Error::Invalid(format!(
+                    "cannot restore the mtime of {:?} through debugfs (a name holding a newline)",
+                    String::from_utf8_lossy(&path)
+                ))
             })?;
             script.extend_from_slice(b"sif ");
             script.extend_from_slice(&q);
@@ -171,8 +170,11 @@ pub fn run_debugfs_script(target: &str, script: &[u8], env: &[(&str, String)]) -
     let out = Command::new("debugfs").arg("-w").arg("-f").arg(&script_path).arg(target).envs(env.iter().map(|(k, v)| (k, v))).output();
     let _ = std::fs::remove_file(&script_path);
     let out = out.map_err(|e| ("not run".to_owned(), format!("cannot run debugfs: {e}; install e2fsprogs")))?;
-    let errors: Vec<String> =
-        String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs ")).map(str::to_owned).collect();
+    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+        .map(str::to_owned)
+        .collect();
     if !out.status.success() || !errors.is_empty() {
         return Err((out.status.to_string(), errors.into_iter().take(5).collect::<Vec<_>>().join("; ")));
     }
@@ -183,7 +185,8 @@ pub fn run_debugfs_script(target: &str, script: &[u8], env: &[(&str, String)]) -
 /// exact; returns how many inodes needed their nanoseconds restored.
 pub fn format(f: &Format) -> Result<u64> {
     if target_kind(f.target)? == TargetKind::New {
-        let size = f.size.ok_or_else(|| Error::Invalid(format!("{} does not exist: give --size to create an image", f.target.display())))?;
+        let size =
+            f.size.ok_or_else(|| Error::Invalid(format!("{} does not exist: give --size to create an image", f.target.display())))?;
         let file = std::fs::File::create(f.target).at(f.target)?;
         file.set_len(f.offset + size).at(f.target)?;
     } else if let (TargetKind::ImageFile, Some(size)) = (target_kind(f.target)?, f.size) {
@@ -202,9 +205,8 @@ pub fn format(f: &Format) -> Result<u64> {
     if let Some(size) = f.size {
         cmd.arg(format!("{}k", size / 1024));
     }
-    run(&mut cmd, "mke2fs").map_err(|e| {
-        Error::Invalid(format!("{e}\nhint: if the content does not fit, give a larger --size for {}", f.target.display()))
-    })?;
+    run(&mut cmd, "mke2fs")
+        .map_err(|e| Error::Invalid(format!("{e}\nhint: if the content does not fit, give a larger --size for {}", f.target.display())))?;
     restore_mtime_nsec(f)
 }
 

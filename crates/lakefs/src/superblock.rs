@@ -14,8 +14,12 @@ const SUMMED: usize = 96;
 
 /// Incompatible feature: objects live in zstd-compressed pack files (always set in v1).
 pub const INCOMPAT_ZSTD_PACKS: u64 = 1 << 0;
+/// Incompatible feature: chunk lists may hold holes (`LKCHNK02`). Set by the first
+/// import of a sparse file, so older builds refuse the lake instead of failing on
+/// an object they cannot decode.
+pub const INCOMPAT_SPARSE: u64 = 1 << 1;
 /// Incompatible features this build understands; any other bit makes `open` refuse.
-pub const INCOMPAT_KNOWN: u64 = INCOMPAT_ZSTD_PACKS;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_ZSTD_PACKS | INCOMPAT_SPARSE;
 /// Read-only-compatible features this build understands (none yet).
 pub const RO_COMPAT_KNOWN: u64 = 0;
 
@@ -176,10 +180,7 @@ mod tests {
         let b = sample().encode();
         // Golden vector: changing the layout must be a deliberate format-version bump.
         assert_eq!(&b[0..8], b"LAKEFSSB");
-        assert_eq!(
-            blake3::hash(&b).to_hex().as_str(),
-            "84e7f8bba2bb7b8561be9d289ce3ee3492c648c325d529c33ef3b8f317ff93b6"
-        );
+        assert_eq!(blake3::hash(&b).to_hex().as_str(), "84e7f8bba2bb7b8561be9d289ce3ee3492c648c325d529c33ef3b8f317ff93b6");
         assert_eq!(Superblock::decode(&b, Path::new("sb")).unwrap(), sample());
     }
 

@@ -40,16 +40,38 @@ pub enum Node {
     /// A file's content is either one object (`Whole`, id = BLAKE3 of the bytes) or a
     /// chunk list object (`Chunked`). The form is part of the entry, so reading never
     /// depends on how the index labels an object.
-    File { meta: Meta, size: u64, content: Content },
-    Dir { meta: Meta, tree: ObjectId },
-    Symlink { meta: Meta, target: Vec<u8> },
+    File {
+        meta: Meta,
+        size: u64,
+        content: Content,
+    },
+    Dir {
+        meta: Meta,
+        tree: ObjectId,
+    },
+    Symlink {
+        meta: Meta,
+        target: Vec<u8>,
+    },
     /// A further name of an inode met earlier in the walk: `target` is the
     /// root-relative path (no leading '/') of its first name, as tar records them.
-    Hardlink { target: Vec<u8> },
-    CharDev { meta: Meta, rdev: u64 },
-    BlockDev { meta: Meta, rdev: u64 },
-    Fifo { meta: Meta },
-    Socket { meta: Meta },
+    Hardlink {
+        target: Vec<u8>,
+    },
+    CharDev {
+        meta: Meta,
+        rdev: u64,
+    },
+    BlockDev {
+        meta: Meta,
+        rdev: u64,
+    },
+    Fifo {
+        meta: Meta,
+    },
+    Socket {
+        meta: Meta,
+    },
 }
 
 impl Node {
@@ -284,10 +306,7 @@ pub(crate) mod tests {
                 Entry {
                     name: b"ping".to_vec(),
                     node: Node::File {
-                        meta: Meta {
-                            xattrs: vec![(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0, 32, 0, 0])],
-                            ..meta(0o755)
-                        },
+                        meta: Meta { xattrs: vec![(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0, 32, 0, 0])], ..meta(0o755) },
                         size: 5,
                         content: Content::Whole(ObjectId::hash(b"hello")),
                     },
@@ -319,10 +338,7 @@ pub(crate) mod tests {
     #[test]
     fn golden_vector() {
         // If this changes, the tree encoding changed: bump the magic's version instead.
-        assert_eq!(
-            sample().id().to_string(),
-            "b3:a3aba29c139b51286da1348e6c7b99a8098ae03027fedefacb9d460041c485a5"
-        );
+        assert_eq!(sample().id().to_string(), "b3:a3aba29c139b51286da1348e6c7b99a8098ae03027fedefacb9d460041c485a5");
     }
 
     #[test]

@@ -74,7 +74,13 @@ pub fn splice(
     apply(w, Some(base), &top, "", dir_meta)
 }
 
-fn apply(w: &WriteSession, tree: Option<&ObjectId>, level: &Level, path: &str, dir_meta: &dyn Fn(&str) -> Result<Option<Meta>>) -> Result<ObjectId> {
+fn apply(
+    w: &WriteSession,
+    tree: Option<&ObjectId>,
+    level: &Level,
+    path: &str,
+    dir_meta: &dyn Fn(&str) -> Result<Option<Meta>>,
+) -> Result<ObjectId> {
     let lake = w.lake();
     let mut entries: BTreeMap<Vec<u8>, Node> = match tree {
         Some(t) => lake.read_tree(t)?.entries.into_iter().map(|e| (e.name, e.node)).collect(),
@@ -95,7 +101,10 @@ fn apply(w: &WriteSession, tree: Option<&ObjectId>, level: &Level, path: &str, d
         let (meta, subtree) = match entries.get(name) {
             Some(Node::Dir { meta, tree }) => (meta.clone(), Some(*tree)),
             Some(other) => {
-                return Err(Error::Invalid(format!("cannot restore below {child_path}: it is a {} here, not a directory", other.kind_name())))
+                return Err(Error::Invalid(format!(
+                    "cannot restore below {child_path}: it is a {} here, not a directory",
+                    other.kind_name()
+                )))
             }
             None => {
                 let meta = dir_meta(&child_path)?

@@ -137,7 +137,11 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
                     if crate::loose::key(content, &crate::fsmeta::meta_from(&md, xattrs)) == *key {
                         return None;
                     }
-                    format!("{}: mode/owner/mtime/xattrs changed (nlink {}): a hard-linked checkout was modified in place", path.display(), md.nlink())
+                    format!(
+                        "{}: mode/owner/mtime/xattrs changed (nlink {}): a hard-linked checkout was modified in place",
+                        path.display(),
+                        md.nlink()
+                    )
                 }
             };
             Some((*key, why))
@@ -203,7 +207,9 @@ fn attribute(lake: &Lake, bad: &HashMap<ObjectId, (String, String)>) -> Result<H
             out.entry(cid).or_default().push(format!("{label} (the commit itself)"));
             continue;
         }
-        let Ok(c) = lake.read_commit(&cid) else { continue };
+        let Ok(c) = lake.read_commit(&cid) else {
+            continue;
+        };
         for (path, id) in bad_paths(lake, &c.tree, bad, &mut lists, &mut memo) {
             out.entry(id).or_default().push(format!("{label}:{}", if path.is_empty() { "/" } else { &path }));
         }
@@ -251,7 +257,7 @@ fn bad_paths(
                             hits.push(*list);
                         }
                         if let Ok(l) = lake.read_chunklist(list) {
-                            hits.extend(l.chunks.iter().map(|c| c.0).filter(|c| bad.contains_key(c)));
+                            hits.extend(l.chunk_ids().filter(|c| bad.contains_key(c)));
                         }
                         hits
                     });

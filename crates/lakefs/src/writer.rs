@@ -131,15 +131,16 @@ impl<'a> WriteSession<'a> {
         true
     }
 
-    /// Writes `src` as a loose object (hard-linkable, carrying `meta`) unless present.
-    pub fn put_loose_file(&self, content: ObjectId, size: u64, meta: &Meta, src: &std::path::Path) -> Result<()> {
-        let key = crate::loose::key(&content, meta);
-        if self.has_loose(&key) {
-            return Ok(());
-        }
-        crate::loose::write_from_file(self.lake.root(), &key, meta, src)?;
-        self.note_loose(key, content, size);
-        Ok(())
+    /// Writes a loose object (hard-linkable, carrying `meta`) whose content `fill`
+    /// writes and names (content id, size), unless one with that key is present.
+    pub fn put_loose_stream(
+        &self,
+        meta: &Meta,
+        fill: impl FnOnce(&mut std::fs::File) -> Result<(ObjectId, u64)>,
+    ) -> Result<(ObjectId, u64)> {
+        let (id, key, size) = crate::loose::write_streamed(self.lake.root(), meta, fill, |k| !self.has_loose(k))?;
+        self.note_loose(key, id, size);
+        Ok((id, size))
     }
 
     /// Stores a commit object and returns its id (indexed at [`finish`](Self::finish)).

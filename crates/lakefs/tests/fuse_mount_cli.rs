@@ -54,12 +54,7 @@ fn mount_helper_returns_once_mounted() {
         return;
     }
     let s = Setup::new();
-    let out = Command::new(MOUNT_LAKEFS)
-        .arg(&s.lake)
-        .arg(&s.mnt)
-        .args(["-o", "rw,name=home"])
-        .output()
-        .unwrap();
+    let out = Command::new(MOUNT_LAKEFS).arg(&s.lake).arg(&s.mnt).args(["-o", "rw,name=home"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Up as soon as the helper returned: no waiting.
     assert!(is_mounted(&s.mnt));
@@ -69,10 +64,7 @@ fn mount_helper_returns_once_mounted() {
     assert_eq!(std::fs::read(s.lake.join("state/home/hello.txt")).unwrap(), b"hi");
     // umount ends the background daemon, which marks the volume cleanly unmounted.
     assert!(Command::new("umount").arg(&s.mnt).status().unwrap().success());
-    assert!(
-        eventually(|| s.lake.join("volumes/home/clean").exists()),
-        "no clean-unmount marker"
-    );
+    assert!(eventually(|| s.lake.join("volumes/home/clean").exists()), "no clean-unmount marker");
 }
 
 #[test]
@@ -80,32 +72,18 @@ fn mount_helper_fails_with_a_reason() {
     let s = Setup::new();
     let not_a_lake = s.dir.path().join("nothing");
     std::fs::create_dir(&not_a_lake).unwrap();
-    let out = Command::new(MOUNT_LAKEFS)
-        .arg(&not_a_lake)
-        .arg(&s.mnt)
-        .args(["-o", "name=home"])
-        .output()
-        .unwrap();
+    let out = Command::new(MOUNT_LAKEFS).arg(&not_a_lake).arg(&s.mnt).args(["-o", "name=home"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a lake"), "{err}");
     assert!(!is_mounted(&s.mnt));
 
-    let out = Command::new(MOUNT_LAKEFS)
-        .arg(&s.lake)
-        .arg(&s.mnt)
-        .args(["-o", "name=home,bogus"])
-        .output()
-        .unwrap();
+    let out = Command::new(MOUNT_LAKEFS).arg(&s.lake).arg(&s.mnt).args(["-o", "name=home,bogus"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown mount option 'bogus'"), "{err}");
 
-    let out = Command::new(MOUNT_LAKEFS)
-        .arg(&s.lake)
-        .arg(s.dir.path().join("no-such-dir"))
-        .output()
-        .unwrap();
+    let out = Command::new(MOUNT_LAKEFS).arg(&s.lake).arg(s.dir.path().join("no-such-dir")).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
 }
@@ -123,10 +101,7 @@ fn foreground_mount_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(
-        eventually(|| s.mnt.join(".lake/info").exists()),
-        "mount did not come up"
-    );
+    assert!(eventually(|| s.mnt.join(".lake/info").exists()), "mount did not come up");
     std::fs::write(s.mnt.join("a.txt"), b"a").unwrap();
     assert!(s.lake.join("state/docs/a.txt").exists());
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -143,14 +118,7 @@ fn foreground_mount_stops_on_sigterm() {
 fn help_names_the_options() {
     let out = Command::new(LAKEFS).args(["mount", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for word in [
-        "--foreground",
-        "--name",
-        "passthrough=on|off",
-        "LAKE",
-        "MOUNTPOINT",
-        ".lake/at",
-    ] {
+    for word in ["--foreground", "--name", "passthrough=on|off", "LAKE", "MOUNTPOINT", ".lake/at"] {
         assert!(help.contains(word), "lakefs mount --help lacks {word}:\n{help}");
     }
     let out = Command::new(MOUNT_LAKEFS).arg("--help").output().unwrap();

@@ -36,12 +36,7 @@ fn pjdfstest_binary() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    [
-        repo.join("target/tools/bin/pjdfstest"),
-        PathBuf::from("/var/tmp/pjdfstest/bin/pjdfstest"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+    [repo.join("target/tools/bin/pjdfstest"), PathBuf::from("/var/tmp/pjdfstest/bin/pjdfstest")].into_iter().find(|p| p.is_file())
 }
 
 struct Outcome {
@@ -65,10 +60,7 @@ fn run_suite(bin: &Path, passthrough: bool) -> Outcome {
     let hooks: Arc<dyn VolumeHooks> = daemon.clone();
     let mounted = fuse::spawn(daemon.work_dir(), &mnt, hooks, &opts).unwrap();
     let guard = Unmount(mnt.clone());
-    eprintln!(
-        "pjdfstest on a mount with passthrough={passthrough} (kernel passthrough {})",
-        mounted.passthrough()
-    );
+    eprintln!("pjdfstest on a mount with passthrough={passthrough} (kernel passthrough {})", mounted.passthrough());
 
     let cfg = dir.path().join("pjdfstest.toml");
     std::fs::write(
@@ -83,26 +75,14 @@ fn run_suite(bin: &Path, passthrough: bool) -> Outcome {
     .unwrap();
     let work = mnt.join("pjdfstest");
     std::fs::create_dir(&work).unwrap();
-    let out = Command::new(bin)
-        .arg("-c")
-        .arg(&cfg)
-        .arg("-p")
-        .arg(&work)
-        .current_dir(&work)
-        .output()
-        .unwrap();
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(bin).arg("-c").arg(&cfg).arg("-p").arg(&work).current_dir(&work).output().unwrap();
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 
     // The suite leaves the volume committing: paths near PATH_MAX below the
     // mount (longer below the working tree) once stalled every later commit.
     let after = mnt.join("after-pjdfstest.txt");
     std::fs::write(&after, b"still committing\n").unwrap();
-    let reply = lakefs::volume::control::request(&mnt, &serde_json::json!({"op": "flush"}))
-        .expect("flush after the suite");
+    let reply = lakefs::volume::control::request(&mnt, &serde_json::json!({"op": "flush"})).expect("flush after the suite");
     let v = daemon.volume();
     let head = v.head().unwrap().expect("a head");
     assert_eq!(reply["commit"].as_str(), Some(head.to_string().as_str()), "{reply}");
@@ -122,12 +102,7 @@ fn run_suite(bin: &Path, passthrough: bool) -> Outcome {
     drop(guard);
     daemon.shutdown().unwrap();
 
-    let mut o = Outcome {
-        passed: 0,
-        failed: Vec::new(),
-        skipped: 0,
-        output,
-    };
+    let mut o = Outcome { passed: 0, failed: Vec::new(), skipped: 0, output };
     for line in o.output.lines() {
         let mut w = line.split_whitespace();
         let (Some(name), Some(result), None) = (w.next(), w.next(), w.next()) else {
@@ -169,23 +144,14 @@ fn check(passthrough: bool) {
         return;
     }
     let o = run_suite(&bin, passthrough);
-    println!(
-        "pjdfstest (passthrough={passthrough}): {} passed, {} failed, {} skipped",
-        o.passed,
-        o.failed.len(),
-        o.skipped
-    );
+    println!("pjdfstest (passthrough={passthrough}): {} passed, {} failed, {} skipped", o.passed, o.failed.len(), o.skipped);
     for f in &o.failed {
         println!("FAILED: {f}");
     }
     if !o.failed.is_empty() || o.passed < PASS_FLOOR {
         println!("--- pjdfstest output ---\n{}", o.output);
     }
-    assert!(
-        o.passed >= PASS_FLOOR,
-        "pjdfstest passed {} < floor {PASS_FLOOR}",
-        o.passed
-    );
+    assert!(o.passed >= PASS_FLOOR, "pjdfstest passed {} < floor {PASS_FLOOR}", o.passed);
     assert!(o.failed.is_empty(), "pjdfstest failures: {:?}", o.failed);
 }
 

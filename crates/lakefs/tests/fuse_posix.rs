@@ -29,10 +29,7 @@ fn both(f: impl Fn(&Fixture)) {
     }
     for passthrough in [true, false] {
         let fx = Fixture::new(passthrough);
-        eprintln!(
-            "mount with passthrough={passthrough}: kernel passthrough {}",
-            fx.passthrough()
-        );
+        eprintln!("mount with passthrough={passthrough}: kernel passthrough {}", fx.passthrough());
         f(&fx);
     }
 }
@@ -50,10 +47,7 @@ fn passthrough_follows_the_option_and_the_kernel() {
     let mut v = rel.trim().split(['.', '-']).map(|x| x.parse::<u32>().unwrap_or(0));
     let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
     if (major, minor) >= (6, 9) {
-        assert!(
-            on.passthrough(),
-            "kernel {rel} has FUSE passthrough but the mount does not use it"
-        );
+        assert!(on.passthrough(), "kernel {rel} has FUSE passthrough but the mount does not use it");
     }
 }
 
@@ -62,11 +56,7 @@ fn files_dirs_symlinks_and_hard_links() {
     both(|fx| {
         fs::write(fx.p("a.txt"), b"hello").unwrap();
         assert_eq!(fs::read(fx.p("a.txt")).unwrap(), b"hello");
-        assert_eq!(
-            fs::read(fx.w("a.txt")).unwrap(),
-            b"hello",
-            "data lands in the working tree"
-        );
+        assert_eq!(fs::read(fx.w("a.txt")).unwrap(), b"hello", "data lands in the working tree");
         fs::create_dir(fx.p("d")).unwrap();
         fs::create_dir(fx.p("d/e")).unwrap();
         assert!(fx.w("d/e").is_dir());
@@ -74,10 +64,7 @@ fn files_dirs_symlinks_and_hard_links() {
         assert_eq!(fs::read_link(fx.p("d/link")).unwrap(), Path::new("../a.txt"));
         assert_eq!(fs::read(fx.p("d/link")).unwrap(), b"hello");
         fs::hard_link(fx.p("a.txt"), fx.p("d/hard")).unwrap();
-        let (m1, m2) = (
-            fs::metadata(fx.p("a.txt")).unwrap(),
-            fs::metadata(fx.p("d/hard")).unwrap(),
-        );
+        let (m1, m2) = (fs::metadata(fx.p("a.txt")).unwrap(), fs::metadata(fx.p("d/hard")).unwrap());
         assert_eq!(m1.ino(), m2.ino(), "hard links share one inode");
         assert_eq!(m2.nlink(), 2);
         fs::write(fx.p("d/hard"), b"changed").unwrap();
@@ -85,23 +72,15 @@ fn files_dirs_symlinks_and_hard_links() {
         fs::remove_file(fx.p("a.txt")).unwrap();
         assert_eq!(fs::metadata(fx.p("d/hard")).unwrap().nlink(), 1);
         assert!(fs::read(fx.p("d/link")).is_err(), "dangling symlink");
-        assert_eq!(
-            fs::remove_dir(fx.p("d")).unwrap_err().raw_os_error(),
-            Some(libc::ENOTEMPTY)
-        );
+        assert_eq!(fs::remove_dir(fx.p("d")).unwrap_err().raw_os_error(), Some(libc::ENOTEMPTY));
         fs::remove_dir(fx.p("d/e")).unwrap();
-        let mut names: Vec<String> = fs::read_dir(fx.p("d"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> = fs::read_dir(fx.p("d")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["hard", "link"]);
         // mknod of a fifo
         let fifo = cstr(&fx.p("fifo"));
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
-        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
-            &fs::symlink_metadata(fx.w("fifo")).unwrap().file_type()
-        ));
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fs::symlink_metadata(fx.w("fifo")).unwrap().file_type()));
     });
 }
 
@@ -119,9 +98,7 @@ fn many_entries_list_completely() {
         fs::rename(fx.p("many/late"), fx.p("late")).unwrap();
         assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1500);
         fs::hard_link(fx.p("late"), fx.p("many/late2")).unwrap();
-        assert!(fs::read_dir(fx.p("many"))
-            .unwrap()
-            .any(|e| e.unwrap().file_name() == "late2"));
+        assert!(fs::read_dir(fx.p("many")).unwrap().any(|e| e.unwrap().file_name() == "late2"));
         fs::remove_file(fx.p("many/late2")).unwrap();
         assert_eq!(fs::read_dir(fx.p("many")).unwrap().count(), 1500);
         for i in 0..1500 {
@@ -170,14 +147,8 @@ fn xattrs_set_get_list_remove() {
     both(|fx| {
         fs::write(fx.p("f"), b"").unwrap();
         xattr::set(fx.p("f"), "user.color", b"blue").unwrap();
-        assert_eq!(
-            xattr::get(fx.p("f"), "user.color").unwrap().as_deref(),
-            Some(&b"blue"[..])
-        );
-        assert_eq!(
-            xattr::get(fx.w("f"), "user.color").unwrap().as_deref(),
-            Some(&b"blue"[..])
-        );
+        assert_eq!(xattr::get(fx.p("f"), "user.color").unwrap().as_deref(), Some(&b"blue"[..]));
+        assert_eq!(xattr::get(fx.w("f"), "user.color").unwrap().as_deref(), Some(&b"blue"[..]));
         let names: Vec<_> = xattr::list(fx.p("f")).unwrap().collect();
         assert!(names.iter().any(|n| n == "user.color"), "{names:?}");
         xattr::remove(fx.p("f"), "user.color").unwrap();
@@ -187,17 +158,8 @@ fn xattrs_set_get_list_remove() {
         std::os::unix::fs::symlink("f", fx.p("l")).unwrap();
         let l = cstr(&fx.p("l"));
         let (n, v) = (c"trusted.t", b"1");
-        assert_eq!(
-            unsafe { libc::lsetxattr(l.as_ptr(), n.as_ptr(), v.as_ptr().cast(), 1, 0) },
-            0,
-            "errno {}",
-            errno()
-        );
-        assert_eq!(
-            xattr::get(fx.p("f"), "trusted.t").unwrap(),
-            None,
-            "the target is untouched"
-        );
+        assert_eq!(unsafe { libc::lsetxattr(l.as_ptr(), n.as_ptr(), v.as_ptr().cast(), 1, 0) }, 0, "errno {}", errno());
+        assert_eq!(xattr::get(fx.p("f"), "trusted.t").unwrap(), None, "the target is untouched");
     });
 }
 
@@ -228,29 +190,14 @@ fn append_truncate_fallocate() {
         unsafe { libc::close(fd) };
         assert_eq!(fs::metadata(fx.p("log")).unwrap().len(), 0);
 
-        let g = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .open(fx.p("alloc"))
-            .unwrap();
-        assert_eq!(
-            unsafe { libc::fallocate(g.as_raw_fd(), 0, 0, 1 << 20) },
-            0,
-            "errno {}",
-            errno()
-        );
+        let g = OpenOptions::new().read(true).write(true).create(true).open(fx.p("alloc")).unwrap();
+        assert_eq!(unsafe { libc::fallocate(g.as_raw_fd(), 0, 0, 1 << 20) }, 0, "errno {}", errno());
         let m = fs::metadata(fx.p("alloc")).unwrap();
         assert_eq!(m.len(), 1 << 20);
         assert!(m.blocks() * 512 >= 1 << 20, "blocks allocated");
         // punch a hole: size stays, blocks go
         let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-        assert_eq!(
-            unsafe { libc::fallocate(g.as_raw_fd(), mode, 0, 1 << 20) },
-            0,
-            "errno {}",
-            errno()
-        );
+        assert_eq!(unsafe { libc::fallocate(g.as_raw_fd(), mode, 0, 1 << 20) }, 0, "errno {}", errno());
         let m = fs::metadata(fx.p("alloc")).unwrap();
         assert_eq!(m.len(), 1 << 20);
         assert!(m.blocks() * 512 < 1 << 20);
@@ -263,23 +210,9 @@ fn append_truncate_fallocate() {
 #[test]
 fn shared_mmap_writes_are_seen_by_read() {
     both(|fx| {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .open(fx.p("m"))
-            .unwrap();
+        let f = OpenOptions::new().read(true).write(true).create(true).open(fx.p("m")).unwrap();
         f.set_len(8192).unwrap();
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                8192,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                f.as_raw_fd(),
-                0,
-            )
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
         assert_ne!(p, libc::MAP_FAILED, "mmap errno {}", errno());
         unsafe {
             std::ptr::copy_nonoverlapping(b"mapped!".as_ptr(), (p as *mut u8).add(4096), 7);
@@ -308,49 +241,19 @@ fn chmod_chown_utimens() {
         let m = fs::metadata(fx.w("f")).unwrap();
         assert_eq!((m.uid(), m.gid()), (1234, 4321));
         let c = cstr(&fx.p("f"));
-        let times = [
-            libc::timespec {
-                tv_sec: 1_000_000_000,
-                tv_nsec: 123,
-            },
-            libc::timespec {
-                tv_sec: 1_500_000_000,
-                tv_nsec: 456_789,
-            },
-        ];
-        assert_eq!(
-            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
-            0
-        );
+        let times = [libc::timespec { tv_sec: 1_000_000_000, tv_nsec: 123 }, libc::timespec { tv_sec: 1_500_000_000, tv_nsec: 456_789 }];
+        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }, 0);
         let m = fs::metadata(fx.p("f")).unwrap();
-        assert_eq!(
-            (m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()),
-            (1_000_000_000, 123, 1_500_000_000, 456_789)
-        );
-        let now = [
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_OMIT,
-            },
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_NOW,
-            },
-        ];
-        assert_eq!(
-            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), now.as_ptr(), 0) },
-            0
-        );
+        assert_eq!((m.atime(), m.atime_nsec(), m.mtime(), m.mtime_nsec()), (1_000_000_000, 123, 1_500_000_000, 456_789));
+        let now = [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW }];
+        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), now.as_ptr(), 0) }, 0);
         let m = fs::metadata(fx.w("f")).unwrap();
         assert_eq!(m.atime(), 1_000_000_000, "UTIME_OMIT keeps atime");
         assert!(m.mtime() > 1_500_000_000, "UTIME_NOW sets mtime to now");
         // lutimes on a symlink changes the link, not its target
         std::os::unix::fs::symlink("f", fx.p("l")).unwrap();
         let l = cstr(&fx.p("l"));
-        assert_eq!(
-            unsafe { libc::utimensat(libc::AT_FDCWD, l.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) },
-            0
-        );
+        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, l.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }, 0);
         assert_eq!(fs::symlink_metadata(fx.w("l")).unwrap().mtime(), 1_500_000_000);
         assert_ne!(fs::metadata(fx.w("f")).unwrap().mtime(), 1_500_000_000);
     });
@@ -370,11 +273,7 @@ fn entries_are_created_as_the_caller() {
             .unwrap();
         assert!(st.success());
         let f = fs::metadata(fx.w("shared/f")).unwrap();
-        assert_eq!(
-            (f.uid(), f.gid()),
-            (1000, 4242),
-            "owner = caller, group from the setgid dir"
-        );
+        assert_eq!((f.uid(), f.gid()), (1000, 4242), "owner = caller, group from the setgid dir");
         let d = fs::metadata(fx.w("shared/d")).unwrap();
         assert_eq!((d.uid(), d.gid()), (1000, 4242));
         assert_ne!(d.mode() & 0o2000, 0, "subdirectories inherit setgid");
@@ -412,12 +311,7 @@ fn locks_conflict_between_open_files() {
         let mut l: libc::flock = unsafe { std::mem::zeroed() };
         l.l_type = libc::F_WRLCK as i16;
         l.l_whence = libc::SEEK_SET as i16;
-        assert_eq!(
-            unsafe { libc::fcntl(a.as_raw_fd(), libc::F_OFD_SETLK, &l) },
-            0,
-            "errno {}",
-            errno()
-        );
+        assert_eq!(unsafe { libc::fcntl(a.as_raw_fd(), libc::F_OFD_SETLK, &l) }, 0, "errno {}", errno());
         assert_eq!(unsafe { libc::fcntl(b.as_raw_fd(), libc::F_OFD_SETLK, &l) }, -1);
         assert!(matches!(errno(), libc::EAGAIN | libc::EACCES));
         let mut q = l;
@@ -446,19 +340,9 @@ fn hooks_hear_of_every_change() {
         f.sync_all().unwrap();
         drop(f);
         // The kernel sends RELEASE after close(2) returns.
-        assert!(
-            eventually(|| h.calls().iter().any(|c| c == "released:dir/new.txt")),
-            "{:?}",
-            h.calls()
-        );
+        assert!(eventually(|| h.calls().iter().any(|c| c == "released:dir/new.txt")), "{:?}", h.calls());
         let calls = h.calls();
-        for want in [
-            "changed:dir",
-            "changed:dir/new.txt",
-            "open:dir/new.txt",
-            "fsync:dir/new.txt",
-            "released:dir/new.txt",
-        ] {
+        for want in ["changed:dir", "changed:dir/new.txt", "open:dir/new.txt", "fsync:dir/new.txt", "released:dir/new.txt"] {
             assert!(calls.iter().any(|c| c == want), "missing {want} in {calls:?}");
         }
         let open_at = calls.iter().position(|c| c == "open:dir/new.txt").unwrap();
@@ -471,11 +355,7 @@ fn hooks_hear_of_every_change() {
         let b = OpenOptions::new().write(true).open(fx.p("dir/new.txt")).unwrap();
         drop(a);
         drop(b);
-        assert!(
-            eventually(|| h.calls().iter().any(|c| c == "released:dir/new.txt")),
-            "{:?}",
-            h.calls()
-        );
+        assert!(eventually(|| h.calls().iter().any(|c| c == "released:dir/new.txt")), "{:?}", h.calls());
         assert_eq!(h.calls().iter().filter(|c| *c == "released:dir/new.txt").count(), 1);
         assert_eq!(h.calls().iter().filter(|c| *c == "open:dir/new.txt").count(), 1);
 
@@ -492,15 +372,7 @@ fn hooks_hear_of_every_change() {
         xattr::set(fx.p("moved.txt"), "user.k", b"v").unwrap();
         fs::remove_file(fx.p("moved.txt")).unwrap();
         fs::remove_dir(fx.p("dir")).unwrap();
-        assert_eq!(
-            h.calls(),
-            [
-                "changed:moved.txt",
-                "changed:moved.txt",
-                "changed:moved.txt",
-                "changed:dir"
-            ]
-        );
+        assert_eq!(h.calls(), ["changed:moved.txt", "changed:moved.txt", "changed:moved.txt", "changed:dir"]);
 
         // Paths follow renames of directories above a file the kernel already knows.
         fs::create_dir_all(fx.p("p/q")).unwrap();
@@ -508,11 +380,7 @@ fn hooks_hear_of_every_change() {
         fs::rename(fx.p("p"), fx.p("r")).unwrap();
         h.clear();
         fs::write(fx.p("r/q/f"), b"2").unwrap();
-        assert!(
-            eventually(|| h.calls().iter().any(|c| c == "released:r/q/f")),
-            "{:?}",
-            h.calls()
-        );
+        assert!(eventually(|| h.calls().iter().any(|c| c == "released:r/q/f")), "{:?}", h.calls());
     });
 }
 
@@ -527,13 +395,7 @@ fn waiting_fsyncs_do_not_stall_the_mount() {
             fs::write(&p, b"x").unwrap();
             waiting.push(std::thread::spawn(move || File::open(&p).unwrap().sync_all()));
         }
-        assert!(eventually(|| fx
-            .hooks
-            .calls()
-            .iter()
-            .filter(|c| c.starts_with("fsync:slow"))
-            .count()
-            == n));
+        assert!(eventually(|| fx.hooks.calls().iter().filter(|c| c.starts_with("fsync:slow")).count() == n));
         // Meanwhile the mount still serves.
         let (tx, rx) = std::sync::mpsc::channel();
         let (a, b) = (fx.p("other"), fx.w("other"));
@@ -555,41 +417,22 @@ fn lake_info_control_and_views() {
     both(|fx| {
         assert_eq!(fs::read(fx.p(".lake/info")).unwrap(), b"{\"volume\":\"test\"}");
         assert!(OpenOptions::new().write(true).open(fx.p(".lake/info")).is_err());
-        let mut c = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(fx.p(".lake/control"))
-            .unwrap();
+        let mut c = OpenOptions::new().read(true).write(true).open(fx.p(".lake/control")).unwrap();
         c.write_all(b"{\"op\":\"flush\"}").unwrap();
         let mut reply = String::new();
         c.read_to_string(&mut reply).unwrap();
         assert_eq!(reply, "{\"ok\":true,\"len\":14}");
         assert!(fx.hooks.calls().iter().any(|x| x == "control:{\"op\":\"flush\"}"));
         // Reserved names at the root.
-        assert_eq!(
-            fs::create_dir(fx.p(".lake")).unwrap_err().raw_os_error(),
-            Some(libc::EEXIST)
-        );
-        assert_eq!(
-            fs::create_dir(fx.p("views")).unwrap_err().raw_os_error(),
-            Some(libc::EEXIST)
-        );
+        assert_eq!(fs::create_dir(fx.p(".lake")).unwrap_err().raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(fs::create_dir(fx.p("views")).unwrap_err().raw_os_error(), Some(libc::EEXIST));
         assert!(!fx.w(".lake").exists());
         // Reachable by name, but not listed: tree walks stay out of history and views.
-        let root: Vec<String> = fs::read_dir(&fx.mnt)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let root: Vec<String> = fs::read_dir(&fx.mnt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(root.is_empty(), "{root:?}");
-        let views: Vec<String> = fs::read_dir(fx.p("views"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let views: Vec<String> = fs::read_dir(fx.p("views")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(views, ["pics"]);
-        assert_eq!(
-            fs::read_link(fx.p("views/pics/a.jpg")).unwrap(),
-            Path::new("../../alice/a.jpg")
-        );
+        assert_eq!(fs::read_link(fx.p("views/pics/a.jpg")).unwrap(), Path::new("../../alice/a.jpg"));
         fs::create_dir(fx.p("alice")).unwrap();
         fs::write(fx.p("alice/a.jpg"), b"JPEG").unwrap();
         assert_eq!(fs::read(fx.p("views/pics/a.jpg")).unwrap(), b"JPEG");
@@ -609,15 +452,11 @@ fn lake_at_shows_a_past_tree_read_only() {
         std::os::unix::fs::symlink("docs/old.txt", src.join("ln")).unwrap();
         let lake = &fx.hooks.lake;
         let w = lakefs::writer::WriteSession::begin(lake).unwrap();
-        let (tree, meta, _) =
-            lakefs::import::import_full(&w, &src, &Default::default(), &lakefs::progress::Silent).unwrap();
+        let (tree, meta, _) = lakefs::import::import_full(&w, &src, &Default::default(), &lakefs::progress::Silent).unwrap();
         w.finish(&[], &[]).unwrap();
         *fx.hooks.then.lock().unwrap() = Some((tree, meta));
 
-        let at: Vec<String> = fs::read_dir(fx.p(".lake/at"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let at: Vec<String> = fs::read_dir(fx.p(".lake/at")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(at, ["then"]);
         assert_eq!(fs::read(fx.p(".lake/at/then/docs/old.txt")).unwrap(), b"as it was");
         assert_eq!(fs::read(fx.p(".lake/at/then/big.bin")).unwrap(), big);
@@ -627,26 +466,15 @@ fn lake_at_shows_a_past_tree_read_only() {
         let mut part = vec![0u8; 700_000];
         f.read_exact(&mut part).unwrap();
         assert_eq!(part, big[1_234_567..1_934_567]);
-        assert_eq!(
-            fs::read_link(fx.p(".lake/at/then/ln")).unwrap(),
-            Path::new("docs/old.txt")
-        );
+        assert_eq!(fs::read_link(fx.p(".lake/at/then/ln")).unwrap(), Path::new("docs/old.txt"));
         assert_eq!(fs::read(fx.p(".lake/at/then/ln")).unwrap(), b"as it was");
-        let mut names: Vec<String> = fs::read_dir(fx.p(".lake/at/then"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> =
+            fs::read_dir(fx.p(".lake/at/then")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["big.bin", "docs", "ln"]);
         assert!(fs::metadata(fx.p(".lake/at/nothing-matches")).is_err());
-        let e = OpenOptions::new()
-            .write(true)
-            .open(fx.p(".lake/at/then/docs/old.txt"))
-            .unwrap_err();
-        assert!(
-            matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)),
-            "{e}"
-        );
+        let e = OpenOptions::new().write(true).open(fx.p(".lake/at/then/docs/old.txt")).unwrap_err();
+        assert!(matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES)), "{e}");
         let e = fs::write(fx.p(".lake/at/then/new"), b"x").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
         let e = fs::remove_file(fx.p(".lake/at/then/docs/old.txt")).unwrap_err();
@@ -657,12 +485,7 @@ fn lake_at_shows_a_past_tree_read_only() {
 #[test]
 fn open_unlinked_file_keeps_working() {
     both(|fx| {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .open(fx.p("tmp"))
-            .unwrap();
+        let mut f = OpenOptions::new().read(true).write(true).create(true).open(fx.p("tmp")).unwrap();
         fs::remove_file(fx.p("tmp")).unwrap();
         f.write_all(b"still here").unwrap();
         f.seek(SeekFrom::Start(0)).unwrap();
@@ -680,13 +503,7 @@ fn o_nofollow_opens_regular_files() {
         fs::write(fx.p("plain"), b"x").unwrap();
         std::os::unix::fs::symlink("plain", fx.p("link")).unwrap();
         let mut s = String::new();
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(fx.p("plain"))
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(fx.p("plain")).unwrap().read_to_string(&mut s).unwrap();
         assert_eq!(s, "x");
         let e = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(fx.p("link")).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
@@ -697,31 +514,15 @@ fn o_nofollow_opens_regular_files() {
 fn o_excl_and_o_trunc() {
     both(|fx| {
         fs::write(fx.p("e"), b"12345").unwrap();
-        let e = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(fx.p("e"))
-            .unwrap_err();
+        let e = OpenOptions::new().write(true).create_new(true).open(fx.p("e")).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
         fx.hooks.clear();
         OpenOptions::new().write(true).truncate(true).open(fx.p("e")).unwrap();
         assert_eq!(fs::metadata(fx.p("e")).unwrap().len(), 0);
-        assert!(
-            fx.hooks.calls().iter().any(|c| c == "changed:e"),
-            "{:?}",
-            fx.hooks.calls()
-        );
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .open(fx.p("m600"))
-            .unwrap();
+        assert!(fx.hooks.calls().iter().any(|c| c == "changed:e"), "{:?}", fx.hooks.calls());
+        let f = OpenOptions::new().write(true).create(true).mode(0o600).open(fx.p("m600")).unwrap();
         drop(f);
-        assert_eq!(
-            fs::metadata(fx.w("m600")).unwrap().mode() & 0o777,
-            0o600 & !current_umask()
-        );
+        assert_eq!(fs::metadata(fx.w("m600")).unwrap().mode() & 0o777, 0o600 & !current_umask());
     });
 }
 

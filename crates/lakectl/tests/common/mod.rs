@@ -26,12 +26,7 @@ pub fn run(lake: &Path, args: &[&str]) -> Output {
 /// Runs lakectl and insists on success; returns stdout.
 pub fn ok(lake: &Path, args: &[&str]) -> String {
     let out = run(lake, args);
-    assert!(
-        out.status.success(),
-        "lakectl {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "lakectl {args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -157,10 +152,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Info> {
 fn xattr_list(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let out = Command::new("getfattr").args(["-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"]).arg(p).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect()
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
 }
 
 /// Asserts two snapshots are equal, printing the first differences.
@@ -187,7 +179,12 @@ pub fn assert_same(a: &BTreeMap<String, Info>, b: &BTreeMap<String, Info>, check
             diffs.push(format!("extra in checkout: {k}"));
         }
     }
-    assert!(diffs.is_empty(), "{} differences, first ones:\n{}", diffs.len(), diffs.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first ones:\n{}",
+        diffs.len(),
+        diffs.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+    );
 }
 
 impl Info {

@@ -11,11 +11,7 @@ use clap::{Parser, Subcommand};
 mod mount_cli;
 
 #[derive(Parser)]
-#[command(
-    name = "lakefs",
-    version,
-    about = "Serve a LAKE-zone volume of a lake (e.g. /home) over FUSE, recording its history in the lake"
-)]
+#[command(name = "lakefs", version, about = "Serve a LAKE-zone volume of a lake (e.g. /home) over FUSE, recording its history in the lake")]
 struct Args {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,19 +58,9 @@ enum Cmd {
 fn main() {
     let args = Args::parse();
     let r: Result<()> = match args.cmd {
-        Cmd::Mount {
-            foreground,
-            name,
-            options,
-            lake,
-            mountpoint,
-        } => mount_cli::mount(mount_cli::Request {
-            foreground,
-            name,
-            options,
-            lake,
-            mountpoint,
-        }),
+        Cmd::Mount { foreground, name, options, lake, mountpoint } => {
+            mount_cli::mount(mount_cli::Request { foreground, name, options, lake, mountpoint })
+        }
     };
     if let Err(e) = r {
         eprintln!("lakefs: error: {e:#}");

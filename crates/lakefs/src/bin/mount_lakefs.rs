@@ -45,13 +45,7 @@ fn main() {
     }
     let mountpoint = pos.pop().unwrap_or_default();
     let lake = pos.pop().unwrap_or_default();
-    let r = mount_cli::Request {
-        foreground: false,
-        name: None,
-        options,
-        lake,
-        mountpoint,
-    };
+    let r = mount_cli::Request { foreground: false, name: None, options, lake, mountpoint };
     if let Err(e) = mount_cli::mount(r) {
         eprintln!("mount.lakefs: {e:#}");
         std::process::exit(32);

@@ -37,13 +37,7 @@ const BATCH_BYTES: usize = 32 << 20;
 const BATCH_ROWS: usize = 4096;
 
 impl Batch {
-    pub(crate) fn push(
-        &mut self,
-        conn: &Connection,
-        id: i64,
-        path: &str,
-        body: String,
-    ) -> rusqlite::Result<()> {
+    pub(crate) fn push(&mut self, conn: &Connection, id: i64, path: &str, body: String) -> rusqlite::Result<()> {
         self.bytes += body.len() + path.len();
         self.rows.push((id, path.to_owned(), body));
         if self.bytes >= BATCH_BYTES || self.rows.len() >= BATCH_ROWS {
@@ -56,8 +50,7 @@ impl Batch {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let mut insert =
-            conn.prepare_cached("INSERT INTO catalog_fts(rowid, path, body) VALUES(?1, ?2, ?3)")?;
+        let mut insert = conn.prepare_cached("INSERT INTO catalog_fts(rowid, path, body) VALUES(?1, ?2, ?3)")?;
         for (id, path, body) in &self.rows {
             insert.execute(params![id, path, body])?;
         }
@@ -68,8 +61,7 @@ impl Batch {
 }
 
 pub(crate) fn remove(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM catalog_fts WHERE rowid = ?1")?
-        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM catalog_fts WHERE rowid = ?1")?.execute(params![id])?;
     Ok(())
 }
 
@@ -84,13 +76,7 @@ pub fn match_expr(words: &str) -> Option<String> {
                 Some(s) => (s, true),
                 None => (w, false),
             };
-            (!w.is_empty()).then(|| {
-                format!(
-                    "\"{}\"{}",
-                    w.replace('"', "\"\""),
-                    if prefix { "*" } else { "" }
-                )
-            })
+            (!w.is_empty()).then(|| format!("\"{}\"{}", w.replace('"', "\"\""), if prefix { "*" } else { "" }))
         })
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
@@ -99,9 +85,7 @@ pub fn match_expr(words: &str) -> Option<String> {
 /// Text files of `volume` containing all `words` (in their path or body), best first.
 pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Vec<Hit>> {
     let Some(expr) = match_expr(words) else {
-        return Err(Error::Invalid(
-            "search: give at least one word to look for".into(),
-        ));
+        return Err(Error::Invalid("search: give at least one word to look for".into()));
     };
     let found: Vec<(String, Content, f64)> = {
         let db = lake.db();
@@ -117,37 +101,17 @@ pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Ve
             )
             .map_err(|e| db.err(e))?;
         let rows = s
-            .query_map(
-                params![expr, volume, limit.min(i64::MAX as usize) as i64],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, f64>(2)?,
-                    ))
-                },
-            )
+            .query_map(params![expr, volume, limit.min(i64::MAX as usize) as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, f64>(2)?))
+            })
             .map_err(|e| db.err(e))?;
-        let rows = rows
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| db.err(e))?;
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))?;
         let mut out = Vec::with_capacity(rows.len());
         for (path, id, rank) in rows {
-            let id = ObjectId::from_slice(&id)
-                .ok_or_else(|| Error::Invalid(format!("catalog: bad content id for {path}")))?;
+            let id = ObjectId::from_slice(&id).ok_or_else(|| Error::Invalid(format!("catalog: bad content id for {path}")))?;
             // Large text files are chunked; the object index says which form this is.
-            let chunked = db
-                .location(&id)?
-                .is_some_and(|l| l.kind == crate::pack::Kind::ChunkList);
-            out.push((
-                path,
-                if chunked {
-                    Content::Chunked(id)
-                } else {
-                    Content::Whole(id)
-                },
-                rank,
-            ));
+            let chunked = db.location(&id)?.is_some_and(|l| l.kind == crate::pack::Kind::ChunkList);
+            out.push((path, if chunked { Content::Chunked(id) } else { Content::Whole(id) }, rank));
         }
         out
     };
@@ -158,11 +122,7 @@ pub fn search(lake: &Lake, volume: &str, words: &str, limit: usize) -> Result<Ve
         let mut body = Vec::new();
         lake.write_content(&content, &mut body)?;
         let snippet = snippet(&String::from_utf8_lossy(&body), &terms, SNIPPET_WORDS);
-        hits.push(Hit {
-            path,
-            snippet,
-            rank,
-        });
+        hits.push(Hit { path, snippet, rank });
     }
     Ok(hits)
 }
@@ -177,9 +137,7 @@ fn query_terms(words: &str) -> Vec<(String, bool)> {
             let prefix = w.ends_with('*');
             let toks: Vec<String> = tokens(w).map(|(a, b)| w[a..b].to_lowercase()).collect();
             let n = toks.len();
-            toks.into_iter()
-                .enumerate()
-                .map(move |(i, t)| (t, prefix && i + 1 == n))
+            toks.into_iter().enumerate().map(move |(i, t)| (t, prefix && i + 1 == n))
         })
         .collect()
 }
@@ -211,13 +169,7 @@ pub fn snippet(body: &str, terms: &[(String, bool)], width: usize) -> String {
     let toks: Vec<(usize, usize)> = tokens(body).collect();
     let hit = |t: &(usize, usize)| {
         let w = body[t.0..t.1].to_lowercase();
-        terms.iter().any(|(q, prefix)| {
-            if *prefix {
-                w.starts_with(q.as_str())
-            } else {
-                w == *q
-            }
-        })
+        terms.iter().any(|(q, prefix)| if *prefix { w.starts_with(q.as_str()) } else { w == *q })
     };
     if toks.is_empty() {
         return String::new();
@@ -255,39 +207,22 @@ mod tests {
 
     #[test]
     fn words_become_quoted_terms() {
-        assert_eq!(
-            match_expr("kiwi  mango").as_deref(),
-            Some("\"kiwi\" \"mango\"")
-        );
-        assert_eq!(
-            match_expr("say \"hi\" OR x").as_deref(),
-            Some("\"say\" \"\"\"hi\"\"\" \"OR\" \"x\"")
-        );
+        assert_eq!(match_expr("kiwi  mango").as_deref(), Some("\"kiwi\" \"mango\""));
+        assert_eq!(match_expr("say \"hi\" OR x").as_deref(), Some("\"say\" \"\"\"hi\"\"\" \"OR\" \"x\""));
         assert_eq!(match_expr("lak*").as_deref(), Some("\"lak\"*"));
         assert_eq!(match_expr("  * "), None);
     }
 
     #[test]
     fn snippets_bracket_the_words_around_the_first_match() {
-        let body =
-            "one two three four five six seven Kiwi eight nine ten eleven twelve thirteen fourteen";
+        let body = "one two three four five six seven Kiwi eight nine ten eleven twelve thirteen fourteen";
         let t = query_terms("kiwi");
         assert_eq!(snippet(body, &t, 6), "…six seven [Kiwi] eight nine ten…");
         assert_eq!(snippet("A kiwi,\n\n  a lime.", &t, 12), "A [kiwi], a lime.");
-        assert_eq!(
-            snippet("lakes and lakefs", &query_terms("lake*"), 12),
-            "[lakes] and [lakefs]"
-        );
+        assert_eq!(snippet("lakes and lakefs", &query_terms("lake*"), 12), "[lakes] and [lakefs]");
         // No match in the body (the path matched): the start of the file.
         assert_eq!(snippet("alpha beta", &t, 12), "alpha beta");
         assert_eq!(snippet("", &t, 12), "");
-        assert_eq!(
-            query_terms("Foo-bar baz*"),
-            [
-                ("foo".into(), false),
-                ("bar".into(), false),
-                ("baz".into(), true)
-            ]
-        );
+        assert_eq!(query_terms("Foo-bar baz*"), [("foo".into(), false), ("bar".into(), false), ("baz".into(), true)]);
     }
 }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{fts, props, schema, IndexStats};
+use crate::chunklist::Piece;
 use crate::diff::{self, ChangeKind};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ObjectId;
@@ -40,12 +41,7 @@ impl Trees<'_> {
             Some(Rc::new(self.lake.read_tree(&self.root)?))
         } else {
             let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
-            match self
-                .dir(parent)?
-                .as_ref()
-                .and_then(|t| t.get(name.as_bytes()))
-                .map(|e| &e.node)
-            {
+            match self.dir(parent)?.as_ref().and_then(|t| t.get(name.as_bytes())).map(|e| &e.node) {
                 Some(Node::Dir { tree, .. }) => Some(Rc::new(self.lake.read_tree(tree)?)),
                 _ => None,
             }
@@ -56,9 +52,7 @@ impl Trees<'_> {
 
     fn node(&mut self, path: &str) -> Result<Option<Node>> {
         let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        Ok(self
-            .dir(parent)?
-            .and_then(|t| t.get(name.as_bytes()).map(|e| e.node.clone())))
+        Ok(self.dir(parent)?.and_then(|t| t.get(name.as_bytes()).map(|e| e.node.clone())))
     }
 
     /// The file a path names, following a hard link to its first name.
@@ -68,11 +62,7 @@ impl Trees<'_> {
             n => n,
         };
         Ok(match node {
-            Some(Node::File {
-                meta,
-                size,
-                content,
-            }) => Some((size, meta.mtime, content)),
+            Some(Node::File { meta, size, content }) => Some((size, meta.mtime, content)),
             _ => None,
         })
     }
@@ -107,17 +97,16 @@ fn read_head(lake: &Lake, db: &Db, content: &Content, want: usize) -> Result<Vec
         }
         Content::Chunked(list) => {
             let b = packed(list)?.ok_or(Error::MissingObject(*list))?;
-            let list =
-                crate::chunklist::ChunkList::decode(&b).map_err(|e| Error::CorruptObject {
-                    id: *list,
-                    why: e.to_string(),
-                })?;
+            let list = crate::chunklist::ChunkList::decode(&b).map_err(|e| Error::CorruptObject { id: *list, why: e.to_string() })?;
             let mut out = Vec::new();
-            for (cid, _) in &list.chunks {
+            for piece in &list.pieces {
                 if out.len() >= want {
                     break;
                 }
-                out.extend_from_slice(&packed(cid)?.ok_or(Error::MissingObject(*cid))?);
+                match piece {
+                    Piece::Chunk(cid, _) => out.extend_from_slice(&packed(cid)?.ok_or(Error::MissingObject(*cid))?),
+                    Piece::Hole(n) => out.resize(out.len() + (*n).min((want - out.len()) as u64) as usize, 0),
+                }
             }
             out.truncate(want);
             Ok(out)
@@ -132,8 +121,7 @@ fn remove(conn: &Connection, volume: &str, path: &str) -> rusqlite::Result<bool>
         .optional()?;
     let Some(id) = id else { return Ok(false) };
     fts::remove(conn, id)?;
-    conn.prepare_cached("DELETE FROM catalog_files WHERE id=?1")?
-        .execute(params![id])?;
+    conn.prepare_cached("DELETE FROM catalog_files WHERE id=?1")?.execute(params![id])?;
     Ok(true)
 }
 
@@ -154,10 +142,7 @@ fn put(
     let cid = content.id();
     let known: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT id, content FROM catalog_files WHERE volume=?1 AND path=?2")
-        .and_then(|mut s| {
-            s.query_row(params![volume, path], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
+        .and_then(|mut s| s.query_row(params![volume, path], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(err)?;
     if let Some((id, old)) = &known {
         if old.as_slice() == cid.as_bytes() {
@@ -169,11 +154,7 @@ fn put(
     }
     // Files that may be text are read whole up to the full-text limit; others
     // only as far as type detection and image headers need.
-    let want = if size <= fts::MAX_BODY {
-        size as usize
-    } else {
-        props::IMAGE_HEAD
-    };
+    let want = if size <= fts::MAX_BODY { size as usize } else { props::IMAGE_HEAD };
     let head = read_head(lake, db, content, want)?;
     let truncated = (head.len() as u64) < size;
     let p = props::of(path, size, mtime, &head, truncated);
@@ -210,9 +191,7 @@ fn put(
     if known.is_some() {
         fts::remove(conn, id).map_err(err)?;
     }
-    let body = (p.is_text && !truncated)
-        .then(|| String::from_utf8(head).ok())
-        .flatten();
+    let body = (p.is_text && !truncated).then(|| String::from_utf8(head).ok()).flatten();
     let text = body.is_some();
     if let Some(body) = body {
         batch.push(conn, id, path, body).map_err(err)?;
@@ -220,19 +199,10 @@ fn put(
     Ok(Some(text))
 }
 
-fn plan(
-    lake: &Lake,
-    base: Option<&ObjectId>,
-    new: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
-) -> Result<Vec<Todo>> {
+fn plan(lake: &Lake, base: Option<&ObjectId>, new: &ObjectId, indexed: &dyn Fn(&str) -> bool) -> Result<Vec<Todo>> {
     let mut changes = Vec::new();
     diff::trees(lake, base, Some(new), "", &mut changes)?;
-    let mut trees = Trees {
-        lake,
-        root: *new,
-        dirs: HashMap::new(),
-    };
+    let mut trees = Trees { lake, root: *new, dirs: HashMap::new() };
     let mut todo = Vec::with_capacity(changes.len());
     for c in changes {
         let path = c.path.trim_start_matches('/').to_owned();
@@ -246,9 +216,7 @@ fn plan(
             continue;
         }
         match trees.file(&path)? {
-            Some((size, mtime, content)) if indexed(&path) => {
-                todo.push(Todo::Put(path, size, mtime, content))
-            }
+            Some((size, mtime, content)) if indexed(&path) => todo.push(Todo::Put(path, size, mtime, content)),
             // Now a symlink, a device, outside the LAKE zone: whatever was there goes.
             _ if base.is_some() => todo.push(Todo::Remove(path)),
             _ => {}
@@ -261,11 +229,7 @@ fn plan(
 fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
     let b: Option<Vec<u8>> = db
         .conn
-        .query_row(
-            "SELECT tree FROM catalog_state WHERE volume=?1",
-            params![volume],
-            |r| r.get(0),
-        )
+        .query_row("SELECT tree FROM catalog_state WHERE volume=?1", params![volume], |r| r.get(0))
         .optional()
         .map_err(|e| db.err(e))?;
     Ok(b.and_then(|b| ObjectId::from_slice(&b)))
@@ -274,12 +238,7 @@ fn indexed_tree(db: &Db, volume: &str) -> Result<Option<ObjectId>> {
 /// See [`super::index_commit`]. The diff starts from the tree the catalog last
 /// saw (so a crash between a commit and its indexing, or a catalog that is newer
 /// than the volume, is caught up here), or indexes `new` whole when there is none.
-pub fn index_commit(
-    lake: &Lake,
-    volume: &str,
-    new: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
-) -> Result<IndexStats> {
+pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(&str) -> bool) -> Result<IndexStats> {
     let base = {
         let db = lake.db();
         schema::ensure(&db)?;
@@ -298,12 +257,7 @@ pub fn index_commit(
 }
 
 /// Rebuilds the catalog of `volume` from tree `tree` alone.
-pub fn reindex(
-    lake: &Lake,
-    volume: &str,
-    tree: &ObjectId,
-    indexed: &dyn Fn(&str) -> bool,
-) -> Result<IndexStats> {
+pub fn reindex(lake: &Lake, volume: &str, tree: &ObjectId, indexed: &dyn Fn(&str) -> bool) -> Result<IndexStats> {
     {
         let db = lake.db();
         schema::ensure(&db)?;
@@ -312,13 +266,7 @@ pub fn reindex(
     apply(lake, volume, true, tree, &todo)
 }
 
-fn apply(
-    lake: &Lake,
-    volume: &str,
-    from_scratch: bool,
-    new: &ObjectId,
-    todo: &[Todo],
-) -> Result<IndexStats> {
+fn apply(lake: &Lake, volume: &str, from_scratch: bool, new: &ObjectId, todo: &[Todo]) -> Result<IndexStats> {
     // The database lock is held for the whole pass: content is read through the
     // same handle as the rows are written, so only a batch of words is buffered.
     let db = lake.db();
@@ -327,13 +275,8 @@ fn apply(
     let mut stats = IndexStats::default();
     let mut batch = fts::Batch::default();
     if from_scratch {
-        let others: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM catalog_files WHERE volume<>?1",
-                params![volume],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
+        let others: i64 =
+            tx.query_row("SELECT count(*) FROM catalog_files WHERE volume<>?1", params![volume], |r| r.get(0)).map_err(err)?;
         // The only volume: drop all words at once rather than row by row.
         let words = if others == 0 {
             "INSERT INTO catalog_fts(catalog_fts) VALUES('delete-all')"
@@ -345,9 +288,7 @@ fn apply(
         } else {
             tx.execute(words, params![volume]).map_err(err)?;
         }
-        stats.removed += tx
-            .execute("DELETE FROM catalog_files WHERE volume=?1", params![volume])
-            .map_err(err)? as u64;
+        stats.removed += tx.execute("DELETE FROM catalog_files WHERE volume=?1", params![volume]).map_err(err)? as u64;
     }
     for t in todo {
         match t {
@@ -357,9 +298,7 @@ fn apply(
                 }
             }
             Todo::Put(path, size, mtime, content) => {
-                if let Some(text) =
-                    put(lake, &db, &mut batch, volume, path, *size, *mtime, content)?
-                {
+                if let Some(text) = put(lake, &db, &mut batch, volume, path, *size, *mtime, content)? {
                     stats.files += 1;
                     stats.text_files += u64::from(text);
                 }
@@ -368,11 +307,8 @@ fn apply(
     }
     batch.flush(&tx).map_err(err)?;
     let (now, _) = crate::util::now();
-    tx.execute(
-        "INSERT OR REPLACE INTO catalog_state(volume, tree, updated) VALUES(?1, ?2, ?3)",
-        params![volume, new.as_bytes(), now],
-    )
-    .map_err(err)?;
+    tx.execute("INSERT OR REPLACE INTO catalog_state(volume, tree, updated) VALUES(?1, ?2, ?3)", params![volume, new.as_bytes(), now])
+        .map_err(err)?;
     tx.commit().map_err(err)?;
     Ok(stats)
 }

@@ -40,10 +40,7 @@ pub fn index_commit(lake: &Lake, volume: &str, new: &ObjectId, indexed: &dyn Fn(
 
 /// Names of the volume's saved views.
 pub fn view_names(lake: &Lake, volume: &str) -> Result<Vec<String>> {
-    Ok(views::list(lake, volume)?
-        .into_iter()
-        .map(|v| v.name)
-        .collect())
+    Ok(views::list(lake, volume)?.into_iter().map(|v| v.name).collect())
 }
 
 /// The entries of view `name`, or None when there is no such view.

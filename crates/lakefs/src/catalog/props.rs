@@ -44,33 +44,19 @@ fn exif_datetime(raw: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(raw.get(..19)?).ok()?;
     let b = s.as_bytes();
     let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    if !digits.iter().all(|&i| b[i].is_ascii_digit())
-        || b[4] != b':'
-        || b[7] != b':'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if !digits.iter().all(|&i| b[i].is_ascii_digit()) || b[4] != b':' || b[7] != b':' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     if &s[..4] == "0000" {
         return None;
     }
-    Some(format!(
-        "{}-{}-{}T{}",
-        &s[..4],
-        &s[5..7],
-        &s[8..10],
-        &s[11..19]
-    ))
+    Some(format!("{}-{}-{}T{}", &s[..4], &s[5..7], &s[8..10], &s[11..19]))
 }
 
 fn ascii(f: &exif::Field) -> Option<String> {
     match &f.value {
         exif::Value::Ascii(v) => {
-            let s = String::from_utf8_lossy(v.first()?)
-                .trim()
-                .trim_end_matches('\0')
-                .to_owned();
+            let s = String::from_utf8_lossy(v.first()?).trim().trim_end_matches('\0').to_owned();
             (!s.is_empty()).then_some(s)
         }
         _ => None,
@@ -100,9 +86,7 @@ fn read_exif(head: &[u8]) -> ExifProps {
     ExifProps {
         // DateTimeOriginal is when the picture was taken; the others are fallbacks
         // for cameras and editors that only write those.
-        taken: date(Tag::DateTimeOriginal)
-            .or_else(|| date(Tag::DateTimeDigitized))
-            .or_else(|| date(Tag::DateTime)),
+        taken: date(Tag::DateTimeOriginal).or_else(|| date(Tag::DateTimeDigitized)).or_else(|| date(Tag::DateTime)),
         make: field(Tag::Make).and_then(ascii),
         model: field(Tag::Model).and_then(ascii),
         width: field(Tag::PixelXDimension).and_then(|f| f.value.get_uint(0)),
@@ -225,19 +209,13 @@ mod tests {
         assert_eq!(exif_datetime(b"0000:00:00 00:00:00"), None);
         assert_eq!(exif_datetime(b"    :  :     :  :  "), None);
         assert_eq!(exif_datetime(b"2025:06:14"), None);
-        assert_eq!(
-            exif_datetime(b"2025:06:14 10:22:01").as_deref(),
-            Some("2025-06-14T10:22:01")
-        );
+        assert_eq!(exif_datetime(b"2025:06:14 10:22:01").as_deref(), Some("2025-06-14T10:22:01"));
     }
 
     #[test]
     fn non_images_get_no_image_properties() {
         let p = of("notes.txt", 6, 0, b"hello\n", false);
-        assert_eq!(
-            (p.coarse, p.is_text, p.taken.clone(), p.width),
-            (Coarse::Text, true, None, None)
-        );
+        assert_eq!((p.coarse, p.is_text, p.taken.clone(), p.width), (Coarse::Text, true, None, None));
         assert_eq!(p.mtime, "1970-01-01T00:00:00Z");
     }
 }

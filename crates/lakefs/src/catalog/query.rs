@@ -73,11 +73,7 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    Cond {
-        key: &'static str,
-        op: Op,
-        value: String,
-    },
+    Cond { key: &'static str, op: Op, value: String },
     Text(String),
 }
 
@@ -102,22 +98,9 @@ fn is_boundary(c: Option<&char>) -> bool {
 
 impl Parser<'_> {
     fn err(&self, pos: usize, expected: impl Into<String>) -> QueryError {
-        let rest: String = self.chars[pos.min(self.chars.len())..]
-            .iter()
-            .take_while(|c| !c.is_whitespace())
-            .take(24)
-            .collect();
-        let found = if pos >= self.chars.len() {
-            "end of query".to_owned()
-        } else {
-            format!("'{rest}'")
-        };
-        QueryError {
-            query: self.src.to_owned(),
-            pos,
-            expected: expected.into(),
-            found,
-        }
+        let rest: String = self.chars[pos.min(self.chars.len())..].iter().take_while(|c| !c.is_whitespace()).take(24).collect();
+        let found = if pos >= self.chars.len() { "end of query".to_owned() } else { format!("'{rest}'") };
+        QueryError { query: self.src.to_owned(), pos, expected: expected.into(), found }
     }
 
     fn skip_ws(&mut self) {
@@ -170,10 +153,7 @@ impl Parser<'_> {
             let e = self.or()?;
             self.skip_ws();
             if self.peek() != Some(')') {
-                return Err(self.err(
-                    self.pos,
-                    format!("'and', 'or' or ')' closing the '(' at column {}", open + 1),
-                ));
+                return Err(self.err(self.pos, format!("'and', 'or' or ')' closing the '(' at column {}", open + 1)));
             }
             self.pos += 1;
             return Ok(e);
@@ -184,18 +164,12 @@ impl Parser<'_> {
     fn cond(&mut self) -> Result<Expr, QueryError> {
         self.skip_ws();
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
             self.pos += 1;
         }
         let word: String = self.chars[start..self.pos].iter().collect();
         if word.is_empty() || word.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(self.err(
-                start,
-                "a condition such as type = image, or text:\"some words\"",
-            ));
+            return Err(self.err(start, "a condition such as type = image, or text:\"some words\""));
         }
         let lower = word.to_ascii_lowercase();
         if lower == "text" {
@@ -212,10 +186,7 @@ impl Parser<'_> {
             return Ok(Expr::Text(v));
         }
         let Some(&(key, _, kind)) = KEYS.iter().find(|k| k.0 == lower) else {
-            return Err(self.err(
-                start,
-                format!("a property ({}, or text:)", key_names().join(", ")),
-            ));
+            return Err(self.err(start, format!("a property ({}, or text:)", key_names().join(", "))));
         };
         self.skip_ws();
         let op_pos = self.pos;
@@ -230,12 +201,7 @@ impl Parser<'_> {
                 Some('<') => (Op::Lt, 1),
                 Some('>') => (Op::Gt, 1),
                 Some('~') => (Op::Glob, 1),
-                _ => {
-                    return Err(self.err(
-                        op_pos,
-                        format!("an operator after '{key}' (= != < <= > >= ~)"),
-                    ))
-                }
+                _ => return Err(self.err(op_pos, format!("an operator after '{key}' (= != < <= > >= ~)"))),
             },
         };
         self.pos += len;
@@ -244,10 +210,7 @@ impl Parser<'_> {
         let value = self.value()?;
         let value = check_value(kind, op, &value).map_err(|what| self.err(vpos, what))?;
         if op == Op::Glob && kind == Kind::Number {
-            return Err(self.err(
-                op_pos,
-                format!("a comparison (= != < <= > >=): {key} is a number, '~' matches text"),
-            ));
+            return Err(self.err(op_pos, format!("a comparison (= != < <= > >=): {key} is a number, '~' matches text")));
         }
         Ok(Expr::Cond { key, op, value })
     }
@@ -261,17 +224,8 @@ impl Parser<'_> {
                 let mut s = String::new();
                 loop {
                     match self.peek() {
-                        None => {
-                            return Err(self.err(
-                                self.pos,
-                                format!(
-                                    "a closing {q} for the string opened at column {}",
-                                    start + 1
-                                ),
-                            ))
-                        }
-                        Some('\\') if matches!(self.chars.get(self.pos + 1), Some(c) if *c == q || *c == '\\') =>
-                        {
+                        None => return Err(self.err(self.pos, format!("a closing {q} for the string opened at column {}", start + 1))),
+                        Some('\\') if matches!(self.chars.get(self.pos + 1), Some(c) if *c == q || *c == '\\') => {
                             s.push(self.chars[self.pos + 1]);
                             self.pos += 2;
                         }
@@ -287,17 +241,11 @@ impl Parser<'_> {
                 }
             }
             _ => {
-                while self
-                    .peek()
-                    .is_some_and(|c| !c.is_whitespace() && c != '(' && c != ')')
-                {
+                while self.peek().is_some_and(|c| !c.is_whitespace() && c != '(' && c != ')') {
                     self.pos += 1;
                 }
                 if self.pos == start {
-                    return Err(self.err(
-                        start,
-                        "a value (a word, a number, a date or a \"quoted string\")",
-                    ));
+                    return Err(self.err(start, "a value (a word, a number, a date or a \"quoted string\")"));
                 }
                 Ok(self.chars[start..self.pos].iter().collect())
             }
@@ -309,20 +257,14 @@ impl Parser<'_> {
 fn check_value(kind: Kind, op: Op, v: &str) -> Result<String, String> {
     match kind {
         _ if op == Op::Glob => Ok(v.to_owned()),
-        Kind::Number => parse_number(v)
-            .map(|n| n.to_string())
-            .ok_or_else(|| "a number such as 1200, 4k or 1.5M".to_owned()),
-        Kind::Date => normalise_date(v)
-            .ok_or_else(|| "a date such as 2025-06, 2025-06-01 or 2025-06-01T10:00".to_owned()),
+        Kind::Number => parse_number(v).map(|n| n.to_string()).ok_or_else(|| "a number such as 1200, 4k or 1.5M".to_owned()),
+        Kind::Date => normalise_date(v).ok_or_else(|| "a date such as 2025-06, 2025-06-01 or 2025-06-01T10:00".to_owned()),
         Kind::Type => {
             let t = v.to_ascii_lowercase();
             if Coarse::ALL.iter().any(|c| c.as_str() == t) {
                 Ok(t)
             } else {
-                Err(format!(
-                    "a type ({})",
-                    Coarse::ALL.map(|c| c.as_str()).join(", ")
-                ))
+                Err(format!("a type ({})", Coarse::ALL.map(|c| c.as_str()).join(", ")))
             }
         }
         Kind::Text | Kind::Exact => Ok(v.to_owned()),
@@ -363,31 +305,18 @@ fn normalise_date(v: &str) -> Option<String> {
     if ![4, 7, 10, 13, 16, 19].contains(&s.len()) {
         return None;
     }
-    let ok = s.iter().zip(PATTERN).all(|(c, p)| {
-        if *p == b'd' {
-            c.is_ascii_digit()
-        } else {
-            c == p
-        }
-    });
+    let ok = s.iter().zip(PATTERN).all(|(c, p)| if *p == b'd' { c.is_ascii_digit() } else { c == p });
     ok.then(|| String::from_utf8_lossy(&s).into_owned())
 }
 
 /// Parses a query.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    let mut p = Parser {
-        src: query,
-        chars: query.chars().collect(),
-        pos: 0,
-    };
+    let mut p = Parser { src: query, chars: query.chars().collect(), pos: 0 };
     let e = p.or()?;
     p.skip_ws();
     if p.pos < p.chars.len() {
-        let expected = if p.peek() == Some(')') {
-            "'and', 'or' or end of query (this ')' closes nothing)"
-        } else {
-            "'and', 'or' or end of query"
-        };
+        let expected =
+            if p.peek() == Some(')') { "'and', 'or' or end of query (this ')' closes nothing)" } else { "'and', 'or' or end of query" };
         return Err(p.err(p.pos, expected));
     }
     Ok(e)
@@ -412,11 +341,7 @@ fn compile_into(e: &Expr, sql: &mut String, params: &mut Vec<Value>) {
         Expr::And(a, b) | Expr::Or(a, b) => {
             sql.push('(');
             compile_into(a, sql, params);
-            sql.push_str(if matches!(e, Expr::And(..)) {
-                " AND "
-            } else {
-                " OR "
-            });
+            sql.push_str(if matches!(e, Expr::And(..)) { " AND " } else { " OR " });
             compile_into(b, sql, params);
             sql.push(')');
         }
@@ -426,20 +351,11 @@ fn compile_into(e: &Expr, sql: &mut String, params: &mut Vec<Value>) {
             sql.push(')');
         }
         Expr::Text(words) => {
-            let p = param(
-                params,
-                Value::Text(super::fts::match_expr(words).unwrap_or_default()),
-            );
-            sql.push_str(&format!(
-                "f.id IN (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH {p})"
-            ));
+            let p = param(params, Value::Text(super::fts::match_expr(words).unwrap_or_default()));
+            sql.push_str(&format!("f.id IN (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH {p})"));
         }
         Expr::Cond { key, op, value } => {
-            let (_, col, kind) =
-                KEYS.iter()
-                    .find(|k| k.0 == *key)
-                    .copied()
-                    .unwrap_or(("path", "path", Kind::Exact));
+            let (_, col, kind) = KEYS.iter().find(|k| k.0 == *key).copied().unwrap_or(("path", "path", Kind::Exact));
             let col = format!("f.{col}");
             let cmp = match op {
                 Op::Eq => "=",
@@ -453,28 +369,16 @@ fn compile_into(e: &Expr, sql: &mut String, params: &mut Vec<Value>) {
             // Every condition is true or false, never NULL: a file without the
             // property fails `taken < X` and so passes `not taken < X`.
             let cond = match (kind, op) {
-                (_, Op::Glob) => format!(
-                    "lower({col}) GLOB {}",
-                    param(params, Value::Text(glob_pattern(value)))
-                ),
-                (Kind::Number, _) => format!(
-                    "{col} {cmp} {}",
-                    param(params, Value::Integer(value.parse().unwrap_or(0)))
-                ),
+                (_, Op::Glob) => format!("lower({col}) GLOB {}", param(params, Value::Text(glob_pattern(value)))),
+                (Kind::Number, _) => format!("{col} {cmp} {}", param(params, Value::Integer(value.parse().unwrap_or(0)))),
                 // A date value names a period: `taken = 2025-06` is all of June, `taken <= 2025-06-30`
                 // includes that day. `<` and `>=` already work so on plain strings.
                 (Kind::Date, Op::Eq | Op::Ne | Op::Le | Op::Gt) => {
                     let n = value.chars().count();
-                    format!(
-                        "substr({col}, 1, {n}) {cmp} {}",
-                        param(params, Value::Text(value.clone()))
-                    )
+                    format!("substr({col}, 1, {n}) {cmp} {}", param(params, Value::Text(value.clone())))
                 }
                 (Kind::Text | Kind::Type, Op::Eq | Op::Ne) => {
-                    format!(
-                        "{col} {cmp} {} COLLATE NOCASE",
-                        param(params, Value::Text(value.clone()))
-                    )
+                    format!("{col} {cmp} {} COLLATE NOCASE", param(params, Value::Text(value.clone())))
                 }
                 _ => format!("{col} {cmp} {}", param(params, Value::Text(value.clone()))),
             };
@@ -489,11 +393,7 @@ pub fn compile(query: &str) -> Result<Compiled, QueryError> {
     let mut where_sql = String::new();
     let mut params = Vec::new();
     compile_into(&expr, &mut where_sql, &mut params);
-    Ok(Compiled {
-        expr,
-        where_sql,
-        params,
-    })
+    Ok(Compiled { expr, where_sql, params })
 }
 
 #[cfg(test)]
@@ -501,11 +401,7 @@ mod tests {
     use super::*;
 
     fn cond(key: &'static str, op: Op, value: &str) -> Expr {
-        Expr::Cond {
-            key,
-            op,
-            value: value.into(),
-        }
+        Expr::Cond { key, op, value: value.into() }
     }
 
     #[test]
@@ -514,10 +410,7 @@ mod tests {
         assert_eq!(
             e,
             Expr::Or(
-                Box::new(Expr::And(
-                    Box::new(cond("type", Op::Eq, "image")),
-                    Box::new(Expr::Not(Box::new(cond("ext", Op::Eq, "png"))))
-                )),
+                Box::new(Expr::And(Box::new(cond("type", Op::Eq, "image")), Box::new(Expr::Not(Box::new(cond("ext", Op::Eq, "png")))))),
                 Box::new(Expr::Text("kiwi pie".into()))
             )
         );
@@ -525,10 +418,7 @@ mod tests {
         assert_eq!(
             e,
             Expr::And(
-                Box::new(Expr::Or(
-                    Box::new(cond("type", Op::Eq, "image")),
-                    Box::new(cond("type", Op::Eq, "video"))
-                )),
+                Box::new(Expr::Or(Box::new(cond("type", Op::Eq, "image")), Box::new(cond("type", Op::Eq, "video")))),
                 Box::new(cond("size", Op::Gt, "1048576"))
             )
         );
@@ -536,32 +426,14 @@ mod tests {
 
     #[test]
     fn values_bare_quoted_and_normalised() {
-        assert_eq!(
-            parse("name ~ 'my photo*.jpg'").unwrap(),
-            cond("name", Op::Glob, "my photo*.jpg")
-        );
-        assert_eq!(
-            parse(r#"model = "EOS \"R\"""#).unwrap(),
-            cond("model", Op::Eq, "EOS \"R\"")
-        );
-        assert_eq!(
-            parse("taken >= '2025-06-01 10:00'").unwrap(),
-            cond("taken", Op::Ge, "2025-06-01T10:00")
-        );
-        assert_eq!(
-            parse("taken<2025-07-01").unwrap(),
-            cond("taken", Op::Lt, "2025-07-01")
-        );
-        assert_eq!(
-            parse("TYPE = Image").unwrap(),
-            cond("type", Op::Eq, "image")
-        );
+        assert_eq!(parse("name ~ 'my photo*.jpg'").unwrap(), cond("name", Op::Glob, "my photo*.jpg"));
+        assert_eq!(parse(r#"model = "EOS \"R\"""#).unwrap(), cond("model", Op::Eq, "EOS \"R\""));
+        assert_eq!(parse("taken >= '2025-06-01 10:00'").unwrap(), cond("taken", Op::Ge, "2025-06-01T10:00"));
+        assert_eq!(parse("taken<2025-07-01").unwrap(), cond("taken", Op::Lt, "2025-07-01"));
+        assert_eq!(parse("TYPE = Image").unwrap(), cond("type", Op::Eq, "image"));
         assert_eq!(parse("text:kiwi").unwrap(), Expr::Text("kiwi".into()));
         assert_eq!(parse("size <= 1.5k").unwrap(), cond("size", Op::Le, "1536"));
-        assert_eq!(
-            parse("path ~ docs/*").unwrap(),
-            cond("path", Op::Glob, "docs/*")
-        );
+        assert_eq!(parse("path ~ docs/*").unwrap(), cond("path", Op::Glob, "docs/*"));
     }
 
     #[test]
@@ -570,17 +442,8 @@ mod tests {
         assert_eq!((e.pos, e.found.as_str()), (25, "end of query"));
         assert!(e.expected.starts_with("a value"), "{e}");
         let shown = e.to_string();
-        assert!(
-            shown.starts_with("bad query at column 26: expected a value"),
-            "{shown}"
-        );
-        assert!(
-            shown.ends_with(&format!(
-                "\n  type = image and taken >=\n  {}^",
-                " ".repeat(25)
-            )),
-            "{shown}"
-        );
+        assert!(shown.starts_with("bad query at column 26: expected a value"), "{shown}");
+        assert!(shown.ends_with(&format!("\n  type = image and taken >=\n  {}^", " ".repeat(25))), "{shown}");
 
         let e = parse("colour = red").unwrap_err();
         assert_eq!((e.pos, e.found.as_str()), (0, "'colour'"));
@@ -596,10 +459,7 @@ mod tests {
         assert!(e.expected.starts_with("a number"), "{e}");
         let e = parse("(type = image").unwrap_err();
         assert_eq!((e.pos, e.found.as_str()), (13, "end of query"));
-        assert!(
-            e.expected.contains("')' closing the '(' at column 1"),
-            "{e}"
-        );
+        assert!(e.expected.contains("')' closing the '(' at column 1"), "{e}");
         let e = parse("type = image taken > 2025").unwrap_err();
         assert_eq!((e.pos, e.found.as_str()), (13, "'taken'"));
         let e = parse("name 'x'").unwrap_err();
@@ -609,10 +469,7 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("text:\"  \"").is_err());
         assert!(parse("size ~ 10").is_err());
-        assert!(parse("type = image)")
-            .unwrap_err()
-            .expected
-            .contains("closes nothing"));
+        assert!(parse("type = image)").unwrap_err().expected.contains("closes nothing"));
     }
 
     #[test]
@@ -623,26 +480,14 @@ mod tests {
         assert_eq!(parse_number("x"), None);
         assert_eq!(parse_number("k"), None);
         assert_eq!(normalise_date("2025"), Some("2025".into()));
-        assert_eq!(
-            normalise_date("2025-06-01T10:00:00Z"),
-            Some("2025-06-01T10:00:00".into())
-        );
+        assert_eq!(normalise_date("2025-06-01T10:00:00Z"), Some("2025-06-01T10:00:00".into()));
         assert_eq!(normalise_date("2025-6-1"), None);
     }
 
     #[test]
     fn compiles_to_parameters_not_text() {
         let c = compile("name = \"x' OR 1=1 --\" and taken <= 2025-06-30").unwrap();
-        assert_eq!(
-            c.where_sql,
-            "(coalesce(f.name = ?2, 0) AND coalesce(substr(f.taken, 1, 10) <= ?3, 0))"
-        );
-        assert_eq!(
-            c.params,
-            vec![
-                Value::Text("x' OR 1=1 --".into()),
-                Value::Text("2025-06-30".into())
-            ]
-        );
+        assert_eq!(c.where_sql, "(coalesce(f.name = ?2, 0) AND coalesce(substr(f.taken, 1, 10) <= ?3, 0))");
+        assert_eq!(c.params, vec![Value::Text("x' OR 1=1 --".into()), Value::Text("2025-06-30".into())]);
     }
 }

@@ -51,11 +51,7 @@ pub fn ensure(db: &Db) -> Result<()> {
     db.conn.execute_batch(SCHEMA).map_err(err)?;
     let fts: Option<String> = db
         .conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT sql FROM sqlite_master WHERE type='table' AND name='catalog_fts'", [], |r| r.get(0))
         .optional()
         .map_err(err)?;
     match fts {
@@ -65,8 +61,7 @@ pub fn ensure(db: &Db) -> Result<()> {
             // over; forgetting the indexed trees makes the next pass index everything.
             let tx = db.conn.unchecked_transaction().map_err(err)?;
             if old.is_some() {
-                tx.execute_batch("DROP TABLE catalog_fts; DELETE FROM catalog_state;")
-                    .map_err(err)?;
+                tx.execute_batch("DROP TABLE catalog_fts; DELETE FROM catalog_state;").map_err(err)?;
             }
             tx.execute_batch(FTS).map_err(err)?;
             tx.commit().map_err(err)

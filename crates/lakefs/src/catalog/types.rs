@@ -17,16 +17,8 @@ pub enum Coarse {
 }
 
 impl Coarse {
-    pub const ALL: [Coarse; 8] = [
-        Coarse::Image,
-        Coarse::Video,
-        Coarse::Audio,
-        Coarse::Text,
-        Coarse::Document,
-        Coarse::Archive,
-        Coarse::Executable,
-        Coarse::Other,
-    ];
+    pub const ALL: [Coarse; 8] =
+        [Coarse::Image, Coarse::Video, Coarse::Audio, Coarse::Text, Coarse::Document, Coarse::Archive, Coarse::Executable, Coarse::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -196,43 +188,19 @@ pub fn detect(name: &str, head: &[u8], truncated: bool) -> Detected {
         let coarse = coarse_of_matcher(&t);
         // infer's few text matchers (html, xml, shell) mean the file is text.
         let is_text = coarse == Coarse::Text && text;
-        return Detected {
-            coarse,
-            mime: t.mime_type().to_owned(),
-            is_text,
-        };
+        return Detected { coarse, mime: t.mime_type().to_owned(), is_text };
     }
     let ext = extension(name);
-    let by_ext = if ext.is_empty() {
-        None
-    } else {
-        mime_guess::from_ext(&ext).first_raw()
-    };
+    let by_ext = if ext.is_empty() { None } else { mime_guess::from_ext(&ext).first_raw() };
     match (text, by_ext) {
         // Text whose extension names a text format: keep the finer mime (text/x-rust, image/svg+xml).
-        (true, Some(m)) if textual_mime(m) => Detected {
-            coarse: coarse_of_mime(m),
-            mime: m.to_owned(),
-            is_text: true,
-        },
+        (true, Some(m)) if textual_mime(m) => Detected { coarse: coarse_of_mime(m), mime: m.to_owned(), is_text: true },
         // Text named like a binary format (notes.jpg) is still text: the content disagrees with the name.
-        (true, _) => Detected {
-            coarse: Coarse::Text,
-            mime: "text/plain".into(),
-            is_text: true,
-        },
+        (true, _) => Detected { coarse: Coarse::Text, mime: "text/plain".into(), is_text: true },
         // Binary that magic does not know: the extension is the best we have,
         // unless it claims a text format, which the content contradicts.
-        (false, Some(m)) if !textual_mime(m) => Detected {
-            coarse: coarse_of_mime(m),
-            mime: m.to_owned(),
-            is_text: false,
-        },
-        (false, _) => Detected {
-            coarse: Coarse::Other,
-            mime: "application/octet-stream".into(),
-            is_text: false,
-        },
+        (false, Some(m)) if !textual_mime(m) => Detected { coarse: coarse_of_mime(m), mime: m.to_owned(), is_text: false },
+        (false, _) => Detected { coarse: Coarse::Other, mime: "application/octet-stream".into(), is_text: false },
     }
 }
 
@@ -240,23 +208,16 @@ pub fn detect(name: &str, head: &[u8], truncated: bool) -> Detected {
 mod tests {
     use super::*;
 
-    const PNG: &[u8] =
-        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
     #[test]
     fn magic_wins_over_extension() {
         let d = detect("notes.txt", PNG, false);
-        assert_eq!(
-            (d.coarse, d.mime.as_str(), d.is_text),
-            (Coarse::Image, "image/png", false)
-        );
+        assert_eq!((d.coarse, d.mime.as_str(), d.is_text), (Coarse::Image, "image/png", false));
         let d = detect("archive.jpg", b"PK\x03\x04\x14\0\0\0\0\0", true);
         assert_eq!(d.coarse, Coarse::Archive);
         let d = detect("a.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", true);
-        assert_eq!(
-            (d.coarse, d.mime.as_str()),
-            (Coarse::Document, "application/pdf")
-        );
+        assert_eq!((d.coarse, d.mime.as_str()), (Coarse::Document, "application/pdf"));
         let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
         elf.resize(64, 0);
         let d = detect("prog", &elf, true);
@@ -266,34 +227,21 @@ mod tests {
     #[test]
     fn text_content_beats_a_binary_extension() {
         let d = detect("photo.jpg", b"just some words\n", false);
-        assert_eq!(
-            (d.coarse, d.mime.as_str(), d.is_text),
-            (Coarse::Text, "text/plain", true)
-        );
+        assert_eq!((d.coarse, d.mime.as_str(), d.is_text), (Coarse::Text, "text/plain", true));
     }
 
     #[test]
     fn extension_refines_text_and_names_unknown_binaries() {
         let d = detect("src/main.rs", b"fn main() {}\n", false);
-        assert!(
-            d.is_text && d.coarse == Coarse::Text && d.mime.starts_with("text/"),
-            "{d:?}"
-        );
-        let d = detect(
-            "logo.svg",
-            b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
-            false,
-        );
+        assert!(d.is_text && d.coarse == Coarse::Text && d.mime.starts_with("text/"), "{d:?}");
+        let d = detect("logo.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>", false);
         assert_eq!(d.coarse, Coarse::Image, "{d:?}");
         // Binary bytes magic does not know, named .mp3: trust the name.
         let d = detect("song.mp3", b"\x00\x01\x02\x03garbage\xff", false);
         assert_eq!((d.coarse, d.is_text), (Coarse::Audio, false));
         // Binary bytes named .txt: the content says it is not text.
         let d = detect("blob.txt", b"\x00\x01\x02\x03", false);
-        assert_eq!(
-            (d.coarse, d.mime.as_str(), d.is_text),
-            (Coarse::Other, "application/octet-stream", false)
-        );
+        assert_eq!((d.coarse, d.mime.as_str(), d.is_text), (Coarse::Other, "application/octet-stream", false));
     }
 
     #[test]

@@ -22,12 +22,7 @@ pub struct ViewInfo {
 
 /// A view name is one directory entry: not empty, no '/', not '.' or '..'.
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains(['/', '\0'])
-        || name.len() > 255
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) || name.len() > 255 {
         return Err(Error::Invalid(format!(
             "invalid view name '{name}': it becomes a directory name under views/, so no '/', not '.' or '..', at most 255 bytes"
         )));
@@ -44,18 +39,11 @@ pub fn matches_in(db: &Db, volume: &str, c: &query::Compiled) -> Result<Vec<Stri
     if !schema::exists(db)? {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT f.path FROM catalog_files f WHERE f.volume = ?1 AND {} ORDER BY f.path",
-        c.where_sql
-    );
+    let sql = format!("SELECT f.path FROM catalog_files f WHERE f.volume = ?1 AND {} ORDER BY f.path", c.where_sql);
     let mut s = db.conn.prepare_cached(&sql).map_err(|e| db.err(e))?;
-    let args = std::iter::once(rusqlite::types::Value::Text(volume.to_owned()))
-        .chain(c.params.iter().cloned());
-    let rows = s
-        .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
-        .map_err(|e| db.err(e))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| db.err(e))
+    let args = std::iter::once(rusqlite::types::Value::Text(volume.to_owned())).chain(c.params.iter().cloned());
+    let rows = s.query_map(params_from_iter(args), |r| r.get::<_, String>(0)).map_err(|e| db.err(e))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))
 }
 
 /// Files that query `q` matches (errors name the position of a bad query).
@@ -73,11 +61,7 @@ pub fn create(lake: &Lake, volume: &str, name: &str, q: &str, replace: bool) -> 
     schema::ensure(&db)?;
     let exists: Option<String> = db
         .conn
-        .query_row(
-            "SELECT query FROM catalog_views WHERE volume=?1 AND name=?2",
-            params![volume, name],
-            |r| r.get(0),
-        )
+        .query_row("SELECT query FROM catalog_views WHERE volume=?1 AND name=?2", params![volume, name], |r| r.get(0))
         .optional()
         .map_err(|e| db.err(e))?;
     if let (Some(old), false) = (exists, replace) {
@@ -97,23 +81,11 @@ pub fn list(lake: &Lake, volume: &str) -> Result<Vec<ViewInfo>> {
     if !schema::exists(&db)? {
         return Ok(Vec::new());
     }
-    let mut s = db
-        .conn
-        .prepare_cached(
-            "SELECT name, query, created FROM catalog_views WHERE volume=?1 ORDER BY name",
-        )
-        .map_err(|e| db.err(e))?;
-    let rows = s
-        .query_map(params![volume], |r| {
-            Ok(ViewInfo {
-                name: r.get(0)?,
-                query: r.get(1)?,
-                created: r.get(2)?,
-            })
-        })
-        .map_err(|e| db.err(e))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| db.err(e))
+    let mut s =
+        db.conn.prepare_cached("SELECT name, query, created FROM catalog_views WHERE volume=?1 ORDER BY name").map_err(|e| db.err(e))?;
+    let rows =
+        s.query_map(params![volume], |r| Ok(ViewInfo { name: r.get(0)?, query: r.get(1)?, created: r.get(2)? })).map_err(|e| db.err(e))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| db.err(e))
 }
 
 pub fn get(lake: &Lake, volume: &str, name: &str) -> Result<Option<ViewInfo>> {
@@ -122,17 +94,9 @@ pub fn get(lake: &Lake, volume: &str, name: &str) -> Result<Option<ViewInfo>> {
         return Ok(None);
     }
     db.conn
-        .query_row(
-            "SELECT name, query, created FROM catalog_views WHERE volume=?1 AND name=?2",
-            params![volume, name],
-            |r| {
-                Ok(ViewInfo {
-                    name: r.get(0)?,
-                    query: r.get(1)?,
-                    created: r.get(2)?,
-                })
-            },
-        )
+        .query_row("SELECT name, query, created FROM catalog_views WHERE volume=?1 AND name=?2", params![volume, name], |r| {
+            Ok(ViewInfo { name: r.get(0)?, query: r.get(1)?, created: r.get(2)? })
+        })
         .optional()
         .map_err(|e| db.err(e))
 }
@@ -143,13 +107,7 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<bool> {
     if !schema::exists(&db)? {
         return Ok(false);
     }
-    let n = db
-        .conn
-        .execute(
-            "DELETE FROM catalog_views WHERE volume=?1 AND name=?2",
-            params![volume, name],
-        )
-        .map_err(|e| db.err(e))?;
+    let n = db.conn.execute("DELETE FROM catalog_views WHERE volume=?1 AND name=?2", params![volume, name]).map_err(|e| db.err(e))?;
     Ok(n > 0)
 }
 
@@ -197,16 +155,10 @@ pub fn entry_names(paths: Vec<String>) -> Vec<ViewEntry> {
         }
         candidates.push(format!("{stem}~{}{ext}", &hash[..8]));
         candidates.push(format!("{stem}~{}{ext}", &hash[..]));
-        let name = candidates
-            .into_iter()
-            .find(|c| !used.contains(c))
-            .unwrap_or_else(|| {
-                // 64 hex digits collided: only possible with hostile names; count up.
-                (2..)
-                    .map(|i| format!("{stem}~{hash}-{i}{ext}"))
-                    .find(|c| !used.contains(c))
-                    .unwrap_or_default()
-            });
+        let name = candidates.into_iter().find(|c| !used.contains(c)).unwrap_or_else(|| {
+            // 64 hex digits collided: only possible with hostile names; count up.
+            (2..).map(|i| format!("{stem}~{hash}-{i}{ext}")).find(|c| !used.contains(c)).unwrap_or_default()
+        });
         used.insert(name.clone());
         out.push(ViewEntry { name, path });
     }
@@ -219,25 +171,12 @@ mod tests {
 
     #[test]
     fn colliding_base_names_are_told_apart() {
-        let paths = [
-            "a/IMG_1.jpg",
-            "b/IMG_1.jpg",
-            "c/b/IMG_1.jpg",
-            "IMG_1~b.jpg",
-            "d/notes",
-            "e/notes",
-            "x/y/z.txt",
-        ];
+        let paths = ["a/IMG_1.jpg", "b/IMG_1.jpg", "c/b/IMG_1.jpg", "IMG_1~b.jpg", "d/notes", "e/notes", "x/y/z.txt"];
         let e = entry_names(paths.iter().map(|s| s.to_string()).collect());
         let names: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names[0], "IMG_1.jpg");
         // "IMG_1~b.jpg" is a real file's name, so b/IMG_1.jpg cannot take it.
-        assert!(
-            names[1].starts_with("IMG_1~")
-                && names[1].ends_with(".jpg")
-                && names[1] != "IMG_1~b.jpg",
-            "{names:?}"
-        );
+        assert!(names[1].starts_with("IMG_1~") && names[1].ends_with(".jpg") && names[1] != "IMG_1~b.jpg", "{names:?}");
         assert_eq!(names[3], "IMG_1~b.jpg");
         assert_eq!(names[4], "notes");
         assert_eq!(names[5], "notes~e");

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::hooks::VolumeHooks;
@@ -70,26 +69,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn to_timespec(t: Option<TimeOrNow>) -> libc::timespec {
     match t {
-        None => libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        Some(TimeOrNow::Now) => libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
-        },
+        None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        Some(TimeOrNow::Now) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
         Some(TimeOrNow::SpecificTime(st)) => match st.duration_since(UNIX_EPOCH) {
-            Ok(d) => libc::timespec {
-                tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-                tv_nsec: d.subsec_nanos() as i64,
-            },
+            Ok(d) => libc::timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos() as i64 },
             // fuser 0.18 decodes a time before 1970 (seconds < 0, nanoseconds >= 0,
             // as the kernel sends it) as `epoch - (|seconds| + nanoseconds)`: -0.5 s
             // arrives as -1.5 s. Undo exactly that, to get the kernel's values back.
-            Err(e) => libc::timespec {
-                tv_sec: (e.duration().as_secs() as i64).wrapping_neg(),
-                tv_nsec: e.duration().subsec_nanos() as i64,
-            },
+            Err(e) => {
+                libc::timespec { tv_sec: (e.duration().as_secs() as i64).wrapping_neg(), tv_nsec: e.duration().subsec_nanos() as i64 }
+            }
         },
     }
 }
@@ -97,14 +86,10 @@ fn to_timespec(t: Option<TimeOrNow>) -> libc::timespec {
 impl Driver {
     /// A driver over the working directory `workdir`.
     pub fn new(workdir: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> std::io::Result<Driver> {
-        let c = std::ffi::CString::new(workdir.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let c = std::ffi::CString::new(workdir.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         let fd = match opts.atime_attr() {
             Some(attr) => sys::detached_tree(&c, attr).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("a private mount of it for the atime options (needs root and Linux 5.12+): {e}"),
-                )
+                std::io::Error::new(e.kind(), format!("a private mount of it for the atime options (needs root and Linux 5.12+): {e}"))
             })?,
             None => {
                 let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
@@ -586,16 +571,7 @@ impl Filesystem for Driver {
         reply.data(&buf[..n as usize])
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         self.make_entry(req, parent, name, umask, reply, |dir, cname, caller| {
             check(unsafe { libc::mknodat(dir, cname.ptr(), caller.mode(mode), libc::dev_t::from(rdev)) })
         })
@@ -635,9 +611,7 @@ impl Filesystem for Driver {
         if virt::is_virtual(parent.0) || virt::is_virtual(newparent.0) {
             return reply.error(Errno::EROFS);
         }
-        if (parent.0 == ROOT && virt::is_reserved_root_name(name))
-            || (newparent.0 == ROOT && virt::is_reserved_root_name(newname))
-        {
+        if (parent.0 == ROOT && virt::is_reserved_root_name(name)) || (newparent.0 == ROOT && virt::is_reserved_root_name(newname)) {
             return reply.error(Errno::EBUSY);
         }
         let r = (|| -> SysResult<()> {
@@ -646,13 +620,9 @@ impl Filesystem for Driver {
             let a = CName::new(name)?;
             let b = CName::new(newname)?;
             // Which inodes move, to keep their names for hook paths right.
-            let moved = sys::open_path(p.raw(), &a)
-                .ok()
-                .and_then(|fd| fstat(fd.as_raw_fd()).ok());
+            let moved = sys::open_path(p.raw(), &a).ok().and_then(|fd| fstat(fd.as_raw_fd()).ok());
             let exchanged = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-                sys::open_path(np.raw(), &b)
-                    .ok()
-                    .and_then(|fd| fstat(fd.as_raw_fd()).ok())
+                sys::open_path(np.raw(), &b).ok().and_then(|fd| fstat(fd.as_raw_fd()).ok())
             } else {
                 None
             };
@@ -703,17 +673,11 @@ impl Filesystem for Driver {
         let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
         if virt::is_virtual(ino.0) {
             return match self.virt.open(ino.0, writable) {
-                Ok(VOpen::Bytes(b)) => reply.opened(
-                    FileHandle(self.add_handle(Handle::Bytes(b))),
-                    FopenFlags::FOPEN_DIRECT_IO,
-                ),
-                Ok(VOpen::Chunked(c)) => {
-                    reply.opened(FileHandle(self.add_handle(Handle::Chunked(c))), FopenFlags::empty())
+                Ok(VOpen::Bytes(b)) => reply.opened(FileHandle(self.add_handle(Handle::Bytes(b))), FopenFlags::FOPEN_DIRECT_IO),
+                Ok(VOpen::Chunked(c)) => reply.opened(FileHandle(self.add_handle(Handle::Chunked(c))), FopenFlags::empty()),
+                Ok(VOpen::Control) => {
+                    reply.opened(FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))), FopenFlags::FOPEN_DIRECT_IO)
                 }
-                Ok(VOpen::Control) => reply.opened(
-                    FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))),
-                    FopenFlags::FOPEN_DIRECT_IO,
-                ),
                 Err(e) => reply.error(e),
             };
         }
@@ -734,16 +698,7 @@ impl Filesystem for Driver {
         }
     }
 
-    fn create(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        flags: i32,
-        reply: ReplyCreate,
-    ) {
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
         let r = self.creating(parent, name).and_then(|p| {
             let cname = CName::new(name)?;
             let f = (flags | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW) & !(libc::O_NOCTTY | libc::O_DIRECT);
@@ -778,13 +733,7 @@ impl Filesystem for Driver {
         // empty, and whatever grows it (write, truncate, fallocate) refreshes them.
         match backing {
             Some(b) => reply.created_passthrough(&TTL, &attr, generation, fh, FILE_OPEN_FLAGS, &b),
-            None => reply.created(
-                &TTL,
-                &attr,
-                generation,
-                fh,
-                FILE_OPEN_FLAGS | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            None => reply.created(&TTL, &attr, generation, fh, FILE_OPEN_FLAGS | FopenFlags::FOPEN_KEEP_CACHE),
         }
     }
 
@@ -1000,28 +949,10 @@ impl Filesystem for Driver {
         if unsafe { libc::fstatvfs(root.raw(), &mut s) } < 0 {
             return reply.error(last_errno());
         }
-        reply.statfs(
-            s.f_blocks,
-            s.f_bfree,
-            s.f_bavail,
-            s.f_files,
-            s.f_ffree,
-            s.f_bsize as u32,
-            s.f_namemax as u32,
-            s.f_frsize as u32,
-        )
+        reply.statfs(s.f_blocks, s.f_bfree, s.f_bavail, s.f_files, s.f_ffree, s.f_bsize as u32, s.f_namemax as u32, s.f_frsize as u32)
     }
 
-    fn setxattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        name: &OsStr,
-        value: &[u8],
-        flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
+    fn setxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
         if virt::is_virtual(ino.0) {
             return reply.error(Errno::EROFS);
         }
@@ -1104,16 +1035,7 @@ impl Filesystem for Driver {
         }
     }
 
-    fn fallocate(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        length: u64,
-        mode: i32,
-        reply: ReplyEmpty,
-    ) {
+    fn fallocate(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
         if fh.0 >= TABLE_FH {
             return reply.error(Errno::EROFS);
         }
@@ -1154,8 +1076,7 @@ impl Filesystem for Driver {
         }
         let mut oi = offset_in as i64;
         let mut oo = offset_out as i64;
-        let n =
-            unsafe { libc::copy_file_range(fh_in.0 as RawFd, &mut oi, fh_out.0 as RawFd, &mut oo, len as usize, 0) };
+        let n = unsafe { libc::copy_file_range(fh_in.0 as RawFd, &mut oi, fh_out.0 as RawFd, &mut oo, len as usize, 0) };
         if n < 0 {
             return reply.error(last_errno());
         }

@@ -81,22 +81,14 @@ impl Table {
             is_symlink: false,
             // The root is never forgotten.
             nlookup: AtomicU64::new(1 << 40),
-            loc: Mutex::new(Location {
-                parent: ROOT,
-                name: OsString::new(),
-            }),
+            loc: Mutex::new(Location { parent: ROOT, name: OsString::new() }),
             open: Mutex::new(OpenState::default()),
         });
         let mut by_ino = HashMap::new();
         by_ino.insert(ROOT, root);
         let mut by_key = HashMap::new();
         by_key.insert(key, ROOT);
-        Table {
-            maps: RwLock::new(Maps { by_ino, by_key }),
-            next: AtomicU64::new(COUNTED),
-            root_key: key,
-            root_path,
-        }
+        Table { maps: RwLock::new(Maps { by_ino, by_key }), next: AtomicU64::new(COUNTED), root_key: key, root_path }
     }
 
     /// The node id of a backing inode of the working tree's file system.
@@ -160,10 +152,7 @@ impl Table {
             generation,
             is_symlink: fmt == libc::S_IFLNK,
             nlookup: AtomicU64::new(1),
-            loc: Mutex::new(Location {
-                parent,
-                name: if parent == 0 { OsString::new() } else { name.to_owned() },
-            }),
+            loc: Mutex::new(Location { parent, name: if parent == 0 { OsString::new() } else { name.to_owned() } }),
             open: Mutex::new(OpenState::default()),
         });
         maps.by_ino.insert(ino, node);
@@ -181,9 +170,7 @@ impl Table {
         };
         let gone = match maps.by_ino.get(&ino) {
             Some(node) => {
-                let prev = node
-                    .nlookup
-                    .fetch_sub(n.min(node.nlookup.load(Ordering::Relaxed)), Ordering::Relaxed);
+                let prev = node.nlookup.fetch_sub(n.min(node.nlookup.load(Ordering::Relaxed)), Ordering::Relaxed);
                 if prev <= n {
                     Some(node.key)
                 } else {

@@ -102,17 +102,7 @@ impl MountOptions {
                 }
                 ("fsname", Some(v)) => self.fsname = v.to_string(),
                 // Always on: every user sees the volume, the kernel checks permissions.
-                (
-                    "rw"
-                    | "allow_other"
-                    | "default_permissions"
-                    | "defaults"
-                    | "auto"
-                    | "noauto"
-                    | "nofail"
-                    | "_netdev",
-                    None,
-                ) => {}
+                ("rw" | "allow_other" | "default_permissions" | "defaults" | "auto" | "noauto" | "nofail" | "_netdev", None) => {}
                 ("ro", None) => self.flags.push(MountOption::RO),
                 ("noexec", None) => self.flags.push(MountOption::NoExec),
                 ("exec", None) => self.flags.push(MountOption::Exec),
@@ -147,11 +137,8 @@ impl MountOptions {
 
     fn config(&self) -> Config {
         let mut c = Config::default();
-        c.mount_options = vec![
-            MountOption::FSName(self.fsname.clone()),
-            MountOption::Subtype("lakefs".into()),
-            MountOption::DefaultPermissions,
-        ];
+        c.mount_options =
+            vec![MountOption::FSName(self.fsname.clone()), MountOption::Subtype("lakefs".into()), MountOption::DefaultPermissions];
         c.mount_options.extend(self.flags.iter().cloned());
         if self.atime == Atime::Never {
             // Shown in /proc/mounts; the kernel's own noatime check never fires for FUSE.
@@ -198,14 +185,9 @@ impl Drop for Mounted {
     }
 }
 
-fn session(
-    workdir: &Path,
-    mountpoint: &Path,
-    hooks: Arc<dyn VolumeHooks>,
-    opts: &MountOptions,
-) -> io::Result<(Session<Driver>, bool)> {
-    let driver = Driver::new(workdir, hooks, opts)
-        .map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
+fn session(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<(Session<Driver>, bool)> {
+    let driver =
+        Driver::new(workdir, hooks, opts).map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
     let flag = driver.passthrough_flag();
     let notifier = driver.notifier_slot();
     // The handshake (and so the passthrough decision) happens inside Session::new.
@@ -217,18 +199,9 @@ fn session(
 
 /// Mounts `workdir` on `mountpoint` and serves it from background threads.
 /// Returns once the mount is up.
-pub fn spawn(
-    workdir: &Path,
-    mountpoint: &Path,
-    hooks: Arc<dyn VolumeHooks>,
-    opts: &MountOptions,
-) -> io::Result<Mounted> {
+pub fn spawn(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<Mounted> {
     let (s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
-    Ok(Mounted {
-        session: Some(s.spawn()?),
-        mountpoint: mountpoint.to_path_buf(),
-        passthrough,
-    })
+    Ok(Mounted { session: Some(s.spawn()?), mountpoint: mountpoint.to_path_buf(), passthrough })
 }
 
 /// Mounts and serves in this thread until unmounted. `ready` runs once the mount is

@@ -78,14 +78,7 @@ impl ProcPath {
 
 pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe {
-        libc::fstatat(
-            fd,
-            c"".as_ptr(),
-            &mut st,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
+    check(unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })?;
     Ok(st)
 }
 
@@ -113,7 +106,14 @@ pub fn reopen(fd: RawFd, flags: i32) -> SysResult<OwnedFd> {
 
 /// fsync, or with `datasync` fdatasync, of `fd`.
 pub fn sync(fd: RawFd, datasync: bool) -> SysResult<()> {
-    check(unsafe { if datasync { libc::fdatasync(fd) } else { libc::fsync(fd) } }).map(|_| ())
+    check(unsafe {
+        if datasync {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    })
+    .map(|_| ())
 }
 
 pub fn kind_of(mode: libc::mode_t) -> FileType {
@@ -257,25 +257,14 @@ struct MountAttr {
 /// and CAP_SYS_ADMIN.
 pub fn detached_tree(path: &std::ffi::CStr, attr: u64) -> io::Result<OwnedFd> {
     // SAFETY: open_tree(2) with a NUL-terminated path; the fd returned is ours.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let ma = MountAttr {
-        attr_set: attr,
-        attr_clr: MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let ma = MountAttr { attr_set: attr, attr_clr: MOUNT_ATTR_ATIME_MASK | MOUNT_ATTR_NODIRATIME, propagation: 0, userns_fd: 0 };
     // SAFETY: mount_setattr(2) reads `ma` (its size given) and changes the mount of `fd` only.
     let r = unsafe {
         libc::syscall(

@@ -12,6 +12,7 @@ use fuser::{Errno, FileAttr, FileType, INodeNo};
 
 use super::hooks::VolumeHooks;
 use super::sys::time;
+use crate::chunklist::Piece;
 use crate::id::ObjectId;
 use crate::tree::{Content, Meta, Node};
 
@@ -284,32 +285,12 @@ impl Virt {
         }
         Ok(Some(match node {
             Node::File { meta, size, content } => VNode::AtFile { content, size, meta },
-            Node::Dir { meta, tree } => VNode::AtDir {
-                tree,
-                root: *root,
-                meta,
-            },
+            Node::Dir { meta, tree } => VNode::AtDir { tree, root: *root, meta },
             Node::Symlink { meta, target } => VNode::AtLink { target, meta },
-            Node::CharDev { meta, rdev } => VNode::AtOther {
-                kind: FileType::CharDevice,
-                meta,
-                rdev,
-            },
-            Node::BlockDev { meta, rdev } => VNode::AtOther {
-                kind: FileType::BlockDevice,
-                meta,
-                rdev,
-            },
-            Node::Fifo { meta } => VNode::AtOther {
-                kind: FileType::NamedPipe,
-                meta,
-                rdev: 0,
-            },
-            Node::Socket { meta } => VNode::AtOther {
-                kind: FileType::Socket,
-                meta,
-                rdev: 0,
-            },
+            Node::CharDev { meta, rdev } => VNode::AtOther { kind: FileType::CharDevice, meta, rdev },
+            Node::BlockDev { meta, rdev } => VNode::AtOther { kind: FileType::BlockDevice, meta, rdev },
+            Node::Fifo { meta } => VNode::AtOther { kind: FileType::NamedPipe, meta, rdev: 0 },
+            Node::Socket { meta } => VNode::AtOther { kind: FileType::Socket, meta, rdev: 0 },
             Node::Hardlink { .. } => return Err(Errno::EIO),
         }))
     }
@@ -377,21 +358,19 @@ impl Virt {
             VNode::Control => Ok(VOpen::Control),
             _ if write => Err(Errno::EROFS),
             VNode::Info => Ok(VOpen::Bytes(self.hooks.info())),
-            VNode::AtFile {
-                content: Content::Chunked(list),
-                ..
-            } => {
+            VNode::AtFile { content: Content::Chunked(list), .. } => {
                 let list = self.hooks.lake().read_chunklist(&list).map_err(io_err)?;
-                let mut chunks = Vec::with_capacity(list.chunks.len());
+                let mut chunks = Vec::with_capacity(list.pieces.len());
                 let mut start = 0u64;
-                for (id, len) in list.chunks {
-                    chunks.push((id, start, len));
-                    start += u64::from(len);
+                for piece in list.pieces {
+                    let id = match piece {
+                        Piece::Chunk(id, _) => Some(id),
+                        Piece::Hole(_) => None,
+                    };
+                    chunks.push((id, start, piece.len()));
+                    start += piece.len();
                 }
-                Ok(VOpen::Chunked(ChunkedFile {
-                    chunks,
-                    cache: Mutex::new(None),
-                }))
+                Ok(VOpen::Chunked(ChunkedFile { chunks, cache: Mutex::new(None) }))
             }
             VNode::AtFile { content, .. } => {
                 // Whole objects are the small files (chunked above a few MiB): read at once.
@@ -407,8 +386,8 @@ impl Virt {
 
 /// A past file read by chunks (random access without reading the whole file).
 pub struct ChunkedFile {
-    /// (chunk id, offset of its first byte, length)
-    chunks: Vec<(ObjectId, u64, u32)>,
+    /// (chunk id or None for a hole, offset of its first byte, length)
+    chunks: Vec<(Option<ObjectId>, u64, u64)>,
     /// The last chunk read: sequential reads of it need one lake read.
     cache: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
 }
@@ -420,16 +399,24 @@ impl Virt {
         let mut pos = offset;
         while out.len() < size as usize && i < f.chunks.len() {
             let (id, start, len) = f.chunks[i];
-            if pos >= start + u64::from(len) {
+            if pos >= start + len {
                 i += 1;
                 continue;
             }
+            let Some(id) = id else {
+                // A hole reads as zeros.
+                let take = (start + len - pos).min((size as usize - out.len()) as u64) as usize;
+                out.resize(out.len() + take, 0);
+                pos += take as u64;
+                i += 1;
+                continue;
+            };
             let cached = lock(&f.cache).as_ref().filter(|c| c.0 == i).map(|c| c.1.clone());
             let data = match cached {
                 Some(d) => d,
                 None => {
                     let d = Arc::new(self.hooks.lake().read_object(&id).map_err(io_err)?.1);
-                    if d.len() != len as usize {
+                    if d.len() as u64 != len {
                         return Err(Errno::EIO);
                     }
                     *lock(&f.cache) = Some((i, d.clone()));

@@ -110,7 +110,15 @@ const INDEX_LAG: Duration = Duration::from_secs(30);
 
 impl Shared {
     pub(crate) fn new(vol: Volume, opts: DaemonOptions) -> Shared {
-        Shared { vol, opts, st: Mutex::new(State::default()), wake: Condvar::new(), done: Condvar::new(), next_label: Mutex::new(None), prio: Default::default() }
+        Shared {
+            vol,
+            opts,
+            st: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            next_label: Mutex::new(None),
+            prio: Default::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -378,7 +386,8 @@ impl Shared {
             st.skipped.remove(&rel[..i]);
         }
         let below = format!("{rel}/");
-        let gone: Vec<String> = st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<String> =
+            st.skipped.range(below.clone()..).take_while(|(k, _)| k.starts_with(&below)).map(|(k, _)| k.clone()).collect();
         for k in gone {
             st.skipped.remove(&k);
         }

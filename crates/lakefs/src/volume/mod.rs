@@ -420,6 +420,6 @@ pub fn recent_times(v: &Volume, max: usize) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod robust_tests;
+#[cfg(test)]
+mod tests;

@@ -31,20 +31,12 @@ fn set(tid: libc::pid_t, policy: libc::c_int, ioprio: libc::c_int) {
 
 /// Puts thread `tid` in the idle CPU and I/O classes.
 pub fn set_idle(tid: libc::pid_t) {
-    set(
-        tid,
-        libc::SCHED_IDLE,
-        IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
-    );
+    set(tid, libc::SCHED_IDLE, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
 }
 
 /// Puts thread `tid` back in the normal CPU and I/O classes.
 pub fn set_normal(tid: libc::pid_t) {
-    set(
-        tid,
-        libc::SCHED_OTHER,
-        (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | IOPRIO_BE_NORMAL,
-    );
+    set(tid, libc::SCHED_OTHER, (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | IOPRIO_BE_NORMAL);
 }
 
 /// The threads that do a volume's background work (the committer and its
@@ -118,14 +110,11 @@ mod tests {
         let (back, seen) = std::sync::mpsc::channel::<libc::c_int>();
         let t = std::thread::spawn(move || {
             g2.join();
-            back.send(unsafe { libc::sched_getscheduler(0) })
-                .expect("send");
+            back.send(unsafe { libc::sched_getscheduler(0) }).expect("send");
             rx.recv().expect("recv");
-            back.send(unsafe { libc::sched_getscheduler(0) })
-                .expect("send");
+            back.send(unsafe { libc::sched_getscheduler(0) }).expect("send");
             rx.recv().expect("recv");
-            back.send(unsafe { libc::sched_getscheduler(0) })
-                .expect("send");
+            back.send(unsafe { libc::sched_getscheduler(0) }).expect("send");
         });
         assert_eq!(seen.recv().expect("joined"), libc::SCHED_IDLE);
         g.raise();

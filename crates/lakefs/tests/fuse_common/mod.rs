@@ -70,11 +70,7 @@ impl VolumeHooks for Recorder {
         b"{\"volume\":\"test\"}".to_vec()
     }
     fn tree_at(&self, when: &str) -> Result<Option<(ObjectId, Meta)>> {
-        Ok(if when == "then" {
-            self.then.lock().unwrap().clone()
-        } else {
-            None
-        })
+        Ok(if when == "then" { self.then.lock().unwrap().clone() } else { None })
     }
     fn recent_times(&self) -> Vec<String> {
         vec!["then".into()]
@@ -83,23 +79,13 @@ impl VolumeHooks for Recorder {
         vec!["pics".into()]
     }
     fn view_entries(&self, name: &str) -> Option<Vec<ViewEntry>> {
-        (name == "pics").then(|| {
-            vec![ViewEntry {
-                name: "a.jpg".into(),
-                path: "alice/a.jpg".into(),
-            }]
-        })
+        (name == "pics").then(|| vec![ViewEntry { name: "a.jpg".into(), path: "alice/a.jpg".into() }])
     }
 }
 
 /// Whether real FUSE mounts can run here; otherwise the caller skips (or fails under CI).
 pub fn fuse_available() -> bool {
-    let ok = unsafe { libc::geteuid() } == 0
-        && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/fuse")
-            .is_ok();
+    let ok = unsafe { libc::geteuid() } == 0 && std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok();
     if !ok {
         if std::env::var_os("CI").is_some() {
             panic!("FUSE tests need root and /dev/fuse (CI is set, so not skipping)");
@@ -126,23 +112,13 @@ impl Fixture {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&work).unwrap();
         std::fs::create_dir(&mnt).unwrap();
-        let hooks = Arc::new(Recorder {
-            lake,
-            calls: Mutex::new(Vec::new()),
-            then: Mutex::new(None),
-            gate: (Mutex::new(false), Condvar::new()),
-        });
+        let hooks =
+            Arc::new(Recorder { lake, calls: Mutex::new(Vec::new()), then: Mutex::new(None), gate: (Mutex::new(false), Condvar::new()) });
         let mut opts = MountOptions::default();
         opts.passthrough = passthrough;
         opts.fsname = "lakefs-test".into();
         let mounted = fuse::spawn(&work, &mnt, hooks.clone(), &opts).unwrap();
-        Fixture {
-            dir,
-            work,
-            mnt,
-            hooks,
-            mounted: Some(mounted),
-        }
+        Fixture { dir, work, mnt, hooks, mounted: Some(mounted) }
     }
 
     pub fn passthrough(&self) -> bool {

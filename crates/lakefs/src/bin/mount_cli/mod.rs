@@ -34,10 +34,7 @@ pub fn mount(r: Request) -> Result<()> {
     }
     let name = name.unwrap_or_else(|| "home".to_string());
     if !r.lake.join("superblock").exists() {
-        bail!(
-            "{} is not a lake (no superblock file); create one with `lakectl init` or mkfs.lakefs",
-            r.lake.display()
-        );
+        bail!("{} is not a lake (no superblock file); create one with `lakectl init` or mkfs.lakefs", r.lake.display());
     }
     if !r.mountpoint.is_dir() {
         bail!("mount point {} is not a directory", r.mountpoint.display());
@@ -50,8 +47,7 @@ pub fn mount(r: Request) -> Result<()> {
         opts.fsname = format!("lakefs:{name}");
     }
     let lake = std::fs::canonicalize(&r.lake).with_context(|| format!("lake {}", r.lake.display()))?;
-    let mnt =
-        std::fs::canonicalize(&r.mountpoint).with_context(|| format!("mount point {}", r.mountpoint.display()))?;
+    let mnt = std::fs::canonicalize(&r.mountpoint).with_context(|| format!("mount point {}", r.mountpoint.display()))?;
 
     raise_open_file_limit();
 
@@ -78,20 +74,18 @@ pub fn mount(r: Request) -> Result<()> {
             signal_ready();
         }
         let mnt_for_signal = mnt.clone();
-        let _ = std::thread::Builder::new()
-            .name("lakefs-signals".into())
-            .spawn(move || {
-                if let Ok(sig) = stop.wait() {
-                    eprintln!("lakefs: {sig}: unmounting");
+        let _ = std::thread::Builder::new().name("lakefs-signals".into()).spawn(move || {
+            if let Ok(sig) = stop.wait() {
+                eprintln!("lakefs: {sig}: unmounting");
+            }
+            if let Err(e) = unmounter.unmount() {
+                // Busy (open files, a shell's cwd): detach now; serving ends with the last user.
+                eprintln!("lakefs: unmount: {e}; detaching lazily");
+                if let Err(e) = nix::mount::umount2(&mnt_for_signal, nix::mount::MntFlags::MNT_DETACH) {
+                    eprintln!("lakefs: lazy unmount failed too: {e}");
                 }
-                if let Err(e) = unmounter.unmount() {
-                    // Busy (open files, a shell's cwd): detach now; serving ends with the last user.
-                    eprintln!("lakefs: unmount: {e}; detaching lazily");
-                    if let Err(e) = nix::mount::umount2(&mnt_for_signal, nix::mount::MntFlags::MNT_DETACH) {
-                        eprintln!("lakefs: lazy unmount failed too: {e}");
-                    }
-                }
-            });
+            }
+        });
     });
     let shut = daemon.shutdown();
     served.with_context(|| format!("serving {} on {}", workdir.display(), mnt.display()))?;
@@ -141,11 +135,7 @@ fn signal_ready() {
 fn daemonize() -> Result<()> {
     let exe = std::env::current_exe().context("finding this program's path")?;
     let mut cmd = Command::new(&exe);
-    cmd.args(std::env::args_os().skip(1))
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(std::env::args_os().skip(1)).env(CHILD_ENV, "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     unsafe {
         use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
@@ -155,14 +145,8 @@ fn daemonize() -> Result<()> {
         });
     }
     let mut c = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
-    let stdout = c
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow!("no pipe from the mount process"))?;
-    let mut stderr = c
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow!("no pipe from the mount process"))?;
+    let stdout = c.stdout.take().ok_or_else(|| anyhow!("no pipe from the mount process"))?;
+    let mut stderr = c.stderr.take().ok_or_else(|| anyhow!("no pipe from the mount process"))?;
     let mut line = String::new();
     let _ = BufReader::new(stdout).read_line(&mut line);
     if line.trim() == READY {
