@@ -58,6 +58,9 @@ pub struct Driver {
     passthrough: Arc<AtomicBool>,
     /// Set once the session exists (see `super::session`): to drop cached attributes.
     notifier: Arc<OnceLock<Notifier>>,
+    /// The working tree's root opened for reading: open_by_handle_at wants a real
+    /// fd of the mount (not O_PATH).
+    mount_fd: OwnedFd,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -100,6 +103,8 @@ impl Driver {
             }
         };
         let st = fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        let mount_fd = sys::reopen(fd.as_raw_fd(), libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
         Ok(Driver {
             table: Table::new(fd, &st),
             virt: Virt::new(hooks.clone()),
@@ -109,6 +114,7 @@ impl Driver {
             want_passthrough: opts.passthrough,
             passthrough: Arc::new(AtomicBool::new(false)),
             notifier: Arc::new(OnceLock::new()),
+            mount_fd,
         })
     }
 
@@ -201,7 +207,7 @@ impl Driver {
             return Err(Errno::ESTALE);
         }
         let root = self.node(INodeNo(ROOT))?;
-        let fd = sys::open_by_ino(root.raw(), ino)?;
+        let fd = sys::open_by_ino(self.mount_fd.as_raw_fd(), ino)?;
         let st = fstat(fd.as_raw_fd())?;
         if st.st_dev != root.key.0 || st.st_ino != ino || self.table.path_inside(fd.as_raw_fd()).is_none() {
             return Err(Errno::ESTALE);
@@ -675,9 +681,13 @@ impl Filesystem for Driver {
             return match self.virt.open(ino.0, writable) {
                 Ok(VOpen::Bytes(b)) => reply.opened(FileHandle(self.add_handle(Handle::Bytes(b))), FopenFlags::FOPEN_DIRECT_IO),
                 Ok(VOpen::Chunked(c)) => reply.opened(FileHandle(self.add_handle(Handle::Chunked(c))), FopenFlags::empty()),
-                Ok(VOpen::Control) => {
-                    reply.opened(FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))), FopenFlags::FOPEN_DIRECT_IO)
-                }
+                // Parallel writes: the kernel would otherwise serialise every program's
+                // requests on the one inode, so a status would wait for another user's
+                // commit (see `virt::CONTROL_SIZE`).
+                Ok(VOpen::Control) => reply.opened(
+                    FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))),
+                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES,
+                ),
                 Err(e) => reply.error(e),
             };
         }

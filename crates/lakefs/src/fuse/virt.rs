@@ -24,6 +24,9 @@ pub const CONTROL: u64 = BASE + 3;
 pub const AT: u64 = BASE + 4;
 pub const VIEWS: u64 = BASE + 5;
 const FIRST_DYNAMIC: u64 = BASE + 16;
+/// The size `.lake/control` shows: the kernel runs direct writes in parallel only
+/// below the end of a file, and requests are far smaller than this.
+pub const CONTROL_SIZE: u64 = 1 << 20;
 
 /// Names at the root that belong to the driver, not the working tree.
 pub fn is_reserved_root_name(name: &OsStr) -> bool {
@@ -200,7 +203,7 @@ impl Virt {
                 a
             }
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
-            VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, 0),
+            VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, CONTROL_SIZE),
             VNode::ViewLink(t) => self.synthetic(ino, FileType::Symlink, 0o777, t.len() as u64),
             VNode::AtDir { meta, .. } => self.attr_of_meta(ino, FileType::Directory, &meta, 0, 0),
             VNode::AtFile { meta, size, .. } => self.attr_of_meta(ino, FileType::RegularFile, &meta, size, 0),
