@@ -259,7 +259,11 @@ fn times_before_1970_and_far_ahead() {
             // The same call on the backing ext4 directly: what it keeps (it clamps to 1901-2446).
             assert_eq!(set_times(&fx.w("ref"), sec, nsec), 0);
             let (m, r) = (fs::metadata(fx.p("t")).unwrap(), fs::metadata(fx.w("ref")).unwrap());
-            assert_eq!((m.mtime(), m.mtime_nsec(), m.atime(), m.atime_nsec()), (r.mtime(), r.mtime_nsec(), r.atime(), r.atime_nsec()), "{sec}.{nsec}");
+            assert_eq!(
+                (m.mtime(), m.mtime_nsec(), m.atime(), m.atime_nsec()),
+                (r.mtime(), r.mtime_nsec(), r.atime(), r.atime_nsec()),
+                "{sec}.{nsec}"
+            );
         }
         assert_eq!(set_times(&fx.p("t"), -1, 500_000_000), 0);
         let m = fs::metadata(fx.p("t")).unwrap();
@@ -431,7 +435,11 @@ fn readdir_inode_numbers_are_stat_inode_numbers() {
             }
         }
         assert_eq!(fs::metadata(&fx.mnt).unwrap().ino(), 1, "the root is node 1");
-        assert_eq!(fs::metadata(fx.p("a/f")).unwrap().ino(), fs::metadata(fx.w("a/f")).unwrap().ino(), "node ids are backing inode numbers");
+        assert_eq!(
+            fs::metadata(fx.p("a/f")).unwrap().ino(),
+            fs::metadata(fx.w("a/f")).unwrap().ino(),
+            "node ids are backing inode numbers"
+        );
     });
 }
 

@@ -103,8 +103,8 @@ impl Driver {
             }
         };
         let st = fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
-        let mount_fd = sys::reopen(fd.as_raw_fd(), libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        let mount_fd =
+            sys::reopen(fd.as_raw_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
         Ok(Driver {
             table: Table::new(fd, &st),
             virt: Virt::new(hooks.clone()),
@@ -893,6 +893,8 @@ impl Filesystem for Driver {
             }
             match hooks.fsync(&rel) {
                 Ok(()) => reply.ok(),
+                // The data is on disk, but no commit holds it: the lake is full.
+                Err(crate::error::Error::DiskFull { .. }) => reply.error(Errno::ENOSPC),
                 Err(_) => reply.error(Errno::EIO),
             }
         })
