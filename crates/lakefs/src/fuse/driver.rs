@@ -235,17 +235,16 @@ impl Driver {
         if mode_or_owner {
             kill |= privs::outsider_sgid_to_drop(st.st_mode, st.st_gid, &caller);
         }
-        self.chmod_bits(node, &st, kill, 0)
+        self.drop_bits(node, &st, kill)
     }
 
-    /// chmod (as root) of `node` to its mode without `drop` and with `add`, if that changes it.
-    fn chmod_bits(&self, node: &Inode, st: &libc::stat, drop: u32, add: u32) -> SysResult<()> {
+    /// chmod (as root) of `node` (stat `st`) to its mode without the bits `drop`.
+    fn drop_bits(&self, node: &Inode, st: &libc::stat, drop: u32) -> SysResult<()> {
         let mode = st.st_mode & 0o7777;
-        let want = (mode & !drop) | add;
-        if want == mode {
+        if mode & drop == 0 {
             return Ok(());
         }
-        check(unsafe { libc::chmod(ProcPath::new(node.raw()).ptr(), want) }).map(|_| ())
+        check(unsafe { libc::chmod(ProcPath::new(node.raw()).ptr(), mode & !drop) }).map(|_| ())
     }
 
     /// A file created (`fd`) with the setgid bit that the kernel let the caller
@@ -486,7 +485,7 @@ impl Filesystem for Driver {
         }
         let r = self.node(parent).and_then(|p| self.do_lookup(parent.0, p.raw(), name));
         match r {
-            Ok(f) => self.reply_entry(reply, Ok(f)),
+            r @ Ok(_) => self.reply_entry(reply, r),
             // A negative entry: the kernel remembers the name is absent until we create it.
             Err(e) if e == Errno::ENOENT => {
                 let mut a = self.virt_dummy();
@@ -859,6 +858,7 @@ impl Filesystem for Driver {
         drop(unsafe { OwnedFd::from_raw_fd(fh.0 as RawFd) });
         let writable = (flags.0 & libc::O_ACCMODE) != libc::O_RDONLY;
         let mut last_writer = false;
+        let mut forgotten = false;
         if let Ok(node) = self.node(ino) {
             let mut st = lock(&node.open);
             st.opens = st.opens.saturating_sub(1);
@@ -868,12 +868,16 @@ impl Filesystem for Driver {
             }
             if st.opens == 0 {
                 st.backing = None;
+                forgotten = node.nlookup.load(Ordering::Relaxed) == 0;
             }
         }
         reply.ok();
         if last_writer {
             // released() marks the file changed itself (and ends its open state).
             self.hooks.released(&self.table.rel_path(ino.0));
+        }
+        if forgotten {
+            self.table.drop_unused(ino.0);
         }
     }
 
@@ -976,7 +980,7 @@ impl Filesystem for Driver {
                 let node = self.node(ino)?;
                 let st = fstat(node.raw())?;
                 let kill = privs::outsider_sgid_to_drop(st.st_mode, st.st_gid, &Caller::of(req.gid(), req.pid()));
-                self.chmod_bits(&node, &st, kill, 0)?;
+                self.drop_bits(&node, &st, kill)?;
             }
             Ok(())
         });

@@ -171,19 +171,44 @@ impl Table {
         let gone = match maps.by_ino.get(&ino) {
             Some(node) => {
                 let prev = node.nlookup.fetch_sub(n.min(node.nlookup.load(Ordering::Relaxed)), Ordering::Relaxed);
-                if prev <= n {
-                    Some(node.key)
-                } else {
-                    None
-                }
+                // Still open: the kernel may send FORGET before the RELEASE of a file
+                // it has no dentry for (opened by handle); the RELEASE still needs
+                // the entry (for its path), and drops it (see `Table::drop_unused`).
+                let open = match node.open.lock() {
+                    Ok(o) => o.opens,
+                    Err(p) => p.into_inner().opens,
+                };
+                (prev <= n && open == 0).then_some(node.key)
             }
             None => None,
         };
         if let Some(key) = gone {
-            maps.by_ino.remove(&ino);
-            if maps.by_key.get(&key) == Some(&ino) {
-                maps.by_key.remove(&key);
+            Self::remove(&mut maps, ino, key);
+        }
+    }
+
+    /// After the last RELEASE: drops `ino` if the kernel forgot it meanwhile.
+    pub fn drop_unused(&self, ino: u64) {
+        let mut maps = match self.maps.write() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        let gone = maps.by_ino.get(&ino).filter(|n| n.nlookup.load(Ordering::Relaxed) == 0).map(|n| n.key);
+        if let Some(key) = gone {
+            let open = maps.by_ino.get(&ino).map_or(0, |n| match n.open.lock() {
+                Ok(o) => o.opens,
+                Err(p) => p.into_inner().opens,
+            });
+            if open == 0 {
+                Self::remove(&mut maps, ino, key);
             }
+        }
+    }
+
+    fn remove(maps: &mut Maps, ino: u64, key: (u64, u64)) {
+        maps.by_ino.remove(&ino);
+        if maps.by_key.get(&key) == Some(&ino) {
+            maps.by_key.remove(&key);
         }
     }
 
