@@ -232,8 +232,19 @@ pub(crate) mod long_path {
         }
     }
 
+    /// Opens for reading without moving the file's atime (as backup tools do: a
+    /// commit is no access by the user; under a `noatime` mount, or for a
+    /// timestamp from before 1970, it would show). O_NOATIME needs the owner or
+    /// CAP_FOWNER: without them, a plain open.
     pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
-        with(path, |p| std::fs::File::open(p).at(p))
+        use std::os::unix::fs::OpenOptionsExt;
+        with(path, |p| {
+            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME).open(p) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::File::open(p),
+                r => r,
+            }
+            .at(p)
+        })
     }
 }
 
