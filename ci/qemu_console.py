@@ -166,6 +166,9 @@ def evaluate_check(check, expected_generation):
             if check.get("lake_error") not in (None, "", check["lake_generation"]):
                 msg += f" (lake_error {json.dumps(check['lake_error'])})"
             failures.append(msg)
+    # The lake is root's only (docs/security.md); null: no /lake on this boot.
+    if check.get("lake_private") is False:
+        failures.append("lake_private is false: /lake is readable by users other than root")
     # The LAKE zone (lakefs.service): /home is the FUSE view and records history.
     herr = check.get("home_error")
     why = f" (home_error {json.dumps(herr)})" if herr else ""

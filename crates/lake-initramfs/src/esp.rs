@@ -92,7 +92,7 @@ mod tests {
         let udev = t.path().join("udev");
         std::fs::create_dir_all(&class).unwrap();
         std::fs::create_dir_all(&udev).unwrap();
-        let mut add = |disk: &str, part: Option<&str>, devno: &str, ty: Option<&str>| {
+        let add = |disk: &str, part: Option<&str>, devno: &str, ty: Option<&str>| {
             let dir = match part {
                 Some(p) => sys.join("devices/pci0000:00/0000:00:04.0/virtio2/block").join(disk).join(p),
                 None => sys.join("devices/pci0000:00/0000:00:04.0/virtio2/block").join(disk),

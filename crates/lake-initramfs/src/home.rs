@@ -35,7 +35,8 @@ pub fn prepare(lower_home: &Path, state_home: &Path) -> io::Result<Prepared> {
         return Ok(Prepared::Existing);
     }
     let parent = state_home.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", state_home.display())))?;
-    std::fs::create_dir_all(parent)?;
+    // `state/` is the lake's own directory: root's only (lakefs::privacy).
+    lakefs::privacy::create_dir_all(parent).map_err(io::Error::other)?;
     let scratch =
         parent.join(format!(".{}.new", state_home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "home".into())));
     if scratch.symlink_metadata().is_ok() {

@@ -151,7 +151,9 @@ fn mtime_is_content(rel: &Path) -> bool {
 /// One debugfs script over every inode of the staged tree (each once).
 fn fix_times(staged: &Staged, out: &Path, repro: Option<&Repro>) -> Result<u64> {
     let mut seen = HashSet::new();
-    let mut script = Vec::new();
+    // mke2fs -d leaves the root directory 0755; it is the lake directory, root's only.
+    let root_mode = std::fs::metadata(&staged.dir).at(&staged.dir)?.mode();
+    let mut script = format!("sif / mode 0{root_mode:o}\n").into_bytes();
     let mut fixed = 0u64;
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {

@@ -180,6 +180,8 @@ pub fn canonicalize_lake(dir: &Path, r: &Repro) -> Result<Canonical> {
     new.ro_compat = sb.ro_compat;
     new.incompat = sb.incompat;
     std::fs::write(&sb_path, new.encode()).at(&sb_path)?;
+    // VACUUM INTO made its file with the umask's mode: the lake's files are root's only.
+    lakefs::privacy::tighten(dir).map_err(lake_err(dir, "making the lake's files private"))?;
     Ok(Canonical { uuid: new.uuid_string(), packed_objects: moved.len(), packs: new_packs.into_iter().map(|p| p.0).collect() })
 }
 

@@ -100,6 +100,15 @@ enum Cmd {
         /// Make a commit even if nothing changed.
         #[arg(long)]
         allow_empty: bool,
+        /// Leave out paths matching GLOB, with everything below them (repeatable).
+        /// A pattern with a '/' matches the path relative to SRC (`var/cache/*`);
+        /// one without matches any name (`*.tmp`, `node_modules`).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Do not descend into other file systems mounted below SRC (their mount
+        /// points are recorded as empty directories), as `tar --one-file-system`.
+        #[arg(long, short = 'x')]
+        one_file_system: bool,
         /// (--zone posix) Called from a package-manager hook: records trigger, phase and
         /// the command line; apt-post/dpkg-post also deploy a new generation.
         #[arg(long, value_enum)]
@@ -254,7 +263,17 @@ fn main() {
 }
 
 fn open(cli: &Cli) -> Result<Lake> {
-    Lake::open(&cli.lake).with_context(|| format!("opening the lake at {}", cli.lake.display()))
+    Lake::open(&cli.lake).map_err(|e| {
+        // Run from inside a dead /home mount, the volume could not be found and the
+        // default lake was tried instead: the dead mount is the news.
+        let dead = matches!(e, lakefs::Error::NotALake { .. })
+            .then(|| std::env::current_dir().ok().and_then(|d| lakefs::volume::locate::dead_mount(&d)))
+            .flatten();
+        match dead {
+            Some(root) => anyhow::anyhow!("{}", lakefs::volume::locate::dead_mount_hint(&root)),
+            None => anyhow::Error::new(e).context(format!("opening the lake at {}", cli.lake.display())),
+        }
+    })
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -319,7 +338,7 @@ fn run(mut cli: Cli) -> Result<()> {
             };
             posix_cmd::rollback(&lake, &a, cli.json, cli.quiet)?;
         }
-        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty, .. } => {
+        Cmd::Commit { src, message, scope, trigger, changed, loose, allow_empty, exclude, one_file_system, .. } => {
             let [src] = src.as_slice() else { bail!("give one directory to import (several paths only inside a lakefs mount)") };
             let lake = open(&cli)?;
             let posix = cli.zone == Some(Zone::Posix);
@@ -340,8 +359,10 @@ fn run(mut cli: Cli) -> Result<()> {
                 extra: vec![],
                 allow_empty: *allow_empty,
             };
+            let scan =
+                lakefs::import::ScanOptions { exclude: exclude_matcher(exclude)?, one_file_system: *one_file_system, ..Default::default() };
             let t = std::time::Instant::now();
-            let out = lakefs::ops::commit_dir(&lake, &req, &bar)
+            let out = lakefs::ops::commit_dir_with(&lake, &req, None, &scan, &bar)
                 .with_context(|| format!("committing {} to '{}' in {}", src.display(), cli.reference, cli.lake.display()))?;
             let secs = t.elapsed().as_secs_f64();
             if cli.json {
@@ -558,4 +579,30 @@ fn read_list(f: &Path) -> Result<Vec<Vec<u8>>> {
         std::fs::read(f).with_context(|| format!("reading the change list {}", f.display()))?
     };
     Ok(bytes.split(|c| *c == b'\n').map(|l| l.trim_ascii()).filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect())
+}
+
+/// `--exclude` patterns as a scan predicate: patterns with a '/' match the
+/// source-relative path, the others any single name on it.
+fn exclude_matcher(patterns: &[String]) -> Result<Option<lakefs::import::PathFilter>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let (mut paths, mut names) = (globset::GlobSetBuilder::new(), globset::GlobSetBuilder::new());
+    for p in patterns {
+        let glob = globset::GlobBuilder::new(p.trim_start_matches('/').trim_end_matches('/'))
+            .literal_separator(true)
+            .build()
+            .with_context(|| format!("--exclude '{p}' is not a valid glob"))?;
+        if p.trim_end_matches('/').contains('/') {
+            paths.add(glob);
+        } else {
+            names.add(glob);
+        }
+    }
+    let (paths, names) = (paths.build()?, names.build()?);
+    use std::os::unix::ffi::OsStrExt;
+    let path = |b: &[u8]| std::path::Path::new(std::ffi::OsStr::from_bytes(b)).to_owned();
+    Ok(Some(std::sync::Arc::new(move |rel: &[u8]| {
+        paths.is_match(path(rel)) || rel.rsplit(|b| *b == b'/').next().is_some_and(|name| names.is_match(path(name)))
+    })))
 }

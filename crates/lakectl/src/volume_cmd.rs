@@ -65,7 +65,15 @@ fn find(path: &Path) -> Result<Located> {
 
 /// The volume `path` is in, if any (lakectl's commands switch behaviour on it).
 pub fn in_mount(path: &Path) -> Option<Located> {
-    locate(path).ok().flatten()
+    let found = locate(path).ok().flatten();
+    if found.is_none() {
+        // A dead mount answers nothing; say so instead of "not a lake".
+        if let Some(root) = lakefs::volume::locate::dead_mount(path) {
+            eprintln!("lakectl: error: {}", lakefs::volume::locate::dead_mount_hint(&root));
+            std::process::exit(2);
+        }
+    }
+    found
 }
 
 fn open_lake(loc: &Located) -> Result<Lake> {

@@ -141,3 +141,35 @@ fn sparse_files_round_trip_sparse() {
     ok(&lake, &["verify"]);
     ok(&lake2, &["verify"]);
 }
+
+/// `--exclude` leaves out matching paths (names anywhere, or source-relative
+/// paths), `--one-file-system` records a mount point empty instead of descending.
+#[test]
+fn commit_excludes_and_stays_on_one_file_system() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, lake) = (t.path().join("src"), t.path().join("lake"));
+    for d in ["a/node_modules/x", "var/cache/apt", "var/lib", "mnt"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for f in ["a/keep.rs", "a/junk.tmp", "a/node_modules/x/big.js", "var/cache/apt/pkg.deb", "var/lib/state", "top.tmp"] {
+        std::fs::write(src.join(f), f).unwrap();
+    }
+    assert!(std::process::Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(src.join("mnt")).status().unwrap().success());
+    std::fs::write(src.join("mnt/other-fs"), "elsewhere").unwrap();
+    ok(&lake, &["init"]);
+    let out = run(
+        &lake,
+        &["commit", path_str(&src), "--exclude", "*.tmp", "--exclude", "node_modules", "--exclude", "var/cache/*", "-x", "-m", "x"],
+    );
+    let _ = std::process::Command::new("umount").arg(src.join("mnt")).status();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ls = ok(&lake, &["ls", "-R", "/@main"]);
+    for kept in ["keep.rs", "state", "cache", "mnt"] {
+        assert!(ls.contains(kept), "{kept} is recorded: {ls}");
+    }
+    for gone in ["junk.tmp", "top.tmp", "node_modules", "big.js", "apt", "pkg.deb", "other-fs"] {
+        assert!(!ls.contains(gone), "{gone} is left out: {ls}");
+    }
+    let bad = run(&lake, &["commit", path_str(&src), "--exclude", "a[", "-m", "y"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--exclude 'a['"), "a bad glob is named");
+}

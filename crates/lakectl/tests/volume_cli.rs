@@ -114,3 +114,38 @@ fn commit_log_restore_zone_status_in_a_mount() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a lakefs mount"));
 }
+
+/// After the daemon is killed, lakectl says the mount is dead and what to run
+/// (not "/lake is not a lake"), and mounting again over the dead mount works.
+#[test]
+fn a_dead_mount_is_diagnosed_and_can_be_mounted_over() {
+    let Some(m) = common::mount() else { return };
+    std::fs::write(m.mnt.join("kept.txt"), "kept\n").expect("write");
+    ok(&["commit", s(&m.mnt.join("kept.txt")), "-m", "before the kill"]);
+    let pid = String::from_utf8_lossy(
+        &Command::new("pgrep").args(["-f", &format!("lakefs mount {}", m.lake.display())]).output().expect("pgrep").stdout,
+    )
+    .lines()
+    .next()
+    .expect("the daemon runs")
+    .trim()
+    .to_owned();
+    assert!(Command::new("kill").args(["-9", &pid]).status().expect("kill").success());
+    // The kernel aborts the connection once the daemon's threads are gone.
+    let dead = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        matches!(nix::sys::statfs::statfs(&m.mnt), Err(nix::errno::Errno::ENOTCONN))
+    });
+    assert!(dead, "the mount is dead after the kill");
+    let out = Command::new(common::lakectl()).arg("log").current_dir(&m.mnt).env("LAKE", "/nonexistent-lake").output().expect("lakectl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("daemon has exited") && err.contains("umount -l") && !err.contains("not a lake"), "{err}");
+    let out = Command::new(common::lakectl()).args(["log"]).arg(m.mnt.join("kept.txt")).output().expect("lakectl");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("daemon has exited"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(common::sibling("lakefs")).arg("mount").arg(&m.lake).arg(&m.mnt).output().expect("lakefs mount");
+    assert!(out.status.success(), "mount over the dead mount: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dead lakefs mount"), "says what it did");
+    assert_eq!(std::fs::read_to_string(m.mnt.join("kept.txt")).expect("read"), "kept\n");
+    assert!(ok(&["log", s(&m.mnt.join("kept.txt"))]).contains("before the kill"));
+}

@@ -25,6 +25,8 @@ pub enum Error {
     UnknownIncompat { path: PathBuf, flags: u64 },
     #[error("{path}: lake uses read-only-compatible features {flags:#x} unknown to this lakefs; it can only be opened read-only")]
     UnknownRoCompat { path: PathBuf, flags: u64 },
+    #[error("{path}: permission denied: {why}")]
+    PermissionDenied { path: PathBuf, why: String },
     #[error("{path} already holds a lake; refusing to overwrite it")]
     AlreadyALake { path: PathBuf },
     #[error("the lake at {path} is full (no space left on device) while {during}; nothing was committed. Free space or run `lakectl gc`, then retry")]
@@ -57,6 +59,9 @@ pub enum Error {
     RefRace { name: String, expected: String, actual: String },
     #[error("{path}: unsupported file type")]
     UnsupportedFileType { path: PathBuf },
+    /// A tree that a checkout refuses (a crafted lake): names the entry and why.
+    #[error("unsafe tree entry '{path}': {why}; refusing to use it (the lake may have been crafted: check where it came from)")]
+    UnsafeTree { path: String, why: String },
     #[error("checkout target {path} is not empty; choose an empty or new directory")]
     TargetNotEmpty { path: PathBuf },
     /// A catalog view query that does not parse: says where and what was expected.

@@ -104,7 +104,7 @@ pub fn deploy(lake: &Lake, commit: ObjectId, pinned: bool, progress: &dyn Progre
     let c = lake.read_commit(&commit)?;
     let n = list(lake)?.last().map_or(1, |g| g.number + 1);
     let deploy_dir = lake.root().join(DEPLOY_DIR);
-    std::fs::create_dir_all(&deploy_dir).at(&deploy_dir)?;
+    crate::privacy::create_dir_all(&deploy_dir)?;
     for e in std::fs::read_dir(&deploy_dir).at(&deploy_dir)? {
         let p = e.at(&deploy_dir)?.path();
         if p.file_name().is_some_and(|f| f.to_string_lossy().starts_with(".staging-")) {
@@ -112,6 +112,7 @@ pub fn deploy(lake: &Lake, commit: ObjectId, pinned: bool, progress: &dyn Progre
         }
     }
     let staging = deploy_dir.join(format!(".staging-{n}-{}", crate::util::random_hex(4)));
+    crate::privacy::create_dir(&staging)?;
     let root = staging.join("root");
     crate::checkout::checkout(lake, &c.tree, &c.root, &root, crate::checkout::CheckoutOptions { hardlink: true }, progress)?;
     for d in ["upper", "work"] {

@@ -110,8 +110,16 @@ pub fn decode(buf: &[u8]) -> Result<(ObjectId, Vec<HotEntry>)> {
 }
 
 pub fn write(lake: &Lake, tree: &ObjectId, path: &Path) -> Result<()> {
+    use std::io::Write;
     let entries = build(lake, tree)?;
-    std::fs::write(path, encode(tree, &entries)).at(path)
+    // Names every path of the generation: private, as the lake's other files.
+    crate::privacy::new_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&encode(tree, &entries)))
+        .at(path)
 }
 
 pub fn read(path: &Path) -> Result<(ObjectId, Vec<HotEntry>)> {

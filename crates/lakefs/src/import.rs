@@ -137,6 +137,9 @@ pub struct ScanOptions {
     /// which names share an inode, so a change through one name rescans all.
     #[allow(clippy::type_complexity)]
     pub on_link: Option<Arc<dyn Fn(&[u8], (u64, u64)) + Send + Sync>>,
+    /// Directories on another file system than the source root (mount points)
+    /// are recorded, empty, without descending into them (`tar --one-file-system`).
+    pub one_file_system: bool,
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -149,6 +152,7 @@ impl std::fmt::Debug for ScanOptions {
             .field("exact", &self.exact)
             .field("hold", &self.hold.is_some())
             .field("on_link", &self.on_link.is_some())
+            .field("one_file_system", &self.one_file_system)
             .finish()
     }
 }
@@ -239,8 +243,19 @@ pub(crate) mod long_path {
         }
     }
 
+    /// Opens for reading without moving the file's atime (as backup tools do: a
+    /// commit is no access by the user; under a `noatime` mount, or for a
+    /// timestamp from before 1970, it would show). O_NOATIME needs the owner or
+    /// CAP_FOWNER: without them, a plain open.
     pub(crate) fn open(path: &Path) -> Result<std::fs::File> {
-        with(path, |p| std::fs::File::open(p).at(p))
+        use std::os::unix::fs::OpenOptionsExt;
+        with(path, |p| {
+            match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOATIME).open(p) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::File::open(p),
+                r => r,
+            }
+            .at(p)
+        })
     }
 }
 
@@ -267,6 +282,8 @@ struct Scanner<'a> {
     opts: &'a ScanOptions,
     lake: &'a crate::lake::Lake,
     scanned_ns: i128,
+    /// The source root's device, for [`ScanOptions::one_file_system`].
+    root_dev: u64,
 }
 
 fn rel_bytes(rel: &Path) -> Vec<u8> {
@@ -275,7 +292,8 @@ fn rel_bytes(rel: &Path) -> Vec<u8> {
 
 impl<'a> Scanner<'a> {
     fn new(src: &'a Path, opts: &'a ScanOptions, lake: &'a crate::lake::Lake) -> Self {
-        Scanner { src, links: HashMap::new(), stats: ImportStats::default(), opts, lake, scanned_ns: now_ns() }
+        let root_dev = std::fs::symlink_metadata(src).map(|m| m.dev()).unwrap_or(0);
+        Scanner { src, links: HashMap::new(), stats: ImportStats::default(), opts, lake, scanned_ns: now_ns(), root_dev }
     }
 
     /// A content id known for this file without reading it, if any.
@@ -308,6 +326,9 @@ impl<'a> Scanner<'a> {
         let meta = fsmeta::meta_from(md, long_path::with(&path, |p| fsmeta::read_xattrs(p))?);
         if ft.is_dir() {
             self.stats.dirs += 1;
+            if self.opts.one_file_system && md.dev() != self.root_dev {
+                return Ok(Scan::Dir { meta, children: Vec::new() });
+            }
             let mut names: Vec<_> = long_path::with(&path, |p| {
                 std::fs::read_dir(p).at(p)?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().at(p)
             })?;

@@ -57,7 +57,10 @@ impl Lake {
         if root.join(crate::superblock::FILE_NAME).exists() {
             return Err(Error::AlreadyALake { path: root.to_owned() });
         }
-        std::fs::create_dir_all(root).at(root)?;
+        if !root.exists() {
+            crate::privacy::create_dir(root)?;
+        }
+        crate::privacy::set_mode(root, crate::privacy::DIR_MODE)?;
         for e in std::fs::read_dir(root).at(root)? {
             let e = e.at(root)?;
             if e.file_name() != "lost+found" {
@@ -69,25 +72,32 @@ impl Lake {
             }
         }
         for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
-            std::fs::create_dir(root.join(d)).at(root.join(d))?;
+            crate::privacy::create_dir(&root.join(d))?;
         }
         drop(Db::open(root, true)?);
         ensure_reserve(root)?;
         let (now, _) = crate::util::now();
-        let sb = Superblock::new(crate::util::random_bytes(), opts.chunker, now);
+        let mut sb = Superblock::new(crate::util::random_bytes(), opts.chunker, now);
+        sb.compat |= crate::superblock::COMPAT_PRIVATE;
         crate::util::write_atomic(&root.join(crate::superblock::FILE_NAME), &sb.encode())?;
         Lake::open(root)
     }
 
     pub fn open(root: &Path) -> Result<Lake> {
+        use nix::unistd::{access, AccessFlags};
+        if access(root, AccessFlags::R_OK | AccessFlags::X_OK) == Err(nix::errno::Errno::EACCES) {
+            return Err(Error::PermissionDenied { path: root.to_owned(), why: who_may(root, "read") });
+        }
         let sb = Superblock::read(root)?;
         for d in [PACK_DIR, TMP_DIR, crate::loose::DIR] {
             if !root.join(d).is_dir() {
                 return Err(Error::Invalid(format!("{}: lake directory {d}/ is missing; the lake is damaged", root.display())));
             }
         }
-        let read_only =
-            nix::sys::statvfs::statvfs(root).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false);
+        // A reader who may not write (another user of a group-readable lake) opens
+        // the index read-only instead of failing on SQLite's first write.
+        let may_write = access(root, AccessFlags::W_OK).is_ok() && access(&root.join(crate::meta::FILE_NAME), AccessFlags::W_OK).is_ok();
+        let read_only = ro_fs(root) || !may_write;
         let db = if read_only {
             Db::open_read_only(root)?
         } else {
@@ -153,13 +163,16 @@ impl Lake {
     fn lock_inner(&self, need_reserve: bool) -> Result<WriteLock> {
         self.sb.writable(&self.root)?;
         if self.read_only {
-            return Err(Error::Invalid(format!(
-                "{} is on a read-only file system; remount it read-write to change the lake",
-                self.root.display()
-            )));
+            if ro_fs(&self.root) {
+                return Err(Error::Invalid(format!(
+                    "{} is on a read-only file system; remount it read-write to change the lake",
+                    self.root.display()
+                )));
+            }
+            return Err(Error::PermissionDenied { path: self.root.clone(), why: who_may(&self.root, "change") });
         }
         let path = self.root.join(LOCK_FILE);
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+        let f = crate::privacy::new_file().create(true).truncate(false).write(true).open(&path).at(&path)?;
         // SAFETY: valid descriptor owned by `f`.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             eprintln!("lakefs: waiting for another writer to finish with {}", self.root.display());
@@ -169,6 +182,7 @@ impl Lake {
             }
         }
         self.clean_orphans()?;
+        self.make_private_once()?;
         match ensure_reserve(&self.root) {
             Err(Error::DiskFull { path, .. }) if need_reserve => {
                 return Err(Error::DiskFull { path, during: "restoring the lake's 1 MiB space reserve".into() })
@@ -177,6 +191,29 @@ impl Lake {
             _ => {}
         }
         Ok(WriteLock { _file: f })
+    }
+
+    /// The upgrade step of lakes made before their files were private (see
+    /// [`crate::privacy`]): tightens them once and records it in the superblock.
+    fn make_private_once(&self) -> Result<()> {
+        use crate::superblock::COMPAT_PRIVATE;
+        if self.sb.compat & COMPAT_PRIVATE != 0 {
+            return Ok(());
+        }
+        let mut sb = Superblock::read(&self.root)?;
+        if sb.compat & COMPAT_PRIVATE == 0 {
+            let changed = crate::privacy::tighten(&self.root)?;
+            if !changed.is_empty() {
+                eprintln!(
+                    "lakefs: {}: the lake's own files were readable by other users; made {} of them private (0700/0600)",
+                    self.root.display(),
+                    changed.len()
+                );
+            }
+            sb.compat |= COMPAT_PRIVATE;
+            crate::util::write_atomic(&self.root.join(crate::superblock::FILE_NAME), &sb.encode())?;
+        }
+        Ok(())
     }
 
     /// Deletes packs that no index entry names and scratch files. Only with the
@@ -430,6 +467,24 @@ pub fn is_ref_name(name: &str) -> bool {
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
 }
 
+fn ro_fs(root: &Path) -> bool {
+    nix::sys::statvfs::statvfs(root).map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)).unwrap_or(false)
+}
+
+/// "only root may read this lake (mode 0700): ..." for permission errors.
+fn who_may(root: &Path, what: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(root) else { return format!("you may not {what} this lake") };
+    let owner = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(md.uid())) {
+        Ok(Some(u)) => u.name,
+        _ => format!("uid {}", md.uid()),
+    };
+    format!(
+        "only {owner} may {what} this lake (mode {:04o}); run the command as {owner} (e.g. with sudo), or ask {owner} for access",
+        md.mode() & 0o7777
+    )
+}
+
 /// True for the errors a full disk produces, including SQLite failing to map its WAL index.
 fn is_space_error(e: &Error) -> bool {
     match e {
@@ -447,8 +502,15 @@ fn ensure_reserve(root: &Path) -> Result<()> {
         return Ok(());
     }
     let tmp = root.join(TMP_DIR).join("reserve");
-    let r = std::fs::write(&tmp, vec![0u8; RESERVE_SIZE])
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+    let r = crate::privacy::new_file()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&vec![0u8; RESERVE_SIZE])?;
+            f.sync_all()
+        })
         .and_then(|_| std::fs::rename(&tmp, &path));
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -11,6 +11,7 @@
 //!   (revisions and times); [`ops`]: whole operations such as committing a directory;
 //! - [`names`]: file names and paths as bytes, and how they are shown and sent as JSON.
 
+pub mod beneath;
 pub mod catalog;
 pub mod checkout;
 pub mod chunker;
@@ -36,6 +37,7 @@ pub mod ops;
 pub mod overlay_upper;
 pub mod pack;
 pub mod posix;
+pub mod privacy;
 pub mod progress;
 pub mod reach;
 pub mod rev;
@@ -44,6 +46,7 @@ pub mod sparse;
 pub mod substrate;
 pub mod superblock;
 pub mod tree;
+pub mod tree_check;
 pub mod tree_edit;
 pub mod util;
 pub mod verify;

@@ -85,7 +85,7 @@ fn write_tmp<T>(root: &Path, meta: &Meta, fill: impl FnOnce(&mut File) -> Result
 fn place(root: &Path, tmp: &Path, key: &ObjectId) -> Result<PathBuf> {
     let dest = path(root, key);
     let dir = dest.parent().unwrap_or(root);
-    let r = std::fs::create_dir_all(dir).at(dir).and_then(|_| std::fs::rename(tmp, &dest).at(&dest));
+    let r = crate::privacy::create_dir_all(dir).and_then(|_| std::fs::rename(tmp, &dest).at(&dest));
     if r.is_err() {
         let _ = std::fs::remove_file(tmp);
     }

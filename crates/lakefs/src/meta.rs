@@ -55,16 +55,26 @@ fn blob_id(b: Vec<u8>) -> rusqlite::Result<ObjectId> {
 
 impl Db {
     pub fn open(lake_root: &Path, create: bool) -> Result<Db> {
-        Self::open_mode(lake_root, create, false)
+        Self::open_mode(lake_root, create, None)
     }
 
-    /// Opens read-only without touching the file system (for lakes on read-only
-    /// mounts, where SQLite could not create its WAL index).
+    /// Opens read-only, for lakes on read-only mounts and for callers who may read
+    /// the lake but not write it. A live WAL is read like any reader reads it;
+    /// without one (a clean lake, or a mount where no WAL index can be made) the
+    /// file is opened immutable, touching nothing.
     pub fn open_read_only(lake_root: &Path) -> Result<Db> {
-        Self::open_mode(lake_root, false, true)
+        let wal = lake_root.join(format!("{FILE_NAME}-wal"));
+        let shm = lake_root.join(format!("{FILE_NAME}-shm"));
+        if wal.exists() && shm.exists() {
+            if let Ok(db) = Self::open_mode(lake_root, false, Some(false)) {
+                return Ok(db);
+            }
+        }
+        Self::open_mode(lake_root, false, Some(true))
     }
 
-    fn open_mode(lake_root: &Path, create: bool, read_only: bool) -> Result<Db> {
+    /// `read_only`: None for read-write, Some(immutable) for read-only.
+    fn open_mode(lake_root: &Path, create: bool, read_only: Option<bool>) -> Result<Db> {
         let path = lake_root.join(FILE_NAME);
         if !create && !path.exists() {
             return Err(Error::Invalid(format!(
@@ -72,17 +82,24 @@ impl Db {
                 path.display()
             )));
         }
-        let conn = if read_only {
-            use rusqlite::OpenFlags;
-            let uri = format!("file:{}?immutable=1", path.display());
-            Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
-        } else {
-            Connection::open(&path)
+        let conn = match read_only {
+            Some(immutable) => {
+                use rusqlite::OpenFlags;
+                let uri = format!("file:{}{}", path.display(), if immutable { "?immutable=1" } else { "" });
+                Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
+            }
+            None => Connection::open(&path),
         }
         .map_err(|e| Error::Db { path: path.clone(), source: e })?;
+        if create {
+            // The index names every object and path: root's (or the owner's) only.
+            // SQLite gives its -wal and -shm files the database file's mode.
+            crate::privacy::set_mode(&path, crate::privacy::FILE_MODE)?;
+        }
         let db = Db { conn, path };
-        if !read_only {
-            db.conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000;").map_err(|e| db.err(e))?;
+        db.conn.execute_batch("PRAGMA busy_timeout=30000;").map_err(|e| db.err(e))?;
+        if read_only.is_none() {
+            db.conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(|e| db.err(e))?;
         }
         if create {
             db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))?;

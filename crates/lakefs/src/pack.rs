@@ -142,7 +142,7 @@ impl PackWriter {
     fn open_new(&mut self) -> Result<()> {
         let name = format!("pack-{}.pack", crate::util::random_hex(8));
         let path = self.dir.join(&name);
-        let f = std::fs::OpenOptions::new().create_new(true).write(true).open(&path).at(&path)?;
+        let f = crate::privacy::new_file().create_new(true).write(true).open(&path).at(&path)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         w.write_all(MAGIC).at(&path)?;
         self.current = Some((name, w, MAGIC.len() as u64));

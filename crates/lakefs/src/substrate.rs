@@ -118,12 +118,15 @@ pub fn debugfs_quote(path: &[u8]) -> Option<Vec<u8>> {
 /// Sets the mtime nanoseconds that `mke2fs -d` (e2fsprogs 1.47.0) truncates, from
 /// the staged directory, with one debugfs script. Loose objects carry their mtime
 /// in their key, so without this every one of them would fail verification.
+/// The same script gives the root directory (the lake directory) the staged
+/// directory's mode: `mke2fs -d` leaves it 0755, and the lake is private.
 fn restore_mtime_nsec(f: &Format) -> Result<u64> {
     use std::collections::HashSet;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     let mut seen = HashSet::new();
-    let mut script = Vec::new();
+    let root_mode = std::fs::metadata(f.populate).at(f.populate)?.mode();
+    let mut script = format!("sif / mode 0{:o}\n", root_mode).into_bytes();
     let mut fixed = 0u64;
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
@@ -151,9 +154,6 @@ fn restore_mtime_nsec(f: &Format) -> Result<u64> {
             script.extend_from_slice(format!(" mtime_extra {}\n", ext4_time_extra(md.mtime(), md.mtime_nsec() as u32)).as_bytes());
             fixed += 1;
         }
-    }
-    if fixed == 0 {
-        return Ok(0);
     }
     run_debugfs_script(&format!("{}?offset={}", f.target.display(), f.offset), &script, &[])
         .map_err(|(status, why)| Error::Invalid(format!("debugfs restoring mtimes on {} failed ({status}): {why}", f.target.display())))?;

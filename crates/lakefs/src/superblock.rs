@@ -20,6 +20,10 @@ pub const INCOMPAT_ZSTD_PACKS: u64 = 1 << 0;
 pub const INCOMPAT_SPARSE: u64 = 1 << 1;
 /// Incompatible features this build understands; any other bit makes `open` refuse.
 pub const INCOMPAT_KNOWN: u64 = INCOMPAT_ZSTD_PACKS | INCOMPAT_SPARSE;
+/// Compatible feature: the lake's own files have been made private (mode 0700
+/// directory, 0600 files; see `privacy`). Set at creation, or by the first writer
+/// that tightened an older lake; without it a writer tightens the lake once.
+pub const COMPAT_PRIVATE: u64 = 1 << 0;
 /// Read-only-compatible features this build understands (none yet).
 pub const RO_COMPAT_KNOWN: u64 = 0;
 

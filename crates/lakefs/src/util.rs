@@ -28,12 +28,13 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync directory.
+/// For the lake's own files: the file is private (0600, see `privacy`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".tmp-{}", random_hex(6)));
     let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = crate::privacy::new_file().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -160,6 +160,22 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
     for (id, why) in unreadable {
         bad.entry(id).or_insert(("object".into(), why));
     }
+    progress.phase("checking trees", reach.commits.len() as u64, 0);
+    let mut unsafe_trees: Vec<(ObjectId, String)> = Vec::new();
+    {
+        let mut checker = crate::tree_check::TreeChecker::new(lake);
+        let mut commits: Vec<&ObjectId> = reach.commits.iter().collect();
+        commits.sort();
+        for cid in commits {
+            progress.advance(1, 0);
+            // Unreadable commits and trees are reported as damaged objects already.
+            let Ok(c) = lake.read_commit(cid) else { continue };
+            match checker.check_root(&c.tree) {
+                Ok(Err(why)) => unsafe_trees.push((*cid, why)),
+                Ok(Ok(())) | Err(_) => {}
+            }
+        }
+    }
     {
         let db = lake.db();
         for id in &reach.objects {
@@ -182,6 +198,15 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
         let more = p.len().saturating_sub(MAX_PATHS);
         p.truncate(MAX_PATHS);
         problems.push(Problem { object: id.to_string(), what, why, paths: p, more_paths: more });
+    }
+    for (cid, why) in unsafe_trees {
+        problems.push(Problem {
+            object: cid.to_string(),
+            what: "unsafe tree".into(),
+            why: format!("{why}; checkout refuses it"),
+            paths: vec![cid.short()],
+            more_paths: 0,
+        });
     }
     report.problems = problems;
     progress.finish();

@@ -26,21 +26,39 @@ pub struct Caller {
     uid: u32,
     gid: u32,
     pid: u32,
-    /// Supplementary groups, read on first use; None when they could not be known.
-    groups: OnceLock<Option<Vec<u32>>>,
+    /// What /proc says of the process, read on first use; None when it could not be known.
+    proc: OnceLock<Option<Proc>>,
 }
+
+/// The parts of `/proc/PID/status` the rules need.
+#[derive(Debug, Default)]
+struct Proc {
+    groups: Vec<u32>,
+    /// CAP_FSETID in the effective set (keeps setuid/setgid bits on writes).
+    fsetid: bool,
+}
+
+const CAP_FSETID: u32 = 4;
 
 impl Caller {
     /// The caller of a FUSE request (its fsuid, fsgid and the pid of the thread).
     pub fn new(uid: u32, gid: u32, pid: u32) -> Caller {
-        Caller { uid, gid, pid, groups: OnceLock::new() }
+        Caller { uid, gid, pid, proc: OnceLock::new() }
+    }
+
+    /// A caller with known groups and capability (tests of the rules).
+    #[cfg(test)]
+    pub fn with(uid: u32, gid: u32, groups: Vec<u32>, fsetid: bool) -> Caller {
+        let proc = OnceLock::new();
+        let _ = proc.set(Some(Proc { groups, fsetid }));
+        Caller { uid, gid, pid: 0, proc }
     }
 
     /// Root: the daemon itself, and tests.
     pub fn root() -> Caller {
-        let groups = OnceLock::new();
-        let _ = groups.set(Some(Vec::new()));
-        Caller { uid: 0, gid: 0, pid: 0, groups }
+        let proc = OnceLock::new();
+        let _ = proc.set(Some(Proc { groups: Vec::new(), fsetid: true }));
+        Caller { uid: 0, gid: 0, pid: 0, proc }
     }
 
     pub fn uid(&self) -> u32 {
@@ -59,7 +77,23 @@ impl Caller {
     /// `/proc/PID/status`, and only trusted when that process still has the request's
     /// fsuid and fsgid (a pid reused by another process does not lend its groups).
     pub fn groups(&self) -> Option<&[u32]> {
-        self.groups.get_or_init(|| groups_of(self.pid, self.uid, self.gid)).as_deref()
+        self.proc().map(|p| p.groups.as_slice())
+    }
+
+    fn proc(&self) -> Option<&Proc> {
+        self.proc.get_or_init(|| proc_of(self.pid, self.uid, self.gid)).as_ref()
+    }
+
+    /// Whether the caller holds CAP_FSETID (unknown: no).
+    pub fn fsetid(&self) -> bool {
+        self.proc().is_some_and(|p| p.fsetid)
+    }
+
+    /// The kernel's `in_group_or_capable`: a member of `gid`, or holding CAP_FSETID.
+    /// A caller whose groups are unknown is a member of its own group only, so
+    /// setuid/setgid bits go rather than stay.
+    pub fn in_group_or_fsetid(&self, gid: u32) -> bool {
+        self.fsetid() || gid == self.gid || self.groups().is_some_and(|g| g.contains(&gid))
     }
 
     fn in_group(&self, gid: u32, groups: &[u32]) -> bool {
@@ -89,8 +123,9 @@ impl Caller {
     }
 }
 
-/// `Groups:` of /proc/PID/status when its `Uid:`/`Gid:` fs fields are `uid`/`gid`.
-fn groups_of(pid: u32, uid: u32, gid: u32) -> Option<Vec<u32>> {
+/// `Groups:` and CAP_FSETID of /proc/PID/status when its `Uid:`/`Gid:` fs fields
+/// are `uid`/`gid` (a pid reused by another process lends nothing).
+fn proc_of(pid: u32, uid: u32, gid: u32) -> Option<Proc> {
     if pid == 0 {
         return None;
     }
@@ -104,7 +139,8 @@ fn groups_of(pid: u32, uid: u32, gid: u32) -> Option<Vec<u32>> {
     if uids.get(3) != Some(&uid) || gids.get(3) != Some(&gid) {
         return None;
     }
-    field("Groups:")
+    let cap_eff = text.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+    Some(Proc { groups: field("Groups:")?, fsetid: cap_eff.is_some_and(|caps| caps & (1 << CAP_FSETID) != 0) })
 }
 
 const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
@@ -266,9 +302,7 @@ mod tests {
     }
 
     fn user(uid: u32, gid: u32, groups: &[u32]) -> Caller {
-        let c = Caller::new(uid, gid, 0);
-        let _ = c.groups.set(Some(groups.to_vec()));
-        c
+        Caller::with(uid, gid, groups.to_vec(), false)
     }
 
     #[test]
@@ -311,9 +345,9 @@ mod tests {
     fn groups_come_from_the_process_and_must_match_its_ids() {
         let me = std::process::id();
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        assert!(groups_of(me, uid, gid).is_some());
-        assert!(groups_of(me, uid + 1, gid).is_none(), "another uid than the process's");
-        assert!(groups_of(0, uid, gid).is_none());
-        assert!(groups_of(u32::MAX - 1, uid, gid).is_none(), "no such process");
+        assert!(proc_of(me, uid, gid).is_some());
+        assert!(proc_of(me, uid + 1, gid).is_none(), "another uid than the process's");
+        assert!(proc_of(0, uid, gid).is_none());
+        assert!(proc_of(u32::MAX - 1, uid, gid).is_none(), "no such process");
     }
 }

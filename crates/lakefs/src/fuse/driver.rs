@@ -7,20 +7,22 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::caller::Caller;
 use super::hooks::VolumeHooks;
 use super::inode::{Inode, Table, ROOT};
+use super::privs;
 use super::sys::{self, attr_of, check, fstat, last_errno, AsCaller, CName, ProcPath, SysResult};
 use super::virt::{self, VOpen, Virt};
+use super::MountOptions;
 
 /// Entries and attributes are cached for long: every change goes through this driver.
 const TTL: Duration = Duration::from_secs(3600);
@@ -40,9 +42,12 @@ enum Handle {
     Control(Mutex<(u64, Vec<u8>)>),
 }
 
-/// Offsets at or above this in the root directory are the virtual entries appended
-/// after the real ones (ext4 offsets are below 2^63).
-const VOFF: u64 = 1 << 63;
+/// A looked-up entry: what an ENTRY reply carries.
+struct Found {
+    attr: FileAttr,
+    generation: u32,
+    attr_ttl: Duration,
+}
 
 pub struct Driver {
     table: Table,
@@ -52,6 +57,11 @@ pub struct Driver {
     next_fh: AtomicU64,
     want_passthrough: bool,
     passthrough: Arc<AtomicBool>,
+    /// Set once the session exists (see `super::session`): to drop cached attributes.
+    notifier: Arc<OnceLock<Notifier>>,
+    /// The working tree's root opened for reading: open_by_handle_at wants a real
+    /// fd of the mount (not O_PATH).
+    mount_fd: OwnedFd,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -66,16 +76,12 @@ fn to_timespec(t: Option<TimeOrNow>) -> libc::timespec {
         None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
         Some(TimeOrNow::Now) => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
         Some(TimeOrNow::SpecificTime(st)) => match st.duration_since(UNIX_EPOCH) {
-            Ok(d) => libc::timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as i64 },
+            Ok(d) => libc::timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos() as i64 },
+            // fuser 0.18 decodes a time before 1970 (seconds < 0, nanoseconds >= 0,
+            // as the kernel sends it) as `epoch - (|seconds| + nanoseconds)`: -0.5 s
+            // arrives as -1.5 s. Undo exactly that, to get the kernel's values back.
             Err(e) => {
-                let d = e.duration();
-                let mut sec = -(d.as_secs() as i64);
-                let mut nsec = -(d.subsec_nanos() as i64);
-                if nsec < 0 {
-                    sec -= 1;
-                    nsec += 1_000_000_000;
-                }
-                libc::timespec { tv_sec: sec, tv_nsec: nsec }
+                libc::timespec { tv_sec: (e.duration().as_secs() as i64).wrapping_neg(), tv_nsec: e.duration().subsec_nanos() as i64 }
             }
         },
     }
@@ -88,23 +94,39 @@ fn caller_of(req: &Request) -> Caller {
 
 impl Driver {
     /// A driver over the working directory `workdir`.
-    pub fn new(workdir: &Path, hooks: Arc<dyn VolumeHooks>, passthrough: bool) -> std::io::Result<Driver> {
+    pub fn new(workdir: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> std::io::Result<Driver> {
         let c = std::ffi::CString::new(workdir.as_os_str().as_bytes()).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = match opts.atime_attr() {
+            Some(attr) => sys::detached_tree(&c, attr).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("a private mount of it for the atime options (needs root and Linux 5.12+): {e}"))
+            })?,
+            None => {
+                let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            }
+        };
         let st = fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
+        let mount_fd =
+            sys::reopen(fd.as_raw_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| std::io::Error::from_raw_os_error(e.code()))?;
         Ok(Driver {
             table: Table::new(fd, &st),
             virt: Virt::new(hooks.clone()),
             hooks,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(TABLE_FH),
-            want_passthrough: passthrough,
+            want_passthrough: opts.passthrough,
             passthrough: Arc::new(AtomicBool::new(false)),
+            notifier: Arc::new(OnceLock::new()),
+            mount_fd,
         })
+    }
+
+    /// Where the session puts its notifier once it exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        self.notifier.clone()
     }
 
     /// Set once the kernel granted FUSE passthrough (known after the mount's handshake).
@@ -126,38 +148,142 @@ impl Driver {
         lock(&self.handles).get(&fh.0).cloned()
     }
 
-    /// Looks `name` up under `parent` and registers it; returns its attributes.
-    fn do_lookup(&self, parent: u64, dir: RawFd, name: &OsStr) -> SysResult<FileAttr> {
+    /// Looks `name` up under `parent` and registers it.
+    fn do_lookup(&self, parent: u64, dir: RawFd, name: &OsStr) -> SysResult<Found> {
         let cname = CName::new(name)?;
         let fd = sys::open_path(dir, &cname)?;
         let st = fstat(fd.as_raw_fd())?;
         let ino = self.table.remember(fd, &st, parent, name);
-        Ok(attr_of(ino, &st))
+        Ok(self.found(ino, &st))
     }
 
-    fn reply_entry(&self, reply: ReplyEntry, r: SysResult<FileAttr>) {
+    fn found(&self, ino: u64, st: &libc::stat) -> Found {
+        let node = self.table.get(ino);
+        Found {
+            attr: attr_of(ino, st),
+            generation: node.as_ref().map_or(0, |n| n.generation),
+            attr_ttl: node.as_ref().map_or(TTL, |n| self.attr_ttl(n)),
+        }
+    }
+
+    /// How long the kernel may keep `node`'s attributes: not at all while it is
+    /// open for writing through FUSE passthrough, because writes through a shared
+    /// mmap of the backing file change its mtime and ctime without the kernel's
+    /// FUSE layer hearing of it (write(2) through passthrough does invalidate).
+    fn attr_ttl(&self, node: &Inode) -> Duration {
+        let st = lock(&node.open);
+        if st.writers > 0 && st.backing.is_some() {
+            Duration::ZERO
+        } else {
+            TTL
+        }
+    }
+
+    fn reply_entry(&self, reply: ReplyEntry, r: SysResult<Found>) {
         match r {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(f) => reply.entry_with_ttls(&f.attr_ttl, &TTL, &f.attr, Generation(u64::from(f.generation))),
             Err(e) => reply.error(e),
         }
     }
 
-    /// Common checks for creating `name` in `parent`.
+    /// LOOKUP of "." and "..", which the kernel sends to turn a file handle into an
+    /// inode (FUSE_EXPORT_SUPPORT): "." of a node id it does not hold (after a
+    /// restart, or once it forgot it), ".." for a directory's parent. Node ids are
+    /// backing inode numbers, so an unknown one is opened by number.
+    fn lookup_dot(&self, ino: u64, dotdot: bool) -> SysResult<Found> {
+        let Some(node) = self.table.get(ino) else {
+            return if dotdot { Err(Errno::ESTALE) } else { self.lookup_by_number(ino) };
+        };
+        // Nothing above the working tree: the root's ".." is itself, as on ext4.
+        let fd = if dotdot && ino != ROOT {
+            sys::open_path(node.raw(), &CName::new(OsStr::new(".."))?)?
+        } else {
+            sys::reopen(node.raw(), libc::O_PATH)?
+        };
+        let st = fstat(fd.as_raw_fd())?;
+        let id = self.table.remember(fd, &st, 0, OsStr::new(""));
+        Ok(self.found(id, &st))
+    }
+
+    /// A node id the kernel had from a file handle: the backing inode of that
+    /// number, if it is alive and inside the working tree (a handle must not
+    /// reach the rest of the lake's file system).
+    fn lookup_by_number(&self, ino: u64) -> SysResult<Found> {
+        if !Table::is_numbered(ino) {
+            return Err(Errno::ESTALE);
+        }
+        let root = self.node(INodeNo(ROOT))?;
+        let fd = sys::open_by_ino(self.mount_fd.as_raw_fd(), ino)?;
+        let st = fstat(fd.as_raw_fd())?;
+        if st.st_dev != root.key.0 || st.st_ino != ino || self.table.path_inside(fd.as_raw_fd()).is_none() {
+            return Err(Errno::ESTALE);
+        }
+        let id = self.table.remember(fd, &st, 0, OsStr::new(""));
+        Ok(self.found(id, &st))
+    }
+
+    /// Drops what the kernel's rules drop from `node`'s setuid/setgid bits after
+    /// `req`'s caller changed its contents (write, truncate, fallocate) or its mode
+    /// or owner, which FUSE leaves to us (see `privs`).
+    fn drop_privs(&self, req: &Request, node: &Inode, contents: bool, mode_or_owner: bool) -> SysResult<()> {
+        if !contents && !mode_or_owner {
+            return Ok(());
+        }
+        let st = fstat(node.raw())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || !privs::has_bits(st.st_mode) {
+            return Ok(());
+        }
+        let caller = caller_of(req);
+        let mut kill = 0;
+        if contents {
+            kill |= privs::suidgid_to_drop(st.st_mode, st.st_gid, &caller);
+        }
+        if mode_or_owner {
+            kill |= privs::outsider_sgid_to_drop(st.st_mode, st.st_gid, &caller);
+        }
+        self.drop_bits(node, &st, kill)
+    }
+
+    /// chmod (as root) of `node` (stat `st`) to its mode without the bits `drop`.
+    fn drop_bits(&self, node: &Inode, st: &libc::stat, drop: u32) -> SysResult<()> {
+        let mode = st.st_mode & 0o7777;
+        if mode & drop == 0 {
+            return Ok(());
+        }
+        check(unsafe { libc::chmod(ProcPath::new(node.raw()).ptr(), mode & !drop) }).map(|_| ())
+    }
+
+    /// A file created (`fd`) with the setgid bit that the kernel let the caller
+    /// have (it knows the caller's supplementary groups) but ext4 took, seeing
+    /// only the daemon's groups: the bit goes back (see `privs`).
+    fn keep_sgid(fd: RawFd, asked: u32) {
+        if asked & libc::S_ISGID == 0 {
+            return;
+        }
+        if let Ok(st) = fstat(fd) {
+            if st.st_mode & libc::S_ISGID == 0 {
+                unsafe { libc::fchmod(fd, (st.st_mode & 0o7777) | libc::S_ISGID) };
+            }
+        }
+    }
+
     /// mknod, mkdir and symlink: `make` creates `name` in the parent's directory
-    /// fd as the caller; then the new entry is looked up, reported and replied.
+    /// fd as the caller (with `umask`: see [`AsCaller`]); then the new entry is
+    /// looked up, reported and replied.
     fn make_entry(
         &self,
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
+        umask: u32,
         reply: ReplyEntry,
-        make: impl FnOnce(RawFd, &CName) -> SysResult<libc::c_int>,
+        make: impl FnOnce(RawFd, &CName, &AsCaller) -> SysResult<libc::c_int>,
     ) {
         let r = self.creating(parent, name).and_then(|p| {
             let cname = CName::new(name)?;
             {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                make(p.raw(), &cname)?;
+                let caller = AsCaller::new(req.uid(), req.gid(), umask);
+                make(p.raw(), &cname, &caller)?;
             }
             self.do_lookup(parent.0, p.raw(), name)
         });
@@ -167,6 +293,7 @@ impl Driver {
         self.reply_entry(reply, r)
     }
 
+    /// Common checks for creating `name` in `parent`.
     fn creating(&self, parent: INodeNo, name: &OsStr) -> SysResult<Arc<Inode>> {
         if virt::is_virtual(parent.0) {
             return Err(Errno::EROFS);
@@ -184,6 +311,7 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     fn do_setattr(
         &self,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -238,15 +366,21 @@ impl Driver {
             };
             check(r)?;
         }
+        let owner_or_mode = mode.is_some() || uid.is_some() || gid.is_some();
+        let asked = owner_or_mode || atime.is_some() || mtime.is_some();
+        // A SETATTR with nothing in it is the kernel's file_remove_privs (a write or
+        // fallocate) after FUSE took out the part only we can do; a truncate carries
+        // that part too. (A utimensat that omits both times looks the same: it may
+        // drop bits where ext4 would keep them, never the other way.)
+        self.drop_privs(req, &node, size.is_some() || !asked, owner_or_mode)?;
         self.attr_now(ino.0, &node)
     }
 
-    fn open_file(&self, ino: INodeNo, flags: i32, node: &Inode) -> SysResult<(OwnedFd, bool)> {
+    fn open_file(&self, flags: i32, node: &Inode) -> SysResult<(OwnedFd, bool)> {
         // The kernel handles O_DIRECT and creation; the backing fd needs neither.
         let f = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
         let fd = sys::reopen(node.raw(), f)?;
         let writable = (flags & libc::O_ACCMODE) != libc::O_RDONLY;
-        let _ = ino;
         Ok((fd, writable))
     }
 
@@ -282,6 +416,14 @@ impl Driver {
             backing = st.backing.clone();
         }
         drop(st);
+        if first_writer && backing.is_some() {
+            // Attributes the kernel cached before (for an hour) would hide what
+            // writes through mmap do to mtime (see `attr_ttl`). Only attributes:
+            // offset -1 leaves the page cache alone, so this is safe inside OPEN.
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(INodeNo(ino), -1, 0);
+            }
+        }
         // The path is computed only when a hook needs it (walks the names up to the root).
         if writable && (first_writer || truncated) {
             let rel = rel.unwrap_or_else(|| self.table.rel_path(ino));
@@ -306,7 +448,17 @@ impl Filesystem for Driver {
         // Not FUSE_ATOMIC_O_TRUNC: with it the kernel sends O_TRUNC with the open, before
         // its ETXTBSY check, so a running executable would be truncated (SIGBUS) even
         // though open(2) fails. Without it the kernel truncates by SETATTR after the check.
-        let want = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_CACHE_SYMLINKS | InitFlags::FUSE_ASYNC_DIO;
+        // FUSE_POSIX_ACL: the kernel checks permissions with the files' ACLs (not only
+        // their mode bits) and leaves applying default ACLs to us; FUSE_DONT_MASK: it
+        // sends modes unmasked with the umask beside, so a parent's default ACL can
+        // win over the umask (see `AsCaller`); FUSE_EXPORT_SUPPORT: file handles
+        // (name_to_handle_at, NFS) that outlive the daemon (see `lookup_dot`).
+        let want = InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_ASYNC_DIO
+            | InitFlags::FUSE_POSIX_ACL
+            | InitFlags::FUSE_DONT_MASK
+            | InitFlags::FUSE_EXPORT_SUPPORT;
         let _ = config.add_capabilities(caps & want);
         if self.want_passthrough
             && caps.contains(InitFlags::FUSE_PASSTHROUGH)
@@ -334,9 +486,12 @@ impl Filesystem for Driver {
                 Err(e) => reply.error(e),
             };
         }
+        if name == "." || name == ".." {
+            return self.reply_entry(reply, self.lookup_dot(parent.0, name == ".."));
+        }
         let r = self.node(parent).and_then(|p| self.do_lookup(parent.0, p.raw(), name));
         match r {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            r @ Ok(_) => self.reply_entry(reply, r),
             // A negative entry: the kernel remembers the name is absent until we create it.
             Err(e) if e == Errno::ENOENT => {
                 let mut a = self.virt_dummy();
@@ -360,22 +515,26 @@ impl Filesystem for Driver {
                 Err(e) => reply.error(e),
             };
         }
+        let node = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
         let r = match fh.filter(|f| f.0 < TABLE_FH) {
             Some(f) => {
                 let mut st: libc::stat = unsafe { std::mem::zeroed() };
                 check(unsafe { libc::fstat(f.0 as RawFd, &mut st) }).map(|_| attr_of(ino.0, &st))
             }
-            None => self.node(ino).and_then(|n| self.attr_now(ino.0, &n)),
+            None => self.attr_now(ino.0, &node),
         };
         match r {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.attr_ttl(&node), &a),
             Err(e) => reply.error(e),
         }
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -394,10 +553,11 @@ impl Filesystem for Driver {
         if virt::is_virtual(ino.0) {
             return reply.error(Errno::EROFS);
         }
-        match self.do_setattr(ino, mode, uid, gid, size, atime, mtime, fh) {
+        match self.do_setattr(req, ino, mode, uid, gid, size, atime, mtime, fh) {
             Ok(a) => {
                 self.hooks.changed(&self.table.rel_path(ino.0));
-                reply.attr(&TTL, &a)
+                let ttl = self.table.get(ino.0).map_or(TTL, |n| self.attr_ttl(&n));
+                reply.attr(&ttl, &a)
             }
             Err(e) => reply.error(e),
         }
@@ -422,14 +582,16 @@ impl Filesystem for Driver {
         reply.data(&buf[..n as usize])
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
-        self.make_entry(req, parent, name, reply, |dir, cname| {
-            check(unsafe { libc::mknodat(dir, cname.ptr(), mode, libc::dev_t::from(rdev)) })
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        self.make_entry(req, parent, name, umask, reply, |dir, cname, caller| {
+            check(unsafe { libc::mknodat(dir, cname.ptr(), caller.mode(mode), libc::dev_t::from(rdev)) })
         })
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
-        self.make_entry(req, parent, name, reply, |dir, cname| check(unsafe { libc::mkdirat(dir, cname.ptr(), mode) }))
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        self.make_entry(req, parent, name, umask, reply, |dir, cname, caller| {
+            check(unsafe { libc::mkdirat(dir, cname.ptr(), caller.mode(mode)) })
+        })
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -441,7 +603,7 @@ impl Filesystem for Driver {
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        self.make_entry(req, parent, link_name, reply, |dir, cname| {
+        self.make_entry(req, parent, link_name, 0, reply, |dir, cname, _| {
             let t = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
             check(unsafe { libc::symlinkat(t.as_ptr(), dir, cname.ptr()) })
         })
@@ -527,9 +689,13 @@ impl Filesystem for Driver {
             return match self.virt.open(ino.0, writable) {
                 Ok(VOpen::Bytes(b)) => reply.opened(FileHandle(self.add_handle(Handle::Bytes(b))), FopenFlags::FOPEN_DIRECT_IO),
                 Ok(VOpen::Chunked(c)) => reply.opened(FileHandle(self.add_handle(Handle::Chunked(c))), FopenFlags::empty()),
-                Ok(VOpen::Control) => {
-                    reply.opened(FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))), FopenFlags::FOPEN_DIRECT_IO)
-                }
+                // Parallel writes: the kernel would otherwise serialise every program's
+                // requests on the one inode, so a status would wait for another user's
+                // commit (see `virt::CONTROL_SIZE`).
+                Ok(VOpen::Control) => reply.opened(
+                    FileHandle(self.add_handle(Handle::Control(Mutex::new((0, Vec::new()))))),
+                    FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES,
+                ),
                 Err(e) => reply.error(e),
             };
         }
@@ -537,7 +703,7 @@ impl Filesystem for Driver {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        let (fd, writable) = match self.open_file(ino, flags, &node) {
+        let (fd, writable) = match self.open_file(flags, &node) {
             Ok(x) => x,
             Err(e) => return reply.error(e),
         };
@@ -550,25 +716,28 @@ impl Filesystem for Driver {
         }
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, flags: i32, reply: ReplyCreate) {
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
         let r = self.creating(parent, name).and_then(|p| {
             let cname = CName::new(name)?;
             let f = (flags | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW) & !(libc::O_NOCTTY | libc::O_DIRECT);
             let fd = {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                let fd = unsafe { libc::openat(p.raw(), cname.ptr(), f, mode) };
+                let caller = AsCaller::new(req.uid(), req.gid(), umask);
+                let fd = unsafe { libc::openat(p.raw(), cname.ptr(), f, caller.mode(mode)) };
                 if fd < 0 {
                     return Err(last_errno());
                 }
                 unsafe { OwnedFd::from_raw_fd(fd) }
             };
-            let attr = self.do_lookup(parent.0, p.raw(), name)?;
-            Ok((fd, attr))
+            Self::keep_sgid(fd.as_raw_fd(), mode);
+            let found = self.do_lookup(parent.0, p.raw(), name)?;
+            Ok((fd, found))
         });
-        let (fd, attr) = match r {
+        let (fd, found) = match r {
             Ok(x) => x,
             Err(e) => return reply.error(e),
         };
+        let attr = found.attr;
+        let generation = Generation(u64::from(found.generation));
         let node = match self.table.get(attr.ino.0) {
             Some(n) => n,
             None => return reply.error(Errno::ESTALE),
@@ -578,9 +747,11 @@ impl Filesystem for Driver {
         self.hooks.changed(&rel);
         let backing = self.note_open(attr.ino.0, &node, &fd, writable, false, Some(rel), |fd| reply.open_backing(fd));
         let fh = FileHandle(fd.into_raw_fd() as u64);
+        // The entry's attributes may be kept for long even while open: the file is
+        // empty, and whatever grows it (write, truncate, fallocate) refreshes them.
         match backing {
-            Some(b) => reply.created_passthrough(&TTL, &attr, Generation(0), fh, FILE_OPEN_FLAGS, &b),
-            None => reply.created(&TTL, &attr, Generation(0), fh, FILE_OPEN_FLAGS | FopenFlags::FOPEN_KEEP_CACHE),
+            Some(b) => reply.created_passthrough(&TTL, &attr, generation, fh, FILE_OPEN_FLAGS, &b),
+            None => reply.created(&TTL, &attr, generation, fh, FILE_OPEN_FLAGS | FopenFlags::FOPEN_KEEP_CACHE),
         }
     }
 
@@ -640,12 +811,21 @@ impl Filesystem for Driver {
         reply: ReplyWrite,
     ) {
         if fh.0 >= TABLE_FH {
-            return match self.handle(fh).as_deref() {
-                Some(Handle::Control(r)) => {
-                    // The writer's credentials: the reply is for that caller.
-                    let answer = self.virt.control(&caller_of(req), data);
-                    *lock(r) = (offset + data.len() as u64, answer);
-                    reply.written(data.len() as u32)
+            return match self.handle(fh) {
+                Some(h) if matches!(*h, Handle::Control(_)) => {
+                    // The writer's credentials, read while its request is live: the
+                    // reply is for that caller. A flush or commit waits for the
+                    // committer: not on a request thread.
+                    let caller = caller_of(req);
+                    let hooks = self.hooks.clone();
+                    let data = data.to_vec();
+                    off_thread("lakefs-control", move || {
+                        let answer = hooks.control(&caller, &data);
+                        if let Handle::Control(r) = &*h {
+                            *lock(r) = (offset + data.len() as u64, answer);
+                        }
+                        reply.written(data.len() as u32)
+                    })
                 }
                 _ => reply.error(Errno::EROFS),
             };
@@ -690,6 +870,7 @@ impl Filesystem for Driver {
         drop(unsafe { OwnedFd::from_raw_fd(fh.0 as RawFd) });
         let writable = (flags.0 & libc::O_ACCMODE) != libc::O_RDONLY;
         let mut last_writer = false;
+        let mut forgotten = false;
         if let Ok(node) = self.node(ino) {
             let mut st = lock(&node.open);
             st.opens = st.opens.saturating_sub(1);
@@ -699,12 +880,16 @@ impl Filesystem for Driver {
             }
             if st.opens == 0 {
                 st.backing = None;
+                forgotten = node.nlookup.load(Ordering::Relaxed) == 0;
             }
         }
         reply.ok();
         if last_writer {
             // released() marks the file changed itself (and ends its open state).
             self.hooks.released(&self.table.rel_path(ino.0));
+        }
+        if forgotten {
+            self.table.drop_unused(ino.0);
         }
     }
 
@@ -718,28 +903,17 @@ impl Filesystem for Driver {
         let fd = fh.0 as RawFd;
         let rel = self.table.rel_path(ino.0);
         let hooks = self.hooks.clone();
-        let work = move |reply: ReplyEmpty| {
+        off_thread("lakefs-fsync", move || {
             if let Err(e) = sys::sync(fd, datasync) {
                 return reply.error(e);
             }
             match hooks.fsync(&rel) {
                 Ok(()) => reply.ok(),
+                // The data is on disk, but no commit holds it: the lake is full.
+                Err(crate::error::Error::DiskFull { .. }) => reply.error(Errno::ENOSPC),
                 Err(_) => reply.error(Errno::EIO),
             }
-        };
-        let pending = Arc::new(Mutex::new(Some((work, reply))));
-        let for_thread = pending.clone();
-        let spawned = std::thread::Builder::new().name("lakefs-fsync".into()).spawn(move || {
-            if let Some((work, reply)) = lock(&for_thread).take() {
-                work(reply)
-            }
-        });
-        if spawned.is_err() {
-            // No thread to be had: wait here instead.
-            if let Some((work, reply)) = lock(&pending).take() {
-                work(reply)
-            }
-        }
+        })
     }
 
     /// No directory handles: ENOSYS tells the kernel (5.1+) to stop sending OPENDIR
@@ -764,7 +938,7 @@ impl Filesystem for Driver {
             while i < 2 + list.len() as u64 {
                 let full = match i {
                     0 => reply.add(ino, 1, FileType::Directory, "."),
-                    1 => reply.add(INodeNo(ROOT), 2, FileType::Directory, ".."),
+                    1 => reply.add(INodeNo(self.virt.parent(ino.0)), 2, FileType::Directory, ".."),
                     _ => {
                         let (c, k, n) = &list[(i - 2) as usize];
                         reply.add(INodeNo(*c), i + 1, *k, OsStr::from_bytes(n))
@@ -806,16 +980,24 @@ impl Filesystem for Driver {
         reply.statfs(s.f_blocks, s.f_bfree, s.f_bavail, s.f_files, s.f_ffree, s.f_bsize as u32, s.f_namemax as u32, s.f_frsize as u32)
     }
 
-    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
         if virt::is_virtual(ino.0) {
             return reply.error(Errno::EROFS);
         }
         let r = self.xattr_target(ino).and_then(|p| {
             let n = CName::new(name)?;
-            check(unsafe { libc::setxattr(p.ptr(), n.ptr(), value.as_ptr().cast(), value.len(), flags) })
+            check(unsafe { libc::setxattr(p.ptr(), n.ptr(), value.as_ptr().cast(), value.len(), flags) })?;
+            if name == "system.posix_acl_access" {
+                // ext4 updated the mode from the ACL, keeping setgid for us (root).
+                let node = self.node(ino)?;
+                let st = fstat(node.raw())?;
+                let kill = privs::outsider_sgid_to_drop(st.st_mode, st.st_gid, &caller_of(req));
+                self.drop_bits(&node, &st, kill)?;
+            }
+            Ok(())
         });
         match r {
-            Ok(_) => {
+            Ok(()) => {
                 self.hooks.changed(&self.table.rel_path(ino.0));
                 reply.ok()
             }
@@ -938,6 +1120,26 @@ impl Filesystem for Driver {
     }
 }
 
+/// Runs `work` (which replies to a request) on a thread of its own, so requests
+/// that wait for the committer hold no request thread: a few of them must not
+/// stall the mount for everybody. With no thread to be had, runs it here.
+fn off_thread(name: &str, work: impl FnOnce() + Send + 'static) {
+    let pending = Arc::new(Mutex::new(Some(work)));
+    let for_thread = pending.clone();
+    let spawned = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let work = lock(&for_thread).take();
+        if let Some(work) = work {
+            work()
+        }
+    });
+    if spawned.is_err() {
+        let work = lock(&pending).take();
+        if let Some(work) = work {
+            work()
+        }
+    }
+}
+
 fn slice_at(b: &[u8], offset: u64, size: u32) -> &[u8] {
     let start = (offset as usize).min(b.len());
     let end = start.saturating_add(size as usize).min(b.len());
@@ -977,56 +1179,49 @@ impl Driver {
         }
     }
 
+    /// A listing of a real directory. At the root, `.lake` and `views` are not
+    /// listed (they are still there by name): history and views stay out of every
+    /// tree walk (`find`, `du`, `rsync -a`, `rm -rf ~/*`), as ZFS's hidden `.zfs`.
+    /// `d_ino` is the node id, so it equals `st_ino` (see `inode`).
     fn readdir_real(&self, ino: INodeNo, fd: &OwnedFd, offset: u64, reply: &mut ReplyDirectory) -> SysResult<()> {
         let is_root = ino.0 == ROOT;
-        if offset < VOFF {
-            let fd = fd.as_raw_fd();
-            if offset != 0 && unsafe { libc::lseek(fd, offset as i64, libc::SEEK_SET) } < 0 {
+        let fd = fd.as_raw_fd();
+        if offset != 0 && unsafe { libc::lseek(fd, offset as i64, libc::SEEK_SET) } < 0 {
+            return Err(last_errno());
+        }
+        let mut buf = vec![0u8; 32768];
+        loop {
+            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
                 return Err(last_errno());
             }
-            let mut buf = vec![0u8; 32768];
-            loop {
-                let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-                if n < 0 {
-                    return Err(last_errno());
+            if n == 0 {
+                return Ok(());
+            }
+            let mut i = 0usize;
+            let n = n as usize;
+            while i < n {
+                let b = &buf[i..];
+                let d_ino = u64::from_ne_bytes(b[0..8].try_into().unwrap_or([0; 8]));
+                let d_off = u64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
+                let reclen = u16::from_ne_bytes(b[16..18].try_into().unwrap_or([0; 2])) as usize;
+                let dtype = b[18];
+                if reclen == 0 {
+                    return Err(Errno::EIO);
                 }
-                if n == 0 {
-                    break;
+                let name_bytes = &b[19..reclen];
+                let end = name_bytes.iter().position(|c| *c == 0).unwrap_or(name_bytes.len());
+                let name = OsStr::from_bytes(&name_bytes[..end]);
+                let skip = is_root && virt::is_reserved_root_name(name);
+                // Nothing above the working tree: the root's ".." is itself, as on ext4.
+                let id = if is_root && name == ".." { ROOT } else { self.table.dirent_ino(d_ino) };
+                // Full: the kernel asks again from the last offset it took.
+                if !skip && reply.add(INodeNo(id), d_off, dtype_kind(dtype), name) {
+                    return Ok(());
                 }
-                let mut i = 0usize;
-                let n = n as usize;
-                while i < n {
-                    let b = &buf[i..];
-                    let d_ino = u64::from_ne_bytes(b[0..8].try_into().unwrap_or([0; 8]));
-                    let d_off = u64::from_ne_bytes(b[8..16].try_into().unwrap_or([0; 8]));
-                    let reclen = u16::from_ne_bytes(b[16..18].try_into().unwrap_or([0; 2])) as usize;
-                    let dtype = b[18];
-                    if reclen == 0 {
-                        return Err(Errno::EIO);
-                    }
-                    let name_bytes = &b[19..reclen];
-                    let end = name_bytes.iter().position(|c| *c == 0).unwrap_or(name_bytes.len());
-                    let name = OsStr::from_bytes(&name_bytes[..end]);
-                    let skip = is_root && virt::is_reserved_root_name(name);
-                    // Full: the kernel asks again from the last offset it took.
-                    if !skip && reply.add(INodeNo(d_ino), d_off, dtype_kind(dtype), name) {
-                        return Ok(());
-                    }
-                    i += reclen;
-                }
+                i += reclen;
             }
         }
-        if is_root {
-            // The virtual entries follow the real ones.
-            let virtuals: [(u64, &str); 2] = [(virt::LAKE_DIR, ".lake"), (virt::VIEWS, "views")];
-            let first = if offset >= VOFF { (offset - VOFF) as usize } else { 0 };
-            for (k, (vino, vname)) in virtuals.iter().enumerate().skip(first) {
-                if reply.add(INodeNo(*vino), VOFF + k as u64 + 1, FileType::Directory, vname) {
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

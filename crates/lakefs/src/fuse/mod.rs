@@ -6,6 +6,7 @@ pub mod caller;
 mod driver;
 pub mod hooks;
 mod inode;
+mod privs;
 mod sys;
 mod virt;
 
@@ -27,14 +28,55 @@ pub struct MountOptions {
     pub threads: usize,
     /// Source shown in /proc/mounts.
     pub fsname: String,
-    /// Kernel mount flags given with -o (ro, noexec, nosuid, nodev, dev, suid, noatime, ...).
+    /// Kernel mount flags given with -o (ro, noexec, nosuid, nodev, dev, suid, sync, ...).
     pub flags: Vec<MountOption>,
+    /// When reads move atime (`noatime`, `relatime`, `strictatime`).
+    pub atime: Atime,
+    /// `nodiratime`: listing a directory does not move its atime.
+    pub nodiratime: bool,
+}
+
+/// The atime policy of a mount. The kernel never updates a FUSE inode's atime
+/// itself: the backing ext4 does, on the reads of the driver and of FUSE
+/// passthrough, by the rules of the mount those backing files are opened
+/// through. So a policy other than the backing mount's own is honoured by
+/// serving the working tree through a private, detached bind mount of it that
+/// has the policy (see `sys::detached_tree`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Atime {
+    /// As the file system the lake is on is mounted (`atime`, `norelatime`: the default).
+    #[default]
+    Backing,
+    Relatime,
+    Strict,
+    Never,
+}
+
+impl MountOptions {
+    /// The detached mount's atime attributes (`MOUNT_ATTR_*`), or None when the
+    /// working tree is served as it is mounted.
+    pub(crate) fn atime_attr(&self) -> Option<u64> {
+        let base = match self.atime {
+            Atime::Backing if !self.nodiratime => return None,
+            Atime::Backing | Atime::Relatime => sys::MOUNT_ATTR_RELATIME,
+            Atime::Strict => sys::MOUNT_ATTR_STRICTATIME,
+            Atime::Never => sys::MOUNT_ATTR_NOATIME,
+        };
+        Some(base | if self.nodiratime { sys::MOUNT_ATTR_NODIRATIME } else { 0 })
+    }
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        MountOptions { passthrough: true, threads: cpus.clamp(4, 16), fsname: "lakefs".into(), flags: Vec::new() }
+        MountOptions {
+            passthrough: true,
+            threads: cpus.clamp(4, 16),
+            fsname: "lakefs".into(),
+            flags: Vec::new(),
+            atime: Atime::Backing,
+            nodiratime: false,
+        }
     }
 }
 
@@ -69,8 +111,14 @@ impl MountOptions {
                 ("suid", None) => self.flags.push(MountOption::Suid),
                 ("nodev", None) => self.flags.push(MountOption::NoDev),
                 ("dev", None) => self.flags.push(MountOption::Dev),
-                ("noatime", None) => self.flags.push(MountOption::NoAtime),
-                ("atime", None) => self.flags.push(MountOption::Atime),
+                ("noatime", None) => self.atime = Atime::Never,
+                ("relatime", None) => self.atime = Atime::Relatime,
+                ("strictatime", None) => self.atime = Atime::Strict,
+                ("atime" | "norelatime", None) => self.atime = Atime::Backing,
+                ("nodiratime", None) => self.nodiratime = true,
+                ("diratime", None) => self.nodiratime = false,
+                // When atime is written back is the backing file system's business.
+                ("lazytime" | "nolazytime", None) => {}
                 ("sync", None) => self.flags.push(MountOption::Sync),
                 ("async", None) => self.flags.push(MountOption::Async),
                 ("dirsync", None) => self.flags.push(MountOption::DirSync),
@@ -79,7 +127,8 @@ impl MountOptions {
                 _ => {
                     return Err(format!(
                         "unknown mount option '{opt}' (known: name=, passthrough=on|off, threads=N, fsname=, ro, rw, \
-                         [no]exec, [no]suid, [no]dev, [no]atime, sync, async, dirsync)"
+                         [no]exec, [no]suid, [no]dev, [no]atime, relatime, strictatime, [no]diratime, [no]lazytime, \
+                         sync, async, dirsync)"
                     ))
                 }
             }
@@ -92,6 +141,10 @@ impl MountOptions {
         c.mount_options =
             vec![MountOption::FSName(self.fsname.clone()), MountOption::Subtype("lakefs".into()), MountOption::DefaultPermissions];
         c.mount_options.extend(self.flags.iter().cloned());
+        if self.atime == Atime::Never {
+            // Shown in /proc/mounts; the kernel's own noatime check never fires for FUSE.
+            c.mount_options.push(MountOption::NoAtime);
+        }
         c.acl = SessionACL::All;
         c.n_threads = Some(self.threads.max(1));
         c.clone_fd = true;
@@ -134,12 +187,14 @@ impl Drop for Mounted {
 }
 
 fn session(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<(Session<Driver>, bool)> {
-    let driver = Driver::new(workdir, hooks, opts.passthrough)
-        .map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
+    let driver =
+        Driver::new(workdir, hooks, opts).map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
     let flag = driver.passthrough_flag();
+    let notifier = driver.notifier_slot();
     // The handshake (and so the passthrough decision) happens inside Session::new.
     let s = Session::new(driver, mountpoint, &opts.config())
         .map_err(|e| io::Error::new(e.kind(), format!("mounting on {}: {e}", mountpoint.display())))?;
+    let _ = notifier.set(s.notifier());
     Ok((s, flag.load(Ordering::Relaxed)))
 }
 
@@ -183,5 +238,24 @@ mod tests {
         assert!(e.contains("threads=0"), "{e}");
         let e = o.apply("rw,frobnicate").unwrap_err();
         assert!(e.contains("unknown mount option 'frobnicate'"), "{e}");
+    }
+
+    #[test]
+    fn atime_options_are_accepted() {
+        let mut o = MountOptions::default();
+        assert_eq!(o.atime_attr(), None, "by default the working tree is served as mounted");
+        o.apply("strictatime,lazytime,nolazytime,diratime").unwrap();
+        assert_eq!(o.atime, Atime::Strict);
+        assert_eq!(o.atime_attr(), Some(sys::MOUNT_ATTR_STRICTATIME));
+        o.apply("noatime,nodiratime").unwrap();
+        assert_eq!(o.atime_attr(), Some(sys::MOUNT_ATTR_NOATIME | sys::MOUNT_ATTR_NODIRATIME));
+        assert!(o.config().mount_options.contains(&MountOption::NoAtime));
+        // The last word wins, and the kernel is never given both atime and noatime.
+        o.apply("relatime").unwrap();
+        assert_eq!(o.atime, Atime::Relatime);
+        assert!(!o.config().mount_options.contains(&MountOption::NoAtime));
+        o.apply("atime,diratime").unwrap();
+        assert_eq!(o.atime_attr(), None);
+        assert!(o.flags.is_empty(), "{:?}", o.flags);
     }
 }

@@ -25,6 +25,9 @@ pub const CONTROL: u64 = BASE + 3;
 pub const AT: u64 = BASE + 4;
 pub const VIEWS: u64 = BASE + 5;
 const FIRST_DYNAMIC: u64 = BASE + 16;
+/// The size `.lake/control` shows: the kernel runs direct writes in parallel only
+/// below the end of a file, and requests are far smaller than this.
+pub const CONTROL_SIZE: u64 = 1 << 20;
 
 /// Names at the root that belong to the driver, not the working tree.
 pub fn is_reserved_root_name(name: &OsStr) -> bool {
@@ -77,6 +80,8 @@ pub struct Virt {
     hooks: Arc<dyn VolumeHooks>,
     nodes: Mutex<HashMap<u64, VNode>>,
     by_name: Mutex<HashMap<(u64, Vec<u8>), u64>>,
+    /// The directory each bound inode is in (for ".." in listings).
+    parents: Mutex<HashMap<u64, u64>>,
     next: AtomicU64,
     started: SystemTime,
     /// The last listing of each view directory, and when it was made: a long listing
@@ -114,6 +119,7 @@ impl Virt {
             hooks,
             nodes: Mutex::new(HashMap::new()),
             by_name: Mutex::new(HashMap::new()),
+            parents: Mutex::new(HashMap::new()),
             next: AtomicU64::new(FIRST_DYNAMIC),
             started: SystemTime::now(),
             listings: Mutex::new(HashMap::new()),
@@ -147,7 +153,17 @@ impl Virt {
         };
         by_name.insert(key, ino);
         nodes.insert(ino, node);
+        lock(&self.parents).insert(ino, parent);
         ino
+    }
+
+    /// The directory virtual directory `ino` is in.
+    pub fn parent(&self, ino: u64) -> u64 {
+        match ino {
+            LAKE_DIR | VIEWS => super::inode::ROOT,
+            INFO | CONTROL | AT => LAKE_DIR,
+            _ => lock(&self.parents).get(&ino).copied().unwrap_or(super::inode::ROOT),
+        }
     }
 
     fn synthetic(&self, ino: u64, kind: FileType, perm: u16, size: u64) -> FileAttr {
@@ -211,7 +227,7 @@ impl Virt {
                 a
             }
             VNode::Info => self.synthetic(ino, FileType::RegularFile, 0o444, self.hooks.info().len() as u64),
-            VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, 0),
+            VNode::Control => self.synthetic(ino, FileType::RegularFile, 0o666, CONTROL_SIZE),
             VNode::ViewLink(t) => self.synthetic(ino, FileType::Symlink, 0o777, t.len() as u64),
             VNode::AtDir { meta, .. } => self.attr_of_meta(ino, FileType::Directory, &meta, 0, 0),
             VNode::AtFile { meta, size, .. } => self.attr_of_meta(ino, FileType::RegularFile, &meta, size, 0),
@@ -414,10 +430,6 @@ impl Virt {
             VNode::LakeDir | VNode::At | VNode::Views | VNode::ViewDir { .. } | VNode::AtDir { .. } => Err(Errno::EISDIR),
             _ => Err(Errno::EACCES),
         }
-    }
-
-    pub fn control(&self, caller: &Caller, request: &[u8]) -> Vec<u8> {
-        self.hooks.control(caller, request)
     }
 }
 

@@ -80,7 +80,7 @@ pub(crate) struct State {
     started: u64,
     finished: u64,
     /// Outcome of recent batches: commit (None: nothing to commit) or error text.
-    results: BTreeMap<u64, std::result::Result<Option<ObjectId>, String>>,
+    results: BTreeMap<u64, std::result::Result<Option<ObjectId>, Failed>>,
     stop: bool,
     final_result: Option<std::result::Result<(), String>>,
     /// Paths left out of commits because they could not be recorded, with the
@@ -104,6 +104,14 @@ pub(crate) struct Shared {
     next_label: Mutex<Option<(String, String)>>,
     /// The committer and its hashing threads: idle priority unless someone waits.
     prio: std::sync::Arc<super::priority::Group>,
+}
+
+/// Why a batch failed, for its waiters: the text, and whether the lake was full
+/// (an fsync then says ENOSPC, not EIO).
+#[derive(Clone, Debug)]
+struct Failed {
+    text: String,
+    full: bool,
 }
 
 /// How many batch results are kept for waiters.
@@ -272,7 +280,10 @@ impl Shared {
         st.waiters -= 1;
         match st.results.get(&ticket) {
             Some(Ok(c)) => Ok(*c),
-            Some(Err(e)) => Err(Error::Invalid(format!("commit failed: {e}"))),
+            Some(Err(Failed { full: true, .. })) => {
+                Err(Error::DiskFull { path: self.vol.lake().root().to_owned(), during: "the commit a caller waits for".into() })
+            }
+            Some(Err(e)) => Err(Error::Invalid(format!("commit failed: {}", e.text))),
             None => Ok(None),
         }
     }
@@ -660,7 +671,7 @@ pub(crate) fn run(sh: &Shared) {
             }
             Err(e) => {
                 eprintln!("lakefs: volume {}: commit of {} failed: {e}", sh.vol.name(), describe(&paths));
-                st.results.insert(n, Err(e.to_string()));
+                st.results.insert(n, Err(Failed { text: e.to_string(), full: matches!(e, Error::DiskFull { .. }) }));
                 // Keep them for the next batch.
                 for (p, c) in paths {
                     Shared::mark(&mut st, &p, c);

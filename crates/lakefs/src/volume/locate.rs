@@ -83,3 +83,32 @@ pub fn locate(path: &Path) -> Result<Option<Located>> {
         }
     }
 }
+
+/// The root of a dead FUSE mount that `path` is in or at (its daemon exited:
+/// every call on it fails with ENOTCONN, "Transport endpoint is not connected"),
+/// or None.
+pub fn dead_mount(path: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(path).ok()?;
+    let mut dir = abs.as_path();
+    let mut dead = None;
+    loop {
+        // statfs always asks the file system (attributes may come from the cache).
+        match nix::sys::statfs::statfs(dir) {
+            Err(nix::errno::Errno::ENOTCONN) => dead = Some(dir.to_owned()),
+            // Above a dead mount everything answers; below a live one too.
+            Ok(_) if dead.is_some() => return dead,
+            _ => {}
+        }
+        dir = dir.parent()?;
+    }
+}
+
+/// What to tell someone whose path is in a dead mount.
+pub fn dead_mount_hint(root: &Path) -> String {
+    format!(
+        "{0} is a lakefs mount whose daemon has exited (Transport endpoint is not connected); \
+         mount it again over the dead one (`mount -t lakefs /lake {0} -o name=home`, or `systemctl restart lakefs` on an installed system), \
+         or detach it with `umount -l {0}`; the files are safe in the lake's working tree",
+        root.display()
+    )
+}

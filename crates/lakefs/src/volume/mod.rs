@@ -102,8 +102,13 @@ impl Volume {
         let lake = Lake::open(lake_root)?;
         let work = lake_root.join(STATE_DIR).join(name);
         let state = lake_root.join(VOLUMES_DIR).join(name);
-        for d in [&work, &state] {
-            std::fs::create_dir_all(d).at(d)?;
+        // The lake's own directories are private; the working tree's root is the
+        // volume's root directory (/home), with the mode of one.
+        crate::privacy::create_dir_all(&state)?;
+        if !work.exists() {
+            crate::privacy::create_dir_all(&lake_root.join(STATE_DIR))?;
+            std::fs::create_dir(&work).at(&work)?;
+            crate::privacy::set_mode(&work, 0o755)?;
         }
         let zones = VolumeZones::load(&state.join(ZONES_FILE), mountpoint)?;
         Ok(Volume {
@@ -265,6 +270,7 @@ impl Volume {
             exact: true,
             hold: hold_predicate(held),
             on_link: Some(Arc::new(move |p: &[u8], key| links.note(p, key))),
+            ..Default::default()
         };
         let scope = format!("volume:{}", self.name);
         let scanned = crate::import::now_ns();

@@ -18,6 +18,7 @@ use lakefs::tree::Meta;
 /// Records every hook call as "kind:path" (the path escaped, `lakefs::names`:
 /// `caf\xe9` for a name that is not UTF-8); serves a fixed past tree under
 /// `.lake/at/then/` and one view `pics` holding `a.jpg -> alice/a.jpg`.
+/// fsyncs of paths and control requests starting with "slow" wait for the gate.
 pub struct Recorder {
     pub lake: Lake,
     pub calls: Mutex<Vec<String>>,
@@ -67,6 +68,12 @@ impl VolumeHooks for Recorder {
     }
     fn control(&self, _caller: &Caller, request: &[u8]) -> Vec<u8> {
         self.push(format!("control:{}", String::from_utf8_lossy(request)));
+        if request.starts_with(b"slow") {
+            let mut open = self.gate.0.lock().unwrap();
+            while !*open {
+                open = self.gate.1.wait(open).unwrap();
+            }
+        }
         format!("{{\"ok\":true,\"len\":{}}}", request.len()).into_bytes()
     }
     fn info(&self) -> Vec<u8> {
@@ -103,12 +110,18 @@ pub struct Fixture {
     pub work: PathBuf,
     pub mnt: PathBuf,
     pub hooks: Arc<Recorder>,
+    opts: MountOptions,
     mounted: Option<Mounted>,
 }
 
 impl Fixture {
     /// A lake, a working tree and a mount of it; `passthrough` chooses FUSE passthrough.
     pub fn new(passthrough: bool) -> Fixture {
+        Fixture::with_options(passthrough, "")
+    }
+
+    /// [`Fixture::new`] with more `-o` options (`noatime`, ...).
+    pub fn with_options(passthrough: bool, options: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::create(&dir.path().join("lake"), &CreateOptions::default()).unwrap();
         let work = dir.path().join("work");
@@ -118,10 +131,19 @@ impl Fixture {
         let hooks =
             Arc::new(Recorder { lake, calls: Mutex::new(Vec::new()), then: Mutex::new(None), gate: (Mutex::new(false), Condvar::new()) });
         let mut opts = MountOptions::default();
+        opts.apply(options).unwrap();
         opts.passthrough = passthrough;
         opts.fsname = "lakefs-test".into();
         let mounted = fuse::spawn(&work, &mnt, hooks.clone(), &opts).unwrap();
-        Fixture { dir, work, mnt, hooks, mounted: Some(mounted) }
+        Fixture { dir, work, mnt, hooks, opts, mounted: Some(mounted) }
+    }
+
+    /// Unmounts and mounts the working tree again with a new driver (a daemon restart).
+    pub fn remount(&mut self) {
+        if let Some(m) = self.mounted.take() {
+            m.unmount().unwrap();
+        }
+        self.mounted = Some(fuse::spawn(&self.work, &self.mnt, self.hooks.clone(), &self.opts).unwrap());
     }
 
     pub fn passthrough(&self) -> bool {

@@ -36,6 +36,18 @@ pub fn mount(r: Request) -> Result<()> {
     if !r.lake.join("superblock").exists() {
         bail!("{} is not a lake (no superblock file); create one with `lakectl init` or mkfs.lakefs", r.lake.display());
     }
+    match lakefs::volume::locate::dead_mount(&r.mountpoint) {
+        // A dead mount on the mount point itself (its daemon was killed): replace it.
+        Some(root) if std::path::absolute(&r.mountpoint).is_ok_and(|m| m == root) => {
+            eprintln!("lakefs: {} holds a dead lakefs mount (its daemon exited); detaching it and mounting again", r.mountpoint.display());
+            nix::mount::umount2(&r.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+                .with_context(|| format!("detaching the dead mount at {}", r.mountpoint.display()))?;
+        }
+        Some(root) => {
+            bail!("mount point {} is inside a dead mount: {}", r.mountpoint.display(), lakefs::volume::locate::dead_mount_hint(&root))
+        }
+        None => {}
+    }
     if !r.mountpoint.is_dir() {
         bail!("mount point {} is not a directory", r.mountpoint.display());
     }
