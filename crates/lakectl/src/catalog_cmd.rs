@@ -122,7 +122,8 @@ impl Target {
 
 fn open_lake(lake_dir: &Path) -> Result<Lake> {
     Lake::open(lake_dir).map_err(|e| {
-        let denied = matches!(&e, lakefs::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
+        let denied = matches!(&e, lakefs::Error::PermissionDenied { .. })
+            || matches!(&e, lakefs::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied);
         let e = anyhow::Error::new(e).context(format!("opening the lake at {}", lake_dir.display()));
         if denied {
             e.context("the lake is readable by root only: run the command inside the mount (for example `cd /home; lakectl search WORDS`), where the daemon answers with what you may read")

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use lakefs::names::{self, escape};
 use lakefs::volume::{control, locate, Located};
 use lakefs::zones::{VolumeZones, Zone, ZonesFile};
-use lakefs::{Lake, ObjectId};
+use lakefs::ObjectId;
 
 #[derive(clap::Args)]
 #[command(after_help = "WHEN is a time ('10 min ago', yesterday, 2026-11-20T10:00, before:<time>) or a commit id \
@@ -74,10 +74,6 @@ pub fn in_mount(path: &Path) -> Option<Located> {
         }
     }
     found
-}
-
-fn open_lake(loc: &Located) -> Result<Lake> {
-    Lake::open(&loc.info.lake).with_context(|| format!("opening the lake at {}", loc.info.lake.display()))
 }
 
 fn zones_of(loc: &Located) -> Result<VolumeZones> {
@@ -409,7 +405,10 @@ pub fn zone(c: &ZoneCmd, json: bool) -> Result<()> {
     match c {
         ZoneCmd::Show { path } => {
             let loc = find(path)?;
-            let z = zones_of(&loc)?.zone(&loc.rel);
+            // The daemon answers: the zone files are in the lake, which is root's only.
+            let d = control::request(&loc.root, &serde_json::json!({"op": "zone", "paths": [names::to_json(&loc.rel)]}))
+                .with_context(|| format!("asking the lakefs daemon of {}", loc.root.display()))?;
+            let z = d["zones"][0].as_str().unwrap_or("lake").to_owned();
             if json {
                 crate::print_json(&serde_json::json!({"path": names::to_json(&loc.rel), "volume": loc.info.volume, "zone": z}))
             } else {
@@ -487,17 +486,23 @@ pub fn commit(paths: &[PathBuf], message: &str, json: bool) -> Result<()> {
 
 /// `lakectl status [PATH]` inside a mount: volume, head, zone of PATH, branch, conflicts.
 pub fn status(loc: &Located, json: bool) -> Result<()> {
-    let lake = open_lake(loc)?;
-    let head = lake.get_ref(&loc.info.reference)?;
-    let head_commit = head.map(|h| lake.read_commit(&h)).transpose()?;
-    let zone = zones_of(loc)?.zone(&loc.rel);
-    let conflicts = lakefs::volume::branch::conflicts(&lake, &loc.info.volume)?;
-    let scope = lakefs::volume::branch::scope_of(&lake, &loc.info.volume, &escape(&loc.rel))?;
-    let branch = match &scope {
-        Some(s) => Some(lakefs::volume::branch::current_branch(&lake, &loc.info.volume, s)?),
-        None => None,
-    };
-    let daemon = control::request(&loc.root, &serde_json::json!({"op": "status"})).ok();
+    // Everything from the daemon, answering as this user: the lake is root's only.
+    let d = control::request(&loc.root, &serde_json::json!({"op": "status", "path": names::to_json(&loc.rel)}))
+        .with_context(|| format!("asking the lakefs daemon of {}", loc.root.display()))?;
+    let head: Option<ObjectId> = d["head"].as_str().and_then(|h| h.parse().ok());
+    // (time, trigger, message) of the head commit.
+    let head_commit = head.map(|_| {
+        (
+            d["head_time"].as_i64().unwrap_or_default(),
+            d["head_trigger"].as_str().unwrap_or_default().to_owned(),
+            d["head_message"].as_str().unwrap_or_default().to_owned(),
+        )
+    });
+    let zone = d["zone"].as_str().unwrap_or("lake").to_owned();
+    let scope = d["scope"].as_str().map(str::to_owned);
+    let branch = d["branch"].as_str().map(str::to_owned);
+    let conflicts: Vec<lakefs::volume::branch::Conflict> = serde_json::from_value(d["conflicts"].clone()).unwrap_or_default();
+    let daemon = Some(d);
     let open: Vec<Vec<u8>> = daemon
         .as_ref()
         .and_then(|d| d["open"].as_array().cloned())
@@ -516,7 +521,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     if json {
         return crate::print_json(&serde_json::json!({
             "volume": loc.info.volume, "mountpoint": loc.root, "lake": loc.info.lake, "ref": loc.info.reference,
-            "head": head, "head_time": head_commit.as_ref().map(|c| c.time), "head_trigger": head_commit.as_ref().map(|c| &c.trigger),
+            "head": head, "head_time": head_commit.as_ref().map(|c| c.0), "head_trigger": head_commit.as_ref().map(|c| &c.1),
             "path": names::to_json(&loc.rel), "zone": zone, "scope": scope, "branch": branch,
             "open_for_write": open.iter().map(|p| names::to_json(p)).collect::<Vec<_>>(), "conflicts": conflicts,
             "not_recorded": not_recorded.iter().map(|(p, r)| serde_json::json!({"path": names::to_json(p), "reason": r})).collect::<Vec<_>>(),
@@ -524,7 +529,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     }
     println!("volume:   {} (lake {}, mounted on {})", loc.info.volume, loc.info.lake.display(), loc.root.display());
     match (&head, &head_commit) {
-        (Some(h), Some(c)) => println!("head:     {} ({}, {}) {}", short(h), local_time(c.time), c.trigger, c.message),
+        (Some(h), Some(c)) => println!("head:     {} ({}, {}) {}", short(h), local_time(c.0), c.1, c.2),
         _ => println!("head:     (no commits yet)"),
     }
     let shown = if loc.rel.is_empty() { "/".to_owned() } else { escape(&loc.rel) };

@@ -82,7 +82,7 @@ pub struct Branch {
     pub tip: Option<ObjectId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conflict {
     /// Mount-relative path of the conflicted file.
     pub path: String,

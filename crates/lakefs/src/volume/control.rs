@@ -4,9 +4,10 @@
 //! Requests: `{"op":"flush"}` (commit what is pending now; optional `trigger`
 //! and `message` label the commit, e.g. `restore`), `{"op":"commit","paths":[..],
 //! "message":".."}` (one commit of exactly those paths, trigger manual),
-//! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status"}` (head, open
-//! files, and `not_recorded`: `[{"path","reason"}]`, paths left out of commits
-//! because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+//! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status","path"}` (head
+//! with its time, trigger and message; the path's zone, branch scope and branch;
+//! merge conflicts; open files; and `not_recorded`: `[{"path","reason"}]`, paths
+//! left out of commits because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
 //!
 //! Paths, both ways, are strings when they are UTF-8 and `{"bytes": "caf\xe9"}`
 //! otherwise (`crate::names`).
@@ -100,7 +101,28 @@ fn handle_inner(sh: &Shared, caller: &Caller, request: &[u8]) -> Result<Value> {
             let skipped: Vec<Value> = skipped.iter().map(|(path, reason)| json!({"path": names::to_json(path), "reason": reason})).collect();
             let open = visible::shown(sh, caller, sh.open_files(), |p: &Vec<u8>| Cow::Borrowed(p), None);
             let open: Vec<Value> = open.iter().map(|p| names::to_json(p)).collect();
-            Ok(json!({"head": sh.vol.head()?, "open": open, "not_recorded": skipped}))
+            // What `lakectl status` shows of the head, the path's zone and branch, and
+            // the conflicts the caller may read: the lake itself is root's only.
+            let (lake, volume) = (sh.vol.lake(), sh.vol.name());
+            let head = sh.vol.head()?;
+            let commit = head.map(|h| lake.read_commit(&h)).transpose()?;
+            let path = rel("path")?;
+            let scope = super::branch::scope_of(lake, volume, &names::escape(&path))?;
+            let branch = scope.as_deref().map(|s| super::branch::current_branch(lake, volume, s)).transpose()?;
+            let conflicts = super::branch::conflicts(lake, volume)?;
+            let conflicts = visible::shown(sh, caller, conflicts, |c| Cow::Owned(names::from_escaped(&c.path)), None);
+            Ok(json!({
+                "head": head,
+                "head_time": commit.as_ref().map(|c| c.time),
+                "head_trigger": commit.as_ref().map(|c| &c.trigger),
+                "head_message": commit.as_ref().map(|c| &c.message),
+                "zone": sh.vol.zone(&path),
+                "scope": scope,
+                "branch": branch,
+                "conflicts": conflicts,
+                "open": open,
+                "not_recorded": skipped,
+            }))
         }
         "search" => {
             let words = text("words").unwrap_or_default();
