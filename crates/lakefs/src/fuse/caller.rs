@@ -1,5 +1,5 @@
 //! Who is asking, and what they may read: the catalog, the history and the
-//! control file answer as the caller of the FUSE request (docs/security-catalog.md).
+//! control file answer as the caller of the FUSE request (docs/security.md).
 //!
 //! - [`Caller`]: uid and gid of the request, supplementary groups from
 //!   `/proc/PID/status` (unknown: everything is denied);

@@ -1,4 +1,4 @@
-//! What a caller is shown of the catalog and the history (docs/security-catalog.md):
+//! What a caller is shown of the catalog and the history (docs/security.md):
 //! the control requests `search`, `view-*`, `log` and `tree`, and the filtered parts
 //! of `status`.
 //!
