@@ -258,6 +258,11 @@ fn build(t: T, lake: &Path) -> String {
     let l = lakefs::Lake::create(lake, &Default::default()).expect("create lake");
     let w = WriteSession::begin(&l).expect("session");
     let Node::Dir { tree, .. } = put(&w, &t) else { panic!("the root must be a directory") };
+    commit_on_main(w, tree)
+}
+
+/// Commits root tree `tree` on `main` with the session's objects; returns its id.
+fn commit_on_main(w: WriteSession, tree: ObjectId) -> String {
     let c = lakefs::commit::Commit {
         tree,
         root: meta(0o755),
@@ -342,19 +347,7 @@ fn crafted_entry_names_are_refused() {
         let tree =
             Tree { entries: vec![Entry { name: bad.clone(), node: Node::Symlink { meta: meta(0o777), target: b"/etc/passwd".to_vec() } }] };
         let tid = w.put_tree(&tree).expect("tree");
-        let c = lakefs::commit::Commit {
-            tree: tid,
-            root: meta(0o755),
-            parents: vec![],
-            scope: "path:/".into(),
-            time: 1_700_000_000,
-            time_nsec: 0,
-            trigger: "test".into(),
-            message: "crafted".into(),
-            extra: vec![],
-        };
-        let id = w.put_commit(&c).expect("commit");
-        w.finish(&[(id, c)], &[RefUpdate { name: "main".into(), expected: None, new: id, reason: "crafted".into() }]).expect("finish");
+        commit_on_main(w, tid);
         drop(l);
         let out_dir = t.path().join(format!("out-{i}"));
         let out = run(&lake, &["checkout", "main", path_str(&out_dir)]);

@@ -79,17 +79,6 @@ fn unsafe_tree(path: &[u8], why: impl Into<String>) -> Error {
     Error::UnsafeTree { path: String::from_utf8_lossy(path).into_owned(), why: why.into() }
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    if dir.is_empty() {
-        return name.to_vec();
-    }
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    p.push(b'/');
-    p.extend_from_slice(name);
-    p
-}
-
 /// Reads the whole tree and validates it, writing nothing (see the module notes).
 pub fn plan(lake: &Lake, tree: &ObjectId) -> Result<Plan> {
     let mut plan = Plan { dirs: Vec::new(), files: Vec::new(), others: Vec::new(), links: Vec::new(), stats: CheckoutStats::default() };
@@ -132,7 +121,7 @@ fn walk(lake: &Lake, tree: &ObjectId, dir: &[u8], depth: usize, plan: &mut Plan,
     // Entry names were checked when the tree was decoded: no '/', NUL, '.', '..'.
     let t = lake.read_tree(tree)?;
     for e in t.entries {
-        let rel = join(dir, &e.name);
+        let rel = crate::names::join(dir, &e.name);
         match e.node {
             Node::Dir { meta, tree } => {
                 plan.stats.dirs += 1;
