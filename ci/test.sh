@@ -3,8 +3,9 @@
 #
 # Usage: ci/test.sh [-h|--help] [CARGO TEST ARGS...]
 #
-# Installs missing Debian packages (ci/setup.sh), builds the workspace in
-# release mode, runs `cargo test --release --workspace`, then builds the default
+# Installs missing Debian packages (ci/setup.sh), checks formatting
+# (`cargo fmt --check`) and lints (`cargo clippy -D warnings`, the workspace's
+# [workspace.lints]), builds the workspace in release mode, runs `cargo test --release --workspace`, then builds the default
 # image and boots it in QEMU/OVMF (ci/boot.sh; skip with LAKE_SKIP_BOOT=1 while
 # iterating on the store), then runs the POSIX-zone end-to-end scenario on that
 # image (ci/e2e-posix.sh, about 10 minutes: package hooks, rollback, boot
@@ -21,6 +22,9 @@ cd "$(dirname "$0")/.."
 [[ $EUID -eq 0 ]] || { echo "ci/test.sh: run as root (the tests create device nodes and mount file systems)" >&2; exit 1; }
 export PATH="$HOME/.cargo/bin:$PATH"
 bash ci/setup.sh
+# Style and lints first: they take a minute and fail before the slow parts.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --release --workspace
 cargo test --release --workspace "$@"
 if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then

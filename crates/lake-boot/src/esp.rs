@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -85,10 +84,7 @@ impl Esp {
     /// Serialises changes to the ESP between commands.
     pub fn lock(&self) -> Result<EspLock> {
         let dir = File::open(&self.root).at(&self.root)?;
-        // SAFETY: valid descriptor owned by `dir`.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
-        }
+        lakefs::sys::lock_exclusive(&dir, true).at(&self.root)?;
         Ok(EspLock { _dir: dir })
     }
 

@@ -1,5 +1,6 @@
 //! Deploying generations onto a real FAT file system: an image made with
 //! mkfs.vfat, attached with losetup and mounted, against a real lake.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

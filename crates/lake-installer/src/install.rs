@@ -1,6 +1,7 @@
 //! Carrying out a [`Plan`]: stage the lake (slow, touches nothing on the
 //! target), then write the target: lake partition (mke2fs -d), FAT partitions,
 //! and the GPT last, so an interrupted install never looks like a finished one.
+#![allow(unsafe_code)] // writing the target: hole punching and the BLKRRPART ioctl (no safe wrappers)
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};

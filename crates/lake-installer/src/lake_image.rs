@@ -141,11 +141,7 @@ fn mtime_is_content(rel: &Path) -> bool {
             _ => None,
         })
         .collect();
-    match c.as_slice() {
-        [b"objects", _, _] => true,
-        [b"deploy", _, b"root", ..] => true,
-        _ => false,
-    }
+    matches!(c.as_slice(), [b"objects", _, _] | [b"deploy", _, b"root", ..])
 }
 
 /// One debugfs script over every inode of the staged tree (each once).

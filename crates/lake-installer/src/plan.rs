@@ -1,6 +1,7 @@
 //! The install plan: what the target is now (size, partition table, file
 //! systems, mounts), what will be written where, and whether that is allowed.
 //! Built and shown before anything is touched.
+#![allow(unsafe_code)] // probing the target: BLKSSZGET ioctl, statfs, a test setxattr (no safe wrappers)
 
 use std::fmt::Write as _;
 use std::fs::File;

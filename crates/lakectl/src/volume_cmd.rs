@@ -207,13 +207,11 @@ fn same_file(past: &Past, rel: &[u8], path: &Path, node: &serde_json::Value) -> 
 fn plan(past: &Past, rel: &[u8], abs: &Path, node: &serde_json::Value, steps: &mut Vec<Step>) -> Result<()> {
     let cur = std::fs::symlink_metadata(abs).ok();
     match node["kind"].as_str().unwrap_or_default() {
-        "file" => {
-            if !same_file(past, rel, abs, node)? {
-                if cur.as_ref().is_some_and(|m| m.is_dir()) {
-                    steps.push(Step::Remove { path: rel.to_owned() });
-                }
-                steps.push(Step::Write { path: rel.to_owned(), size: node["size"].as_u64().unwrap_or_default() });
+        "file" if !same_file(past, rel, abs, node)? => {
+            if cur.as_ref().is_some_and(|m| m.is_dir()) {
+                steps.push(Step::Remove { path: rel.to_owned() });
             }
+            steps.push(Step::Write { path: rel.to_owned(), size: node["size"].as_u64().unwrap_or_default() });
         }
         "symlink" => {
             let target = reply_path(&node["target"])?;

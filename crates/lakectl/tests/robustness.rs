@@ -249,7 +249,7 @@ impl Source {
         self.add(rng);
         let victim = self.files.swap_remove(rng.random_range(0..self.files.len()));
         fs::remove_file(self.root.join(victim)).unwrap();
-        if iter % 7 == 0 {
+        if iter.is_multiple_of(7) {
             let p = self.root.join(BIG[iter % 2]);
             let mut b = fs::read(&p).unwrap();
             let at = rng.random_range(0..b.len() - 4096);

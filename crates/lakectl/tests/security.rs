@@ -2,6 +2,7 @@
 //! only (made by `lakectl init`, `mkfs.lakefs --populate`, or tightened from an
 //! older lake), a user who may read a lake but not write it gets read-only
 //! access with clear errors, and crafted trees cannot reach outside a checkout.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod common;
 use common::*;

@@ -451,7 +451,7 @@ pub fn materialize(lake: &Lake, node: &Node, path: &Path, root: &Path) -> Result
         Node::Hardlink { target } => {
             let within = Beneath::open(root)?;
             let from = within.entry(target).map_err(|e| {
-                unsafe_tree(&path.as_os_str().as_bytes().to_vec(), format!("hard-link target '{}': {e}", String::from_utf8_lossy(target)))
+                unsafe_tree(path.as_os_str().as_bytes(), format!("hard-link target '{}': {e}", String::from_utf8_lossy(target)))
             })?;
             std::fs::hard_link(&from.via, path).map_err(|e| {
                 Error::Invalid(format!("{}: cannot hard-link to {}: {e}", path.display(), root.join(OsStr::from_bytes(target)).display()))

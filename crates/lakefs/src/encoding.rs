@@ -98,7 +98,7 @@ impl<'a> Reader<'a> {
         let end = self.pos + ObjectId::LEN;
         let s = self.buf.get(self.pos..end).ok_or_else(|| self.err("truncated id"))?;
         self.pos = end;
-        Ok(ObjectId::from_slice(s).ok_or_else(|| self.err("bad id"))?)
+        ObjectId::from_slice(s).ok_or_else(|| self.err("bad id"))
     }
     pub fn finish(self) -> Result<()> {
         if self.at_end() {

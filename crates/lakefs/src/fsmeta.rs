@@ -1,5 +1,6 @@
 //! Reading and applying inode metadata (owner, mode, times, xattrs) with the
 //! no-follow system calls, so symlinks are handled as themselves.
+#![allow(unsafe_code)] // lchown/chmod/utimensat/mknod on paths: calls std has no no-follow form of
 
 use std::ffi::CString;
 use std::fs::File;
@@ -77,6 +78,11 @@ pub fn set_xattrs(path: &Path, xattrs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
 fn times(meta: &Meta) -> [libc::timespec; 2] {
     let t = libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long };
     [t, t]
+}
+
+/// Sets `path`'s atime and mtime to `meta`'s mtime, not following a symlink.
+pub fn set_times(path: &Path, meta: &Meta) -> Result<()> {
+    set_mtime(&cpath(path)?, path, meta)
 }
 
 fn set_mtime(c: &CString, path: &Path, meta: &Meta) -> Result<()> {

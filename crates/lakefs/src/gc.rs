@@ -55,7 +55,7 @@ pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcRepor
     // Repack when something dies or the store is fragmented into many packs.
     let repack = !dead.is_empty() || packs.len() > 8;
     if dry_run {
-        report.packs_after = if repack { 1.max(report.packs_before.min(1)) } else { packs.len() };
+        report.packs_after = if repack { 1 } else { packs.len() };
         report.bytes_after = report.bytes_before;
         return Ok(report);
     }

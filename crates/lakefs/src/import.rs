@@ -323,7 +323,7 @@ impl<'a> Scanner<'a> {
             }
             self.links.insert(key, rel_bytes(rel));
         }
-        let meta = fsmeta::meta_from(md, long_path::with(&path, |p| fsmeta::read_xattrs(p))?);
+        let meta = fsmeta::meta_from(md, long_path::with(&path, fsmeta::read_xattrs)?);
         if ft.is_dir() {
             self.stats.dirs += 1;
             if self.opts.one_file_system && md.dev() != self.root_dev {
@@ -734,7 +734,7 @@ pub fn import_changes_with(
             };
             if !last && md.is_dir() {
                 // An ancestor: refresh its own metadata, descend into it.
-                let meta = fsmeta::meta_from(&md, long_path::with(&abs, |p| fsmeta::read_xattrs(p))?);
+                let meta = fsmeta::meta_from(&md, long_path::with(&abs, fsmeta::read_xattrs)?);
                 let slot = dir.children.remove(c);
                 let edit = match slot {
                     Some(Slot::Kept(Node::Dir { tree, .. })) => Edit::open(w, meta, &tree)?,

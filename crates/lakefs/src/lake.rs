@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -173,13 +172,9 @@ impl Lake {
         }
         let path = self.root.join(LOCK_FILE);
         let f = crate::privacy::new_file().create(true).truncate(false).write(true).open(&path).at(&path)?;
-        // SAFETY: valid descriptor owned by `f`.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if crate::sys::lock_exclusive(&f, false).is_err() {
             eprintln!("lakefs: waiting for another writer to finish with {}", self.root.display());
-            // SAFETY: as above.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(Error::io(&path, std::io::Error::last_os_error()));
-            }
+            crate::sys::lock_exclusive(&f, true).at(&path)?;
         }
         self.clean_orphans()?;
         self.make_private_once()?;
@@ -240,11 +235,7 @@ impl Lake {
     /// all loose objects of an import instead of an fsync per file).
     pub fn syncfs(&self) -> Result<()> {
         let f = File::open(&self.root).at(&self.root)?;
-        // SAFETY: valid descriptor.
-        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-            return Err(Error::io(&self.root, std::io::Error::last_os_error()));
-        }
-        Ok(())
+        crate::sys::syncfs(&f).at(&self.root)
     }
 
     pub fn pack_path(&self, name: &str) -> PathBuf {

@@ -45,6 +45,7 @@ pub mod rollback;
 pub mod sparse;
 pub mod substrate;
 pub mod superblock;
+pub mod sys;
 pub mod tree;
 pub mod tree_check;
 pub mod tree_edit;

@@ -54,10 +54,8 @@ fn own_paths(root: &Path) -> Result<Vec<PathBuf>> {
             for g in std::fs::read_dir(&p).at(&p)? {
                 let g = g.at(&p)?.path();
                 out.push(g.clone());
-                if g.is_dir() {
-                    if g.join("hotcache").exists() {
-                        out.push(g.join("hotcache"));
-                    }
+                if g.is_dir() && g.join("hotcache").exists() {
+                    out.push(g.join("hotcache"));
                 }
             }
             continue;

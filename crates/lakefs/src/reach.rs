@@ -81,16 +81,12 @@ pub fn mark(lake: &Lake, roots: &[ObjectId], bad: &mut HashMap<ObjectId, String>
                     r.objects.insert(id);
                     r.loose_keys.insert(crate::loose::key(&id, &meta));
                 }
-                Node::File { content: Content::Chunked(list), .. } => {
-                    if r.objects.insert(list) {
-                        match lake.read_chunklist(&list) {
-                            Ok(l) => r.objects.extend(l.chunk_ids()),
-                            Err(e) => {
-                                bad.entry(list).or_insert_with(|| e.to_string());
-                            }
-                        }
+                Node::File { content: Content::Chunked(list), .. } if r.objects.insert(list) => match lake.read_chunklist(&list) {
+                    Ok(l) => r.objects.extend(l.chunk_ids()),
+                    Err(e) => {
+                        bad.entry(list).or_insert_with(|| e.to_string());
                     }
-                }
+                },
                 _ => {}
             }
         }

@@ -210,24 +210,6 @@ pub fn format(f: &Format) -> Result<u64> {
     restore_mtime_nsec(f)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_extra_matches_the_kernel_encoding() {
-        assert_eq!(ext4_time_extra(1_700_000_000, 0), 0);
-        assert_eq!(ext4_time_extra(1_700_000_000, 5), 20);
-        assert_eq!(ext4_time_extra(1_700_000_000, 999_999_999), 999_999_999 << 2);
-        // After 2038 the epoch bits carry the 33rd second bit.
-        assert_eq!(ext4_time_extra(1 << 31, 0), 1);
-        // Before 1970 (a negative 32-bit value) no epoch bits are needed.
-        assert_eq!(ext4_time_extra(-1, 0), 0);
-        assert_eq!(debugfs_quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
-        assert_eq!(debugfs_quote(b"/a\nb"), None);
-    }
-}
-
 /// A read-only or read-write mount of a lake substrate, undone on drop.
 pub struct Mounted {
     pub dir: PathBuf,
@@ -302,4 +284,22 @@ pub fn parse_size(s: &str) -> Result<u64> {
         _ => return Err(Error::Invalid(format!("'{s}': unknown size unit '{unit}' (use K, M, G or T)"))),
     };
     n.checked_mul(mult).ok_or_else(|| Error::Invalid(format!("'{s}' is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_extra_matches_the_kernel_encoding() {
+        assert_eq!(ext4_time_extra(1_700_000_000, 0), 0);
+        assert_eq!(ext4_time_extra(1_700_000_000, 5), 20);
+        assert_eq!(ext4_time_extra(1_700_000_000, 999_999_999), 999_999_999 << 2);
+        // After 2038 the epoch bits carry the 33rd second bit.
+        assert_eq!(ext4_time_extra(1 << 31, 0), 1);
+        // Before 1970 (a negative 32-bit value) no epoch bits are needed.
+        assert_eq!(ext4_time_extra(-1, 0), 0);
+        assert_eq!(debugfs_quote(b"/a \"b\"").as_deref(), Some(&b"\"/a \"\"b\"\"\""[..]));
+        assert_eq!(debugfs_quote(b"/a\nb"), None);
+    }
 }

@@ -7,14 +7,7 @@ use crate::error::{IoContext, Result};
 /// `n` random bytes as hex, from the kernel's CSPRNG (names of packs, temp files, UUIDs).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
-        // SAFETY: the pointer and length describe the unfilled tail of `b`.
-        let r = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), N - filled, 0) };
-        if r > 0 {
-            filled += r as usize;
-        }
-    }
+    crate::sys::fill_random(&mut b);
     b
 }
 

@@ -170,9 +170,8 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
             progress.advance(1, 0);
             // Unreadable commits and trees are reported as damaged objects already.
             let Ok(c) = lake.read_commit(cid) else { continue };
-            match checker.check_root(&c.tree) {
-                Ok(Err(why)) => unsafe_trees.push((*cid, why)),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(why)) = checker.check_root(&c.tree) {
+                unsafe_trees.push((*cid, why))
             }
         }
     }
@@ -190,7 +189,7 @@ pub fn verify(lake: &Lake, progress: &dyn Progress) -> Result<Report> {
     }
     let paths = if bad.is_empty() { HashMap::new() } else { attribute(lake, &bad)? };
     let mut bad: Vec<_> = bad.into_iter().collect();
-    bad.sort_by(|a, b| a.0.cmp(&b.0));
+    bad.sort_by_key(|a| a.0);
     for (id, (what, why)) in bad {
         let mut p: Vec<String> = paths.get(&id).cloned().unwrap_or_default();
         p.sort();

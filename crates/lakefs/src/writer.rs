@@ -24,12 +24,15 @@ pub const ZSTD_LEVEL_SMALL: i32 = 6;
 /// restic's) default balance.
 pub const ZSTD_LEVEL_CHUNK: i32 = 3;
 
+/// A loose object recorded by the session: (key, object id, size).
+type LooseRow = (ObjectId, ObjectId, u64);
+
 pub struct WriteSession<'a> {
     lake: &'a Lake,
     _lock: WriteLock,
     packs: Mutex<(PackWriter, Vec<(ObjectId, Location)>)>,
     known: Mutex<HashSet<ObjectId>>,
-    loose: Mutex<(HashSet<ObjectId>, Vec<(ObjectId, ObjectId, u64)>)>,
+    loose: Mutex<(HashSet<ObjectId>, Vec<LooseRow>)>,
     written_bytes: std::sync::atomic::AtomicU64,
     done: bool,
 }

@@ -1,6 +1,7 @@
 //! Branches and merges through a real `lakefs mount`: the working copy is
 //! changed through the FUSE mount and committed by the daemon's flush, as
 //! lakectl does. Needs /dev/fuse and root (skipped otherwise, with a note).
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -64,7 +64,7 @@ fn home(dir: &Path) {
 }
 
 fn search(lake: &Lake, words: &str) -> Vec<String> {
-    let mut p: Vec<String> = fts::search(&lake, VOLUME, words, 100).unwrap().into_iter().map(|h| h.path).collect();
+    let mut p: Vec<String> = fts::search(lake, VOLUME, words, 100).unwrap().into_iter().map(|h| h.path).collect();
     p.sort();
     p
 }

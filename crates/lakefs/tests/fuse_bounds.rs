@@ -3,6 +3,7 @@
 //! pathological fallocates must finish (or fail) in bounded time while other
 //! users keep working (a watchdog bounds every call); a thousand commits of
 //! history stay out of `find`; commits leave atime alone.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod fuse_common;
 

@@ -5,6 +5,7 @@
 //! the atime options), the xattr limit, one inode number per entry, file handles
 //! across a remount, and history out of tree walks. Each test names the suite's
 //! case it follows.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod fuse_common;
 

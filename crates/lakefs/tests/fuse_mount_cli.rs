@@ -1,6 +1,7 @@
 //! The mount binaries: `mount.lakefs` (as mount(8) runs it) returns once the
 //! mount is up or fails with a reason; `lakefs mount --foreground` serves until
 //! SIGTERM, then unmounts and makes its final commit.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod fuse_common;
 

@@ -1,6 +1,7 @@
 //! The FUSE driver hands the volume names as the kernel gave them (bytes, not
 //! necessarily UTF-8), and reports both names of a new hard link. Real mounts,
 //! hook calls recorded (escaped in the record: `caf\xe9`).
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod fuse_common;
 

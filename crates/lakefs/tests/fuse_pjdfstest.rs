@@ -55,8 +55,7 @@ fn run_suite(bin: &Path, passthrough: bool) -> Outcome {
     std::fs::create_dir(&mnt).unwrap();
     std::fs::create_dir(&secondary).unwrap();
     let daemon = lakefs::volume::Daemon::start(&lake_dir, "home", &mnt).unwrap();
-    let mut opts = MountOptions::default();
-    opts.passthrough = passthrough;
+    let opts = MountOptions { passthrough, ..Default::default() };
     let hooks: Arc<dyn VolumeHooks> = daemon.clone();
     let mounted = fuse::spawn(daemon.work_dir(), &mnt, hooks, &opts).unwrap();
     let guard = Unmount(mnt.clone());

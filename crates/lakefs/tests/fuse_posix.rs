@@ -1,6 +1,7 @@
 //! The FUSE driver on a real mount: each POSIX operation it serves behaves as on
 //! the backing ext4, with FUSE passthrough (where the kernel has it) and without;
 //! hook calls are recorded; the virtual `.lake/` and `views/` paths answer.
+#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
 mod fuse_common;
 
@@ -190,7 +191,7 @@ fn append_truncate_fallocate() {
         unsafe { libc::close(fd) };
         assert_eq!(fs::metadata(fx.p("log")).unwrap().len(), 0);
 
-        let g = OpenOptions::new().read(true).write(true).create(true).open(fx.p("alloc")).unwrap();
+        let g = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(fx.p("alloc")).unwrap();
         assert_eq!(unsafe { libc::fallocate(g.as_raw_fd(), 0, 0, 1 << 20) }, 0, "errno {}", errno());
         let m = fs::metadata(fx.p("alloc")).unwrap();
         assert_eq!(m.len(), 1 << 20);
@@ -210,7 +211,7 @@ fn append_truncate_fallocate() {
 #[test]
 fn shared_mmap_writes_are_seen_by_read() {
     both(|fx| {
-        let f = OpenOptions::new().read(true).write(true).create(true).open(fx.p("m")).unwrap();
+        let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(fx.p("m")).unwrap();
         f.set_len(8192).unwrap();
         let p = unsafe { libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, f.as_raw_fd(), 0) };
         assert_ne!(p, libc::MAP_FAILED, "mmap errno {}", errno());
@@ -485,7 +486,7 @@ fn lake_at_shows_a_past_tree_read_only() {
 #[test]
 fn open_unlinked_file_keeps_working() {
     both(|fx| {
-        let mut f = OpenOptions::new().read(true).write(true).create(true).open(fx.p("tmp")).unwrap();
+        let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(fx.p("tmp")).unwrap();
         fs::remove_file(fx.p("tmp")).unwrap();
         f.write_all(b"still here").unwrap();
         f.seek(SeekFrom::Start(0)).unwrap();
@@ -520,7 +521,7 @@ fn o_excl_and_o_trunc() {
         OpenOptions::new().write(true).truncate(true).open(fx.p("e")).unwrap();
         assert_eq!(fs::metadata(fx.p("e")).unwrap().len(), 0);
         assert!(fx.hooks.calls().iter().any(|c| c == "changed:e"), "{:?}", fx.hooks.calls());
-        let f = OpenOptions::new().write(true).create(true).mode(0o600).open(fx.p("m600")).unwrap();
+        let f = OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(fx.p("m600")).unwrap();
         drop(f);
         assert_eq!(fs::metadata(fx.w("m600")).unwrap().mode() & 0o777, 0o600 & !current_umask());
     });

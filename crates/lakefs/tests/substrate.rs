@@ -28,7 +28,7 @@ fn mkfs_populates_an_image_at_an_offset_and_fsck_checks_it() {
     let src = t.path().join("src");
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/hostname"), b"lake\n").unwrap();
-    std::fs::write(src.join("etc/big"), (0..3_000_000u32).map(|i| (i * 2_654_435_761u32 >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(src.join("etc/big"), (0..3_000_000u32).map(|i| ((i * 2_654_435_761u32) >> 13) as u8).collect::<Vec<_>>()).unwrap();
     let img = t.path().join("disk.raw");
     // Something in front of the partition that must survive.
     std::fs::write(&img, vec![0xAB; OFFSET as usize]).unwrap();

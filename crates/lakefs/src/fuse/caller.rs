@@ -344,7 +344,7 @@ mod tests {
     #[test]
     fn groups_come_from_the_process_and_must_match_its_ids() {
         let me = std::process::id();
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
         assert!(proc_of(me, uid, gid).is_some());
         assert!(proc_of(me, uid + 1, gid).is_none(), "another uid than the process's");
         assert!(proc_of(0, uid, gid).is_none());

@@ -91,9 +91,9 @@ mod tests {
 
     #[test]
     fn this_process_is_read_from_proc() {
-        let me = Caller::new(unsafe { libc::geteuid() }, unsafe { libc::getegid() }, std::process::id());
+        let me = Caller::new(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw(), std::process::id());
         // The tests run as root: CAP_FSETID.
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             assert!(me.fsetid());
         }
         let gone = Caller::new(1000, 5, u32::MAX);

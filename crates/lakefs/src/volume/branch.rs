@@ -422,14 +422,11 @@ pub struct OpLock {
 /// Takes the volume's branch-operation lock (`LAKE/volumes/NAME/branch.lock`), or
 /// says that another operation holds it.
 pub fn lock_ops(lake: &Lake, volume: &str) -> Result<OpLock> {
-    use std::os::fd::AsRawFd;
     let dir = lake.root().join(crate::volume::VOLUMES_DIR).join(volume);
     std::fs::create_dir_all(&dir).at(&dir)?;
     let path = dir.join("branch.lock");
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
-    // SAFETY: valid descriptor owned by `f`.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
+    if let Err(e) = crate::sys::lock_exclusive(&f, false) {
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(Error::Invalid(format!(
                 "another branch or merge operation is running on volume '{volume}' ({}); retry when it is done",

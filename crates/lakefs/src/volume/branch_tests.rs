@@ -108,11 +108,7 @@ fn set_mtime(p: &Path, secs: i64) {
         mtime_nsec: 123,
         ..Default::default()
     };
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("cstr");
-    let t = libc::timespec { tv_sec: meta.mtime as libc::time_t, tv_nsec: meta.mtime_nsec as libc::c_long };
-    // SAFETY: valid path and a two-element timespec array.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    assert_eq!(r, 0, "utimensat {}", p.display());
+    crate::fsmeta::set_times(p, &meta).expect("utimensat");
 }
 
 #[test]

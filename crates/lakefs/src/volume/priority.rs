@@ -6,6 +6,7 @@
 //! the disk, and is raised back to normal while someone waits for a commit
 //! (fsync, flush), so a busy machine cannot starve a waiter. Failures are
 //! ignored: priority is an optimisation, never a reason to fail a mount.
+#![allow(unsafe_code)] // sched_setscheduler and ioprio_set per thread: no safe wrapper exists
 
 /// `ioprio_set(2)`: who = a thread id.
 const IOPRIO_WHO_PROCESS: libc::c_int = 1;

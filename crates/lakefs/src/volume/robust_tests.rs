@@ -92,8 +92,8 @@ fn paths_longer_than_path_max_below_the_working_tree_are_committed() {
         }
         fd
     };
-    nix::unistd::unlinkat(&open_dir(dirs.len()), "leaf.txt", nix::unistd::UnlinkatFlags::NoRemoveDir).expect("unlink");
-    nix::unistd::unlinkat(&open_dir(dirs.len() - 1), dirs[dirs.len() - 1].as_str(), nix::unistd::UnlinkatFlags::RemoveDir).expect("rmdir");
+    nix::unistd::unlinkat(open_dir(dirs.len()), "leaf.txt", nix::unistd::UnlinkatFlags::NoRemoveDir).expect("unlink");
+    nix::unistd::unlinkat(open_dir(dirs.len() - 1), dirs[dirs.len() - 1].as_str(), nix::unistd::UnlinkatFlags::RemoveDir).expect("rmdir");
     v.commit_paths(&[rel.as_bytes().to_vec()], "close", "gone").expect("commit of a removed long path");
     assert_eq!(head_bytes(&v, &rel), None);
     assert_eq!(head_bytes(&v, "short.txt").as_deref(), Some(&b"short"[..]));

@@ -32,10 +32,8 @@ fn write(work: &Path, rel: &str, data: &[u8]) {
 
 /// Sets a file's mtime well in the past, so stat reuse may trust it.
 fn age(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("cstr");
-    let t = libc::timespec { tv_sec: 1_600_000_000, tv_nsec: 123 };
-    // SAFETY: valid path and a two-element timespec array.
-    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), libc::AT_SYMLINK_NOFOLLOW) }, 0);
+    let meta = crate::tree::Meta { mtime: 1_600_000_000, mtime_nsec: 123, ..Default::default() };
+    crate::fsmeta::set_times(path, &meta).expect("utimensat");
 }
 
 fn file_bytes(v: &Volume, commit: &ObjectId, rel: &str) -> Option<Vec<u8>> {

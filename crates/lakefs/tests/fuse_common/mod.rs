@@ -95,7 +95,7 @@ impl VolumeHooks for Recorder {
 
 /// Whether real FUSE mounts can run here; otherwise the caller skips (or fails under CI).
 pub fn fuse_available() -> bool {
-    let ok = unsafe { libc::geteuid() } == 0 && std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok();
+    let ok = nix::unistd::geteuid().is_root() && std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok();
     if !ok {
         if std::env::var_os("CI").is_some() {
             panic!("FUSE tests need root and /dev/fuse (CI is set, so not skipping)");

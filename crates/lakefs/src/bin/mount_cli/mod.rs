@@ -1,5 +1,6 @@
 //! What `lakefs mount` and `mount.lakefs` share: option parsing, the volume
 //! daemon, serving the mount, and daemonizing (return once the mount is up).
+#![allow(unsafe_code)] // daemonizing: setsid/dup2 in the child and the RLIMIT_NOFILE raise (no safe wrappers here)
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
