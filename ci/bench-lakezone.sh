@@ -162,7 +162,7 @@ die() { printf 'bench-lakezone: error: %s\n' "$*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || die "run as root (loop device, mounts, drop_caches)"
 for s in "${SIDES[@]}"; do
   if [[ $s == lake* ]]; then
-    [[ -x "$LAKEFS" ]] || die "no lakefs binary at $LAKEFS (cargo build --release -p lakefs)"
+    [[ -x "$LAKEFS" ]] || die "no lakefs binary at $LAKEFS (cargo build --release -p lake-tools)"
     [[ -x "$LAKECTL" ]] || die "no lakectl binary at $LAKECTL (cargo build --release -p lakectl)"
   fi
   if [[ $s == bindfs || $s == fuse-overlayfs ]]; then

@@ -130,7 +130,7 @@ else
 fi
 
 # pjdfstest (POSIX conformance suite run against the lakefs FUSE mount by
-# crates/lakefs/tests/fuse_pjdfstest.rs), built from crates.io into target/tools.
+# crates/lake-volume/tests/fuse_pjdfstest.rs), built from crates.io into target/tools.
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 pjdfstest_bin="$repo/target/tools/bin/pjdfstest"
 pjdfstest_ok=1

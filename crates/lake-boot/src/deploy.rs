@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use lakefs::generation;
+use lake_posix::generation;
 use lakefs::progress::Progress;
 use lakefs::{Lake, ObjectId};
 use serde::Serialize;
@@ -84,7 +84,7 @@ fn round_up(n: u64, unit: u64) -> u64 {
 pub fn lake_need(lake: &Lake, commit: ObjectId) -> Result<LakeNeed> {
     let during = || format!("estimating the space generation checkout of {commit} needs");
     let c = lake.read_commit(&commit).map_err(Error::lake(during()))?;
-    let entries = lakefs::hotcache::build(lake, &c.tree).map_err(Error::lake(during()))?;
+    let entries = lake_posix::hotcache::build(lake, &c.tree).map_err(Error::lake(during()))?;
     // deploy/N and its root, upper, work dirs.
     let mut n = LakeNeed { bytes: LAKE_SLACK + 4 * BLOCK, inodes: 5, ..LakeNeed::default() };
     for e in &entries {

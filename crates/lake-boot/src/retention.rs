@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use lakefs::generation::{self, Generation};
+use lake_posix::generation::{self, Generation};
 use lakefs::{Lake, ObjectId};
 use serde::Serialize;
 

@@ -9,7 +9,7 @@ use lake_boot::counting::State;
 use lake_boot::deploy::{deploy_generation, DeployOptions};
 use lake_boot::esp::Esp;
 use lake_boot::{retention, Error};
-use lakefs::generation;
+use lake_posix::generation;
 use lakefs::import::ImportOptions;
 use lakefs::ops::{commit_dir, CommitRequest};
 use lakefs::progress::Silent;

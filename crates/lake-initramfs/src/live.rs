@@ -213,17 +213,17 @@ pub fn assemble(
     mount(Some(loopdev.as_str()), lake_mount, Some("ext4"), MsFlags::MS_RDONLY | MsFlags::MS_NOATIME, Some("noload"))
         .map_err(fail(format!("mounting the lake image ({loopdev}, ext4, read-only) on {}", lake_mount.display())))?;
     let lake = lakefs::Lake::open(lake_mount).map_err(fail(format!("opening the lake in {}", image.display())))?;
-    let n = lakefs::generation::default(&lake)
+    let n = lake_posix::generation::default(&lake)
         .map_err(fail("reading the default generation"))?
         .ok_or_else(|| LiveError { step: "reading the default generation".into(), detail: "the medium's lake has none".into() })?;
-    let commit = lakefs::generation::list(&lake)
+    let commit = lake_posix::generation::list(&lake)
         .map_err(fail("listing generations"))?
         .into_iter()
         .find(|g| g.number == n)
         .map(|g| g.commit.short())
         .unwrap_or_default();
     drop(lake);
-    let lower = lakefs::generation::root_dir(lake_mount, n);
+    let lower = lake_posix::generation::root_dir(lake_mount, n);
     let rw = Path::new(LIVE_RW);
     std::fs::create_dir_all(rw).map_err(fail(format!("creating {LIVE_RW}")))?;
     mount(Some("tmpfs"), rw, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))

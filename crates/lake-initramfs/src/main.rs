@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use lake_initramfs::{block_devices, boot_count, esp, find_candidates, home, init_check, overlay_options, parse_cmdline};
-use lakefs::generation;
+use lake_posix::generation;
 use nix::mount::{mount, MsFlags};
 
 const LAKE_MOUNT: &str = "/run/lake";

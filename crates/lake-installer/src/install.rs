@@ -320,7 +320,7 @@ fn lake_report(s: &Staged, hardlink_check: Option<HardlinkCheck>, mtimes_restore
         uuid: s.uuid.clone(),
         commit: s.commit.clone(),
         generation: s.generation,
-        reference: lakefs::generation::POSIX_REF,
+        reference: lake_posix::generation::POSIX_REF,
         files: s.import.files,
         dirs: s.import.dirs,
         others: s.import.others,

@@ -90,7 +90,7 @@ pub fn report(img: &LakeImageSource, target: &Path, offset: u64) -> LakeReport {
         uuid,
         commit: m.map_or_else(String::new, |m| m.commit.clone()),
         generation: m.map_or(1, |m| m.generation),
-        reference: lakefs::generation::POSIX_REF,
+        reference: lake_posix::generation::POSIX_REF,
         files: m.map_or(0, |m| m.files),
         dirs: m.map_or(0, |m| m.dirs),
         others: m.map_or(0, |m| m.others),

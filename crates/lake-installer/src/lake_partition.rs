@@ -51,7 +51,7 @@ pub fn stage(
     let uuid = lake.superblock().uuid_string();
     let req = lakefs::ops::CommitRequest {
         src: rootfs,
-        reference: lakefs::generation::POSIX_REF,
+        reference: lake_posix::generation::POSIX_REF,
         message,
         scope: POSIX_SCOPE,
         trigger: TRIGGER,
@@ -65,7 +65,7 @@ pub fn stage(
         Some(t) => commit_at(&lake, &req, t, import_progress),
     }
     .map_err(Error::lake(format!("importing the root file system {}", rootfs.display())))?;
-    let generation = lakefs::generation::deploy(&lake, out.commit, true, deploy_progress)
+    let generation = lake_posix::generation::deploy(&lake, out.commit, true, deploy_progress)
         .map_err(Error::lake(format!("deploying commit {} as generation 1", out.commit)))?;
     drop(lake);
     let (bytes, inodes) = allocated(lake_dir)?;

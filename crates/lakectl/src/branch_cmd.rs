@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lakefs::volume::branch::{self, Branch, WorkChange, Workdir};
-use lakefs::volume::{control, locate, merge};
+use lake_volume::branch::{self, Branch, WorkChange, Workdir};
+use lake_volume::{control, locate, merge};
 use lakefs::{Lake, ObjectId};
 
 #[derive(clap::Subcommand)]
@@ -92,7 +92,7 @@ struct Mount {
     lake: Lake,
     volume: String,
     root: PathBuf,
-    /// The path, mount-relative, escaped (scopes are kept in that form: `lakefs::volume::branch`).
+    /// The path, mount-relative, escaped (scopes are kept in that form: `lake_volume::branch`).
     rel: String,
 }
 

@@ -6,10 +6,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lakefs::catalog::{self, fts, views};
-use lakefs::fuse::hooks::ViewEntry;
+use lake_catalog as catalog;
+use lake_catalog::{fts, views};
+use lake_volume::{control, locate, Located, Volume};
 use lakefs::names;
-use lakefs::volume::{control, locate, Located, Volume};
 use lakefs::Lake;
 
 const QUERY_HELP: &str = "QUERY: conditions `KEY OP VALUE` joined with and/or/not and parentheses.\n  \
@@ -135,7 +135,7 @@ fn open_lake(lake_dir: &Path) -> Result<Lake> {
 
 fn target(lake_dir: &Path, path: Option<&Path>, volume: Option<&str>) -> Result<Target> {
     if let Some(v) = volume {
-        if !lakefs::volume::valid_name(v) {
+        if !lake_volume::valid_name(v) {
             bail!("invalid volume name '{v}': use letters, digits, - and _");
         }
         let lake = open_lake(lake_dir)?;
@@ -226,7 +226,7 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
             }
         }
         ViewCmd::Show { name, .. } => {
-            let (info, entries): (views::ViewInfo, Vec<ViewEntry>) = match &t {
+            let (info, entries): (views::ViewInfo, Vec<views::Entry>) = match &t {
                 Target::Mount { loc } => {
                     let mut r = Target::ask(loc, serde_json::json!({"op": "view-show", "name": name}))?;
                     if r["view"].is_null() {
@@ -237,7 +237,9 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|e| Ok(ViewEntry { name: e["name"].as_str().unwrap_or_default().to_owned(), path: daemon_path(&e["path"])? }))
+                        .map(|e| {
+                            Ok(views::Entry { name: e["name"].as_str().unwrap_or_default().to_owned(), path: daemon_path(&e["path"])? })
+                        })
                         .collect::<Result<_>>()?;
                     (info, entries)
                 }
@@ -297,9 +299,9 @@ pub fn view(c: &ViewCmd, lake_dir: &Path, json: bool) -> Result<()> {
                 Volume::open(lake.root(), &volume, &mountpoint).with_context(|| format!("opening volume '{volume}' for its zones"))?;
             let zones = vol.zones();
             let start = std::time::Instant::now();
-            let indexed = |p: &[u8]| zones.zone(p) == lakefs::zones::Zone::Lake;
+            let indexed = |p: &[u8]| zones.zone(p) == lake_volume::zones::Zone::Lake;
             let s = if *full {
-                catalog::index::reindex(lake, &volume, &tree, &indexed)
+                catalog::reindex(lake, &volume, &tree, &indexed)
             } else {
                 catalog::index_commit(lake, &volume, &tree, &indexed)
             }

@@ -1,5 +1,5 @@
 //! `lakectl generation`: list, deploy, pin, keep, prune and remove the lake's
-//! generations and their boot entries. The work is lakefs::generation (the
+//! generations and their boot entries. The work is lake_posix::generation (the
 //! lake side) and lake_boot (the ESP side); this file parses and prints.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use lake_boot::esp::{Esp, EspEntry};
 use lake_boot::retention;
-use lakefs::generation::{self, Generation};
+use lake_posix::generation::{self, Generation};
 use lakefs::Lake;
 
 use crate::show;
@@ -145,7 +145,7 @@ pub fn run(lake: &Lake, cmd: &GenerationCmd, json: bool, quiet: bool) -> Result<
     match cmd {
         GenerationCmd::List { esp } => list(lake, esp, json),
         GenerationCmd::Deploy { rev, kernel, initrd, tries, pin, cmdline, title, esp } => {
-            let commit = lakefs::rev::resolve(lake, rev, generation::POSIX_REF).with_context(|| format!("resolving '{rev}'"))?;
+            let commit = lake_posix::rev::resolve(lake, rev, generation::POSIX_REF).with_context(|| format!("resolving '{rev}'"))?;
             let opts = lake_boot::deploy::DeployOptions {
                 esp: esp.esp.clone(),
                 tries: (*tries > 0).then_some(*tries),

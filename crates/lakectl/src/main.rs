@@ -267,10 +267,10 @@ fn open(cli: &Cli) -> Result<Lake> {
         // Run from inside a dead /home mount, the volume could not be found and the
         // default lake was tried instead: the dead mount is the news.
         let dead = matches!(e, lakefs::Error::NotALake { .. })
-            .then(|| std::env::current_dir().ok().and_then(|d| lakefs::volume::locate::dead_mount(&d)))
+            .then(|| std::env::current_dir().ok().and_then(|d| lake_volume::locate::dead_mount(&d)))
             .flatten();
         match dead {
-            Some(root) => anyhow::anyhow!("{}", lakefs::volume::locate::dead_mount_hint(&root)),
+            Some(root) => anyhow::anyhow!("{}", lake_volume::locate::dead_mount_hint(&root)),
             None => anyhow::Error::new(e).context(format!("opening the lake at {}", cli.lake.display())),
         }
     })
@@ -290,18 +290,18 @@ fn path_at(lake: &Lake, target: &[u8], default_ref: &str) -> Result<(Vec<u8>, Ob
         if rev.is_empty() {
             continue;
         }
-        match lakefs::rev::resolve(lake, rev, default_ref) {
+        match lake_posix::rev::resolve(lake, rev, default_ref) {
             Ok(id) => return Ok((target[..i].to_owned(), id)),
             Err(lakefs::Error::UnknownRevision(_)) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((target.to_owned(), lakefs::rev::resolve(lake, "", default_ref)?))
+    Ok((target.to_owned(), lake_posix::rev::resolve(lake, "", default_ref)?))
 }
 
 fn run(mut cli: Cli) -> Result<()> {
     if cli.zone == Some(Zone::Posix) {
-        cli.reference = lakefs::posix::POSIX_REF.to_owned();
+        cli.reference = lake_posix::posix::POSIX_REF.to_owned();
     }
     match &cli.cmd {
         Cmd::Init { dir } => {
@@ -352,7 +352,7 @@ fn run(mut cli: Cli) -> Result<()> {
                 reference: &cli.reference,
                 message,
                 // The POSIX zone is checked out as hard links: its files are stored loose.
-                scope: if posix && scope == "path:/" { lakefs::posix::SCOPE } else { scope },
+                scope: if posix && scope == "path:/" { lake_posix::posix::SCOPE } else { scope },
                 trigger,
                 changed: changed_list.as_deref(),
                 options: lakefs::import::ImportOptions { loose: *loose || posix },
@@ -400,7 +400,7 @@ fn run(mut cli: Cli) -> Result<()> {
                 })?,
                 None => &cli.reference,
             };
-            let start = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
+            let start = lake_posix::rev::resolve(&lake, rev, &cli.reference)?;
             show::log(&lake, start, max.unwrap_or(usize::MAX), cli.json, cli.zone == Some(Zone::Posix))?;
         }
         Cmd::Restore(a) => volume_cmd::restore(a, cli.json)?,
@@ -411,7 +411,7 @@ fn run(mut cli: Cli) -> Result<()> {
         Cmd::Search(a) => catalog_cmd::search(a, &cli.lake, cli.json)?,
         Cmd::Show { rev } => {
             let lake = open(&cli)?;
-            let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
+            let id = lake_posix::rev::resolve(&lake, rev, &cli.reference)?;
             show::commit(&lake, id, cli.json)?;
         }
         Cmd::Ls { target, long, recursive } => {
@@ -445,8 +445,8 @@ fn run(mut cli: Cli) -> Result<()> {
         }
         Cmd::Diff { from, to } => {
             let lake = open(&cli)?;
-            let a = lakefs::rev::resolve(&lake, from, &cli.reference)?;
-            let b = lakefs::rev::resolve(&lake, to.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
+            let a = lake_posix::rev::resolve(&lake, from, &cli.reference)?;
+            let b = lake_posix::rev::resolve(&lake, to.as_deref().unwrap_or(&cli.reference), &cli.reference)?;
             let (ca, cb) = (lake.read_commit(&a)?, lake.read_commit(&b)?);
             let mut changes = Vec::new();
             if ca.root != cb.root {
@@ -454,7 +454,7 @@ fn run(mut cli: Cli) -> Result<()> {
             }
             changes.extend(lakefs::diff::diff_bytes(&lake, &ca.tree, &cb.tree)?);
             let packages = match cli.zone {
-                Some(Zone::Posix) => Some(lakefs::dpkg::diff_trees(&lake, &ca.tree, &cb.tree)?),
+                Some(Zone::Posix) => Some(lake_posix::dpkg::diff_trees(&lake, &ca.tree, &cb.tree)?),
                 None => None,
             };
             if cli.json {
@@ -476,7 +476,7 @@ fn run(mut cli: Cli) -> Result<()> {
         }
         Cmd::Checkout { rev, dest, hardlink } => {
             let lake = open(&cli)?;
-            let id = lakefs::rev::resolve(&lake, rev, &cli.reference)?;
+            let id = lake_posix::rev::resolve(&lake, rev, &cli.reference)?;
             let c = lake.read_commit(&id)?;
             let bar = lakefs::progress::Bar::new(cli.quiet);
             let opts = lakefs::checkout::CheckoutOptions { hardlink: *hardlink };

@@ -1,12 +1,12 @@
 //! `lakectl commit --zone posix` (the package-manager hooks) and
-//! `lakectl rollback --zone posix`: thin drivers over lakefs::posix,
-//! lakefs::rollback, lakefs::live_apply and lake_boot::deploy.
+//! `lakectl rollback --zone posix`: thin drivers over lake_posix::posix,
+//! lake_posix::rollback, lake_posix::live_apply and lake_boot::deploy.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lakefs::posix::{self, Record, RunningRoot};
+use lake_posix::posix::{self, Record, RunningRoot};
 use lakefs::{Lake, ObjectId};
 
 use crate::show;
@@ -64,12 +64,12 @@ impl RootArgs {
             return Ok(RunningRoot::booted(lake)?);
         };
         let (base, generation) = match &self.base {
-            Some(rev) => (lakefs::rev::resolve(lake, rev, posix::POSIX_REF)?, None),
+            Some(rev) => (lake_posix::rev::resolve(lake, rev, posix::POSIX_REF)?, None),
             None => {
                 let n = generation_of_lower(lake, lower).with_context(|| {
                     format!("{} is not a generation's deploy/N/root in {}: pass --base REV", lower.display(), lake.root().display())
                 })?;
-                let g = lakefs::generation::get(lake, n)?.with_context(|| format!("generation {n} is not in the lake"))?;
+                let g = lake_posix::generation::get(lake, n)?.with_context(|| format!("generation {n} is not in the lake"))?;
                 (g.commit, Some(n))
             }
         };
@@ -79,7 +79,7 @@ impl RootArgs {
 
 fn generation_of_lower(lake: &Lake, lower: &Path) -> Option<u32> {
     let lower = lower.canonicalize().ok()?;
-    let deploy = lake.root().join(lakefs::generation::DEPLOY_DIR).canonicalize().ok()?;
+    let deploy = lake.root().join(lake_posix::generation::DEPLOY_DIR).canonicalize().ok()?;
     let rel = lower.strip_prefix(deploy).ok()?;
     let mut it = rel.components();
     let n = it.next()?.as_os_str().to_str()?.parse().ok()?;
@@ -111,7 +111,7 @@ pub fn commit(lake_dir: &Path, a: &CommitArgs, json: bool, quiet: bool) -> Resul
         if hooks_off() {
             return Ok(());
         }
-        if a.root.root.is_none() && lakefs::generation::booted().is_none() {
+        if a.root.root.is_none() && lake_posix::generation::booted().is_none() {
             // Image builds, chroots, installers: not a system booted from a lake.
             return Ok(());
         }
@@ -125,7 +125,7 @@ pub fn commit(lake_dir: &Path, a: &CommitArgs, json: bool, quiet: bool) -> Resul
     let Some(root) = a.root.resolve(&lake)? else {
         bail!(
             "this system did not boot from a lake (no {}): nothing to commit. To commit an overlay, pass --root, --upper and --lower",
-            lakefs::generation::BOOTED_FILE
+            lake_posix::generation::BOOTED_FILE
         );
     };
     let (trigger, phase) = match a.hook {
@@ -230,10 +230,15 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
             captured = Some(out.commit);
         }
     }
-    let target = lakefs::rev::resolve(lake, a.to, posix::POSIX_REF).with_context(|| format!("finding the rollback target '{}'", a.to))?;
-    let req =
-        lakefs::rollback::Request { target: Some(target), paths: a.files.to_vec(), globs: a.filters.to_vec(), include_etc: a.include_etc };
-    let plan = lakefs::rollback::plan(lake, &req)?;
+    let target =
+        lake_posix::rev::resolve(lake, a.to, posix::POSIX_REF).with_context(|| format!("finding the rollback target '{}'", a.to))?;
+    let req = lake_posix::rollback::Request {
+        target: Some(target),
+        paths: a.files.to_vec(),
+        globs: a.filters.to_vec(),
+        include_etc: a.include_etc,
+    };
+    let plan = lake_posix::rollback::plan(lake, &req)?;
     if json && (a.dry_run || plan.noop) {
         crate::print_json(&serde_json::json!({"plan": plan, "captured": captured, "dry_run": a.dry_run}))?;
     } else if !json {
@@ -252,13 +257,13 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
         confirm()?;
     }
     let message = format!("rollback to {} ({})", a.to, target.short());
-    let commit = lakefs::rollback::record(lake, &plan, &message)?;
+    let commit = lake_posix::rollback::record(lake, &plan, &message)?;
     let deployed = deploy(lake, commit, a.deploy_args, quiet)?;
     let deploy_s = t0.elapsed().as_secs_f64();
     let mut applied = None;
     if a.now {
         let root = running.as_ref().map(|r| r.merged.clone()).unwrap_or_else(|| PathBuf::from("/"));
-        let st = lakefs::live_apply::apply(lake, &plan.tree, &plan.root, &plan.changes, &root).with_context(|| {
+        let st = lake_posix::live_apply::apply(lake, &plan.tree, &plan.root, &plan.changes, &root).with_context(|| {
             format!(
                 "writing the rollback into the running root {} (it is partly applied; generation {} holds the whole result: reboot into it)",
                 root.display(),
@@ -293,7 +298,7 @@ pub fn rollback(lake: &Lake, a: &RollbackArgs, json: bool, quiet: bool) -> Resul
     Ok(())
 }
 
-fn preview(plan: &lakefs::rollback::Plan, a: &RollbackArgs, uncaptured: bool) -> Result<()> {
+fn preview(plan: &lake_posix::rollback::Plan, a: &RollbackArgs, uncaptured: bool) -> Result<()> {
     use lakefs::diff::ChangeKind;
     let mut out = std::io::stderr().lock();
     writeln!(out, "Rollback of the POSIX zone to {} ({}), from {}:", a.to, plan.target.short(), plan.head.short())?;

@@ -49,7 +49,7 @@ pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool, packages: bool)
     while let (Some(id), true) = (cur, n < max) {
         let c = lake.read_commit(&id)?;
         let pkgs = match (packages, c.parents.first()) {
-            (true, Some(p)) => Some(lakefs::dpkg::diff_trees(lake, &lake.read_commit(p)?.tree, &c.tree)?),
+            (true, Some(p)) => Some(lake_posix::dpkg::diff_trees(lake, &lake.read_commit(p)?.tree, &c.tree)?),
             _ => None,
         };
         if json {
@@ -61,13 +61,13 @@ pub fn log(lake: &Lake, start: ObjectId, max: usize, json: bool, packages: bool)
         } else {
             writeln!(out, "commit {id}")?;
             writeln!(out, "Date:    {}", time(c.time))?;
-            let phase = lakefs::posix::extra(&c, "phase").map(|p| format!(" ({p})")).unwrap_or_default();
+            let phase = lake_posix::posix::extra(&c, "phase").map(|p| format!(" ({p})")).unwrap_or_default();
             writeln!(out, "Scope:   {}   Trigger: {}{phase}", c.scope, c.trigger)?;
-            if let Some(cmd) = lakefs::posix::extra(&c, "cmdline") {
+            if let Some(cmd) = lake_posix::posix::extra(&c, "cmdline") {
                 writeln!(out, "Command: {cmd}")?;
             }
             if let Some(p) = pkgs.as_deref().filter(|p| !p.is_empty()) {
-                writeln!(out, "Packages: {}", lakefs::dpkg::summary(p))?;
+                writeln!(out, "Packages: {}", lake_posix::dpkg::summary(p))?;
             }
             writeln!(out, "\n    {}\n", if c.message.is_empty() { "(no message)" } else { &c.message })?;
         }
@@ -305,9 +305,9 @@ pub fn stats(lake: &Lake, json: bool) -> Result<()> {
 }
 
 pub fn status(lake: &Lake, json: bool) -> Result<()> {
-    let gens = lakefs::generation::list(lake)?;
-    let default = lakefs::generation::default(lake)?;
-    let booted: Option<u32> = std::fs::read_to_string(lakefs::generation::BOOTED_FILE).ok().and_then(|s| s.trim().parse().ok());
+    let gens = lake_posix::generation::list(lake)?;
+    let default = lake_posix::generation::default(lake)?;
+    let booted: Option<u32> = std::fs::read_to_string(lake_posix::generation::BOOTED_FILE).ok().and_then(|s| s.trim().parse().ok());
     if json {
         let v = serde_json::json!({
             "lake": lake.root(),

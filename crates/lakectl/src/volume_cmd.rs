@@ -16,9 +16,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use lake_volume::zones::{VolumeZones, Zone, ZonesFile};
+use lake_volume::{control, locate, Located};
 use lakefs::names::{self, escape};
-use lakefs::volume::{control, locate, Located};
-use lakefs::zones::{VolumeZones, Zone, ZonesFile};
 use lakefs::ObjectId;
 
 #[derive(clap::Args)]
@@ -68,8 +68,8 @@ pub fn in_mount(path: &Path) -> Option<Located> {
     let found = locate(path).ok().flatten();
     if found.is_none() {
         // A dead mount answers nothing; say so instead of "not a lake".
-        if let Some(root) = lakefs::volume::locate::dead_mount(path) {
-            eprintln!("lakectl: error: {}", lakefs::volume::locate::dead_mount_hint(&root));
+        if let Some(root) = lake_volume::locate::dead_mount(path) {
+            eprintln!("lakectl: error: {}", lake_volume::locate::dead_mount_hint(&root));
             std::process::exit(2);
         }
     }
@@ -82,7 +82,7 @@ fn zones_of(loc: &Located) -> Result<VolumeZones> {
 }
 
 fn override_file(loc: &Located) -> PathBuf {
-    loc.info.lake.join(lakefs::volume::VOLUMES_DIR).join(&loc.info.volume).join(lakefs::volume::ZONES_FILE)
+    loc.info.lake.join(lake_volume::VOLUMES_DIR).join(&loc.info.volume).join(lake_volume::ZONES_FILE)
 }
 
 fn local_time(t: i64) -> String {
@@ -499,7 +499,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     let zone = d["zone"].as_str().unwrap_or("lake").to_owned();
     let scope = d["scope"].as_str().map(str::to_owned);
     let branch = d["branch"].as_str().map(str::to_owned);
-    let conflicts: Vec<lakefs::volume::branch::Conflict> = serde_json::from_value(d["conflicts"].clone()).unwrap_or_default();
+    let conflicts: Vec<lake_volume::branch::Conflict> = serde_json::from_value(d["conflicts"].clone()).unwrap_or_default();
     let daemon = Some(d);
     let open: Vec<Vec<u8>> = daemon
         .as_ref()

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{ok, run};
-use lakefs::catalog::props::testdata::jpeg_with_exif;
+use lake_catalog::props::testdata::jpeg_with_exif;
 
 fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     let p = dir.join(rel);

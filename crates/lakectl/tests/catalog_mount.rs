@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lakefs::catalog::props::testdata::jpeg_with_exif;
+use lake_catalog::props::testdata::jpeg_with_exif;
 
 use common::mount;
 

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{bytes, ok, run};
-use lakefs::generation;
+use lake_posix::generation;
 
 fn commit(lake: &lakefs::Lake, src: &Path, v: u32) {
     std::fs::create_dir_all(src.join("etc")).unwrap();

@@ -64,9 +64,6 @@ pub enum Error {
     UnsafeTree { path: String, why: String },
     #[error("checkout target {path} is not empty; choose an empty or new directory")]
     TargetNotEmpty { path: PathBuf },
-    /// A catalog view query that does not parse: says where and what was expected.
-    #[error(transparent)]
-    BadQuery(#[from] crate::catalog::query::QueryError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -20,7 +20,7 @@
 //! Limitation of incremental imports: hard links are recorded among the scanned
 //! paths only; a new link between a changed and an unchanged path is stored as a
 //! separate file. A full import records every hard link. (A LAKE-zone volume
-//! lists every name of a linked file together: see `crate::volume`'s `links`,
+//! lists every name of a linked file together: see `lake_volume::links`,
 //! fed by [`ScanOptions::on_link`].)
 
 use std::collections::{BTreeMap, HashMap};

@@ -21,6 +21,9 @@ use crate::tree::{Content, Tree};
 
 pub const PACK_DIR: &str = "packs";
 pub const TMP_DIR: &str = "tmp";
+/// The POSIX zone's deployed generations (`deploy/N/`, see lake-posix): named
+/// here because the store's privacy rules treat it apart.
+pub const DEPLOY_DIR: &str = "deploy";
 const LOCK_FILE: &str = "lock";
 /// A file of allocated space kept in every lake. When the disk fills up, SQLite
 /// cannot even create its WAL index to open the database, so opening a full lake

@@ -49,7 +49,7 @@ fn own_paths(root: &Path) -> Result<Vec<PathBuf>> {
         if KEEP_MODES_BELOW.contains(&name) || !e.file_type().at(&p)?.is_dir() {
             continue;
         }
-        if name == crate::generation::DEPLOY_DIR {
+        if name == crate::lake::DEPLOY_DIR {
             // deploy/N/ and its hot cache; root/, upper/, work/ keep their modes.
             for g in std::fs::read_dir(&p).at(&p)? {
                 let g = g.at(&p)?.path();

@@ -10,9 +10,8 @@
 //!   (GNU `date -d` syntax);
 //! - `before:<time>`: the newest commit strictly before that time;
 //! - `REF@{<time>}` / `REF@{before:<time>}`: the same on another ref;
-//! - `gen:N` (or `generation:N`): the commit generation N was deployed from;
-//! - `before:last-apt-upgrade`: the POSIX-zone state just before the newest
-//!   package run (its "pre" commit), `last-apt-upgrade`: just after it.
+//! - names a layer above the store gives (`resolve_with`): the POSIX zone's
+//!   `gen:N` and `last-apt-upgrade` (`lake_posix::rev`).
 
 use crate::error::{Error, Result};
 use crate::id::{parse_hex_prefix, ObjectId};
@@ -90,19 +89,24 @@ fn by_time(lake: &Lake, rev: &str, reference: &str, expr: &str, now: &jiff::Zone
     })
 }
 
+/// Revision names a layer above the store resolves itself: `Ok(Some(id))` when
+/// `rev` is one of them (given the lake and the default ref), `Ok(None)` when not.
+pub type Names<'a> = &'a dyn Fn(&Lake, &str, &str) -> Result<Option<ObjectId>>;
+
 /// Resolves `rev` to a commit id; times are looked up on `default_ref`.
 pub fn resolve(lake: &Lake, rev: &str, default_ref: &str) -> Result<ObjectId> {
-    resolve_at(lake, rev, default_ref, &now_local())
+    resolve_with(lake, rev, default_ref, &now_local(), &|_, _, _| Ok(None))
 }
 
-pub fn resolve_at(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned) -> Result<ObjectId> {
+/// [`resolve`], with `names` tried first for each revision (also the base of `REV~N`).
+pub fn resolve_with(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned, names: Names) -> Result<ObjectId> {
     let rev = rev.trim();
     if rev.is_empty() {
         return lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("(empty: ref '{default_ref}' does not exist)")));
     }
     if let Some((base, n)) = rev.rsplit_once('~') {
         if let Ok(n) = n.parse::<u32>() {
-            let mut id = resolve_at(lake, base, default_ref, now)?;
+            let mut id = resolve_with(lake, base, default_ref, now, names)?;
             for i in 0..n {
                 id = *lake
                     .read_commit(&id)?
@@ -113,18 +117,8 @@ pub fn resolve_at(lake: &Lake, rev: &str, default_ref: &str, now: &jiff::Zoned) 
             return Ok(id);
         }
     }
-    if let Some(n) = rev.strip_prefix("gen:").or_else(|| rev.strip_prefix("generation:")) {
-        let n: u32 = n.trim().parse().map_err(|_| Error::UnknownRevision(rev.to_owned()))?;
-        return crate::generation::get(lake, n)?
-            .map(|g| g.commit)
-            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no generation {n}; see `lakectl generation list`)")));
-    }
-    if rev == "before:last-apt-upgrade" || rev == "last-apt-upgrade" {
-        let head =
-            lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("{rev} (ref '{default_ref}' does not exist)")))?;
-        let (pre, post) = crate::posix::last_package_run(lake, head)?
-            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no apt or dpkg run recorded on '{default_ref}'; use --zone posix)")))?;
-        return Ok(if rev.starts_with("before:") { pre } else { post });
+    if let Some(id) = names(lake, rev, default_ref)? {
+        return Ok(id);
     }
     if let Some((r, inner)) = rev.strip_suffix('}').and_then(|x| x.split_once("@{")) {
         return by_time(lake, rev, r, inner, now);

@@ -155,7 +155,7 @@ pub struct Tree {
     pub entries: Vec<Entry>,
 }
 
-pub(crate) fn put_meta(w: &mut Writer, m: &Meta) {
+pub fn put_meta(w: &mut Writer, m: &Meta) {
     w.uvar(u64::from(m.mode));
     w.uvar(u64::from(m.uid));
     w.uvar(u64::from(m.gid));
@@ -168,7 +168,7 @@ pub(crate) fn put_meta(w: &mut Writer, m: &Meta) {
     }
 }
 
-pub(crate) fn get_meta(r: &mut Reader) -> Result<Meta> {
+pub fn get_meta(r: &mut Reader) -> Result<Meta> {
     let small = |r: &Reader, v: u64, what: &str| u32::try_from(v).map_err(|_| r.err(&format!("{what} out of range")));
     let v = r.uvar()?;
     let mode = small(r, v, "mode")?;
