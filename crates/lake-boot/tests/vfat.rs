@@ -10,8 +10,6 @@ use lake_boot::deploy::{deploy_generation, DeployOptions};
 use lake_boot::esp::Esp;
 use lake_boot::{retention, Error};
 use lake_posix::generation;
-use lakefs::import::ImportOptions;
-use lakefs::ops::{commit_dir, CommitRequest};
 use lakefs::progress::Silent;
 
 /// A FAT image made with mkfs.vfat and mounted: by the kernel through a loop
@@ -105,18 +103,7 @@ fn run(prog: &str, args: &[&str]) {
     assert!(out.status.success(), "{prog} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Deterministic bytes (xorshift) that do not compress or dedupe by accident.
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use lake_testkit::bytes;
 
 fn file(dir: &Path, name: &str, seed: u64, n: usize) -> PathBuf {
     let p = dir.join(name);
@@ -130,18 +117,7 @@ fn commit(lake: &lakefs::Lake, src: &Path, v: u32) -> lakefs::ObjectId {
     std::fs::create_dir_all(src.join("usr/bin")).expect("mkdir");
     std::fs::write(src.join("etc/version"), format!("{v}\n")).expect("write");
     std::fs::write(src.join("usr/bin/tool"), bytes(99, 100_000)).expect("write");
-    let req = CommitRequest {
-        src,
-        reference: generation::POSIX_REF,
-        message: &format!("v{v}"),
-        scope: "zone:posix",
-        trigger: "test",
-        changed: None,
-        options: ImportOptions { loose: true },
-        extra: vec![],
-        allow_empty: true,
-    };
-    commit_dir(lake, &req, &Silent).expect("commit").commit
+    lake_testkit::posix::commit(lake, src, &format!("v{v}"), true).commit
 }
 
 fn entry_names(esp: &Path) -> Vec<String> {

@@ -4,8 +4,6 @@
 use std::os::unix::fs::MetadataExt;
 
 use lake_posix::generation;
-use lakefs::import::ImportOptions;
-use lakefs::ops::{commit_dir, CommitRequest};
 use lakefs::progress::Silent;
 
 fn tree(dir: &std::path::Path) {
@@ -17,18 +15,7 @@ fn tree(dir: &std::path::Path) {
 }
 
 fn commit(lake: &lakefs::Lake, src: &std::path::Path, msg: &str) -> lakefs::ObjectId {
-    let req = CommitRequest {
-        src,
-        reference: generation::POSIX_REF,
-        message: msg,
-        scope: "zone:posix",
-        trigger: "test",
-        changed: None,
-        options: ImportOptions { loose: true },
-        extra: vec![],
-        allow_empty: false,
-    };
-    commit_dir(lake, &req, &Silent).unwrap().commit
+    lake_testkit::posix::commit(lake, src, msg, false).commit
 }
 
 #[test]

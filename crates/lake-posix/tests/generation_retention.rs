@@ -1,25 +1,12 @@
 //! Generation retention: keep count, pins, removal rules and prune candidates.
 
 use lake_posix::generation;
-use lakefs::import::ImportOptions;
-use lakefs::ops::{commit_dir, CommitRequest};
 use lakefs::progress::Silent;
 
 fn commit(lake: &lakefs::Lake, src: &std::path::Path, msg: &str) -> lakefs::ObjectId {
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/version"), msg).unwrap();
-    let req = CommitRequest {
-        src,
-        reference: generation::POSIX_REF,
-        message: msg,
-        scope: "zone:posix",
-        trigger: "test",
-        changed: None,
-        options: ImportOptions { loose: true },
-        extra: vec![],
-        allow_empty: false,
-    };
-    commit_dir(lake, &req, &Silent).unwrap().commit
+    lake_testkit::posix::commit(lake, src, msg, false).commit
 }
 
 fn pins(lake: &lakefs::Lake) -> Vec<lakefs::ObjectId> {

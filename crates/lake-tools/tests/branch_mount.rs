@@ -1,50 +1,14 @@
 //! Branches and merges through a real `lakefs mount`: the working copy is
 //! changed through the FUSE mount and committed by the daemon's flush, as
-//! lakectl does. Needs /dev/fuse and root (skipped otherwise, with a note).
-#![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
+//! lakectl does. Needs /dev/fuse and root (`lake_testkit::require_fuse`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use lake_volume::branch::{self, Workdir};
 use lake_volume::{control, merge};
-use lakefs::lake::{CreateOptions, Lake};
+use lakefs::lake::Lake;
 use lakefs::ObjectId;
-
-struct Mounted {
-    _dir: tempfile::TempDir,
-    lake_dir: PathBuf,
-    mnt: PathBuf,
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        // SIGTERM-equivalent: umount makes the daemon do its final commit and exit.
-        let _ = Command::new("umount").arg(&self.mnt).status();
-    }
-}
-
-fn mount() -> Option<Mounted> {
-    if !Path::new("/dev/fuse").exists() || !nix_is_root() {
-        eprintln!("skipping: needs /dev/fuse and root");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lake_dir = dir.path().join("lake");
-    drop(Lake::create(&lake_dir, &CreateOptions::default()).expect("lake"));
-    let mnt = dir.path().join("mnt");
-    std::fs::create_dir(&mnt).expect("mnt");
-    let st = Command::new(env!("CARGO_BIN_EXE_lakefs")).arg("mount").arg(&lake_dir).arg(&mnt).status().expect("run lakefs mount");
-    assert!(st.success(), "lakefs mount failed: {st}");
-    assert!(mnt.join(".lake/info").is_file(), "the mount serves .lake/info");
-    Some(Mounted { _dir: dir, lake_dir, mnt })
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() == 0 }
-}
 
 fn flush(mnt: &Path) -> lakefs::Result<ObjectId> {
     let v = control::request(mnt, &serde_json::json!({"op": "flush", "trigger": "switch", "message": "test"}))?;
@@ -57,8 +21,8 @@ fn lines(ls: &[&str]) -> String {
 
 #[test]
 fn switch_and_merge_through_the_mount() {
-    let Some(m) = mount() else { return };
-    let lake = Lake::open(&m.lake_dir).expect("open lake");
+    let Some(m) = lake_testkit::Mounted::fresh() else { return };
+    let lake = Lake::open(&m.lake).expect("open lake");
     let p = |rel: &str| m.mnt.join(rel);
     std::fs::create_dir_all(p("proj/sub")).expect("mkdir");
     std::fs::write(p("proj/notes.txt"), lines(&["one", "two", "three", "four", "five"])).expect("write");

@@ -3,13 +3,10 @@
 //! SIGTERM, then unmounts and makes its final commit.
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-#[path = "../../lake-volume/tests/fuse_common/mod.rs"]
-mod fuse_common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use fuse_common::{fuse_available, is_mounted};
+use lake_testkit::fuse::is_mounted;
 use lakefs::lake::{CreateOptions, Lake};
 
 const MOUNT_LAKEFS: &str = env!("CARGO_BIN_EXE_mount-lakefs");
@@ -52,7 +49,7 @@ fn eventually(f: impl Fn() -> bool) -> bool {
 
 #[test]
 fn mount_helper_returns_once_mounted() {
-    if !fuse_available() {
+    if !lake_testkit::require_fuse() {
         return;
     }
     let s = Setup::new();
@@ -92,7 +89,7 @@ fn mount_helper_fails_with_a_reason() {
 
 #[test]
 fn foreground_mount_stops_on_sigterm() {
-    if !fuse_available() {
+    if !lake_testkit::require_fuse() {
         return;
     }
     let s = Setup::new();

@@ -5,8 +5,6 @@
 //! history stay out of `find`; commits leave atime alone.
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-mod fuse_common;
-
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -83,7 +81,7 @@ impl Drop for Volume {
         // Still mounted: a test failed on the way (else `stop` unmounted).
         if let Some(m) = self.mounted.take() {
             let _ = m.unmount();
-            if fuse_common::is_mounted(&self.mnt) {
+            if crate::fuse_common::is_mounted(&self.mnt) {
                 let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
             }
         }
@@ -169,7 +167,7 @@ impl Drop for LoopFs {
 fn huge_offsets_and_fallocates_finish_in_bounded_time() {
     // xfstests' maximum-file-size test once had its fsync spin for hours (the
     // commit read 16 TiB of zeros) and stall the mount for everybody.
-    if !fuse_common::fuse_available() {
+    if !crate::fuse_common::require_fuse() {
         return;
     }
     let disk = LoopFs::new(512);
@@ -292,7 +290,7 @@ fn count_entries(root: &Path) -> usize {
 
 #[test]
 fn a_thousand_commits_stay_out_of_find() {
-    if !fuse_common::fuse_available() {
+    if !crate::fuse_common::require_fuse() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -326,7 +324,7 @@ fn a_thousand_commits_stay_out_of_find() {
 fn commits_leave_atime_alone() {
     // generic/258: a timestamp before 1970 survives (the commit reads the file,
     // and a read would move an atime that old), a remount too.
-    if !fuse_common::fuse_available() {
+    if !crate::fuse_common::require_fuse() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,8 +7,6 @@
 //! case it follows.
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-mod fuse_common;
-
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -18,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use fuse_common::{fuse_available, Fixture};
+use crate::fuse_common::{require_fuse, Fixture};
 use lake_fuse::MountOptions;
 
 fn cstr(p: &Path) -> CString {
@@ -35,7 +33,7 @@ fn both(f: impl Fn(&Fixture)) {
 }
 
 fn both_with(options: &str, f: impl Fn(&Fixture)) {
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     for passthrough in [true, false] {
@@ -470,7 +468,7 @@ fn open_handle(mnt: &Path, h: &[u8], flags: i32) -> Result<OwnedFd, i32> {
 fn file_handles_survive_a_remount() {
     // generic/426 and 477: open_by_handle_at after a remount (a new daemon),
     // after a rename of the parent, and ESTALE for a deleted file.
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     for passthrough in [true, false] {
@@ -540,7 +538,7 @@ fn a_waiting_control_request_does_not_hold_up_others() {
             })
         };
         // However the test ends, the waiting requests are let go (else the test hangs).
-        struct Release<'a>(&'a fuse_common::Recorder);
+        struct Release<'a>(&'a crate::fuse_common::Recorder);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
                 self.0.open_gate()

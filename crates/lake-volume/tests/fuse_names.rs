@@ -3,17 +3,15 @@
 //! hook calls recorded (escaped in the record: `caf\xe9`).
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-mod fuse_common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
-use fuse_common::{fuse_available, Fixture};
+use crate::fuse_common::{require_fuse, Fixture};
 
 #[test]
 fn names_that_are_not_utf8_reach_the_hooks_as_bytes() {
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     let fx = Fixture::new(true);
@@ -32,7 +30,7 @@ fn names_that_are_not_utf8_reach_the_hooks_as_bytes() {
 
 #[test]
 fn a_new_hard_link_reports_both_names() {
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     let fx = Fixture::new(true);
@@ -48,7 +46,7 @@ fn a_new_hard_link_reports_both_names() {
 fn sparse_writes_stay_sparse_in_the_working_tree() {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::{FileExt, MetadataExt};
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     for passthrough in [true, false] {

@@ -17,8 +17,6 @@
 //! `link::exdev_target` and `rename::exdev_target` run: a secondary file system
 //! (a directory outside the mount) is configured.
 
-mod fuse_common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -126,7 +124,7 @@ struct Unmount(PathBuf);
 
 impl Drop for Unmount {
     fn drop(&mut self) {
-        if fuse_common::is_mounted(&self.0) {
+        if crate::fuse_common::is_mounted(&self.0) {
             let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         }
     }
@@ -140,7 +138,7 @@ fn check(passthrough: bool) {
         eprintln!("skipping: pjdfstest not found (set PJDFSTEST or run ci/setup.sh)");
         return;
     };
-    if !fuse_common::fuse_available() {
+    if !crate::fuse_common::require_fuse() {
         return;
     }
     let o = run_suite(&bin, passthrough);

@@ -3,8 +3,6 @@
 //! hook calls are recorded; the virtual `.lake/` and `views/` paths answer.
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-mod fuse_common;
-
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -12,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use fuse_common::{fuse_available, Fixture};
+use crate::fuse_common::{require_fuse, Fixture};
 use lake_fuse::MountOptions;
 
 fn cstr(p: &Path) -> CString {
@@ -25,7 +23,7 @@ fn errno() -> i32 {
 
 /// Runs `f` on a mount with passthrough and on one without.
 fn both(f: impl Fn(&Fixture)) {
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     for passthrough in [true, false] {
@@ -37,7 +35,7 @@ fn both(f: impl Fn(&Fixture)) {
 
 #[test]
 fn passthrough_follows_the_option_and_the_kernel() {
-    if !fuse_available() {
+    if !require_fuse() {
         return;
     }
     let off = Fixture::new(false);

@@ -2,16 +2,14 @@
 //! commands run inside it, files checked through the mount and commits in the
 //! lake. Needs /dev/fuse and root (skipped otherwise, with a note).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::mount;
+use crate::common::mount;
 
 /// Runs lakectl in `cwd` (the mount), without --lake: the mount names its lake.
 fn run_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(common::lakectl()).current_dir(cwd).env_remove("LAKE").args(args).output().expect("run lakectl")
+    Command::new(crate::common::lakectl()).current_dir(cwd).env_remove("LAKE").args(args).output().expect("run lakectl")
 }
 
 fn ok_in(cwd: &Path, args: &[&str]) -> String {

@@ -5,13 +5,11 @@
 //! may not read shows: no name, no snippet, no count. Root still sees all.
 //! Needs /dev/fuse, root, useradd and setfacl (skipped otherwise, with a note).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::mount;
+use crate::common::mount;
 
 /// The test's unprivileged user, and ids of another user and a group that have no entry.
 const USER: &str = "lakeos-test";
@@ -70,7 +68,7 @@ impl User {
     }
 
     fn lakectl(&self, groups: &[u32], args: &[&str]) -> Output {
-        self.run(groups, common::path_str(&common::lakectl()), args)
+        self.run(groups, crate::common::path_str(&crate::common::lakectl()), args)
     }
 }
 
@@ -92,7 +90,7 @@ fn reveals_nothing(what: &str, o: &Output, allowed: &[&str]) {
 }
 
 fn root(args: &[&str]) -> String {
-    let o = Command::new(common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl");
+    let o = Command::new(crate::common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl");
     success(&format!("lakectl {args:?}"), o)
 }
 
@@ -125,7 +123,7 @@ fn catalog_and_history_answer_as_the_caller() {
     // Every user reaches the mount (and, as on installed systems before lakes were made private, the lake).
     let top = m.mnt.parent().expect("the mount is in the test's directory");
     std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mnt = common::path_str(&m.mnt).to_owned();
+    let mnt = crate::common::path_str(&m.mnt).to_owned();
     let p = |rel: &str| format!("{mnt}/{rel}");
 
     // What the user may read: pub/open.txt, pub/acl.txt (a POSIX ACL grants it), and
@@ -273,7 +271,7 @@ fn catalog_and_history_answer_as_the_caller() {
         search_paths(&success("search", user.lakectl(&[], &["--json", "search", "kiwi", "--in", &mnt]))),
         ["pub/acl.txt", "pub/open.txt"]
     );
-    let lake = common::path_str(&m.lake);
+    let lake = crate::common::path_str(&m.lake);
     let o = user.lakectl(&[], &["--lake", lake, "search", "kiwi", "--volume", "home"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("inside the mount"), "{}", text(&o));

@@ -2,11 +2,9 @@
 //! with `lakectl commit --ref home/main`, indexed with `lakectl view reindex`
 //! (what the mount's daemon does after each commit), then queried.
 
-mod common;
-
 use std::path::Path;
 
-use common::{ok, run};
+use crate::common::{ok, run};
 use lake_catalog::props::testdata::jpeg_with_exif;
 
 fn write(dir: &Path, rel: &str, bytes: &[u8]) {

@@ -3,17 +3,15 @@
 //! mount and read back as `<mount>/views/NAME/`. Needs /dev/fuse and root
 //! (skipped otherwise, with a note).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
 use lake_catalog::props::testdata::jpeg_with_exif;
 
-use common::mount;
+use crate::common::mount;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
+    Command::new(crate::common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
 }
 
 fn ok(args: &[&str]) -> String {

@@ -1,8 +1,7 @@
 //! Any single flipped byte in a pack or a loose object is found by `verify`,
 //! which names the damaged object and the paths that use it.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 

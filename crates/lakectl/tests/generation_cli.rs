@@ -1,28 +1,15 @@
 //! `lakectl generation`: deploy, list, pin, keep, prune and remove through the
 //! command line, with the ESP given as a directory (--esp).
 
-mod common;
-
 use std::path::Path;
 
-use common::{bytes, ok, run};
+use crate::common::{bytes, ok, run};
 use lake_posix::generation;
 
 fn commit(lake: &lakefs::Lake, src: &Path, v: u32) {
     std::fs::create_dir_all(src.join("etc")).unwrap();
     std::fs::write(src.join("etc/version"), format!("{v}\n")).unwrap();
-    let req = lakefs::ops::CommitRequest {
-        src,
-        reference: generation::POSIX_REF,
-        message: "test",
-        scope: "zone:posix",
-        trigger: "test",
-        changed: None,
-        options: lakefs::import::ImportOptions { loose: true },
-        extra: vec![],
-        allow_empty: false,
-    };
-    lakefs::ops::commit_dir(lake, &req, &lakefs::progress::Silent).unwrap();
+    lake_testkit::posix::commit(lake, src, "test", false);
 }
 
 fn json(lake: &Path, args: &[&str]) -> serde_json::Value {

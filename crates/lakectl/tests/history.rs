@@ -1,7 +1,6 @@
 //! History: incremental commits, diffs, revisions, gc.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn tree_of(lake: &Path, rev: &str) -> String {

@@ -3,11 +3,9 @@
 //! (local /etc edits kept), roll forward with --now into the live overlay, and
 //! path-limited restores. Needs root (overlay mounts), as the whole suite does.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{ok, run};
+use crate::common::{ok, run};
 
 const STATUS_V1: &str = "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n\n";
 const HELLO: &str = "Package: lake-hello\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n";

@@ -6,7 +6,7 @@
 //! same target directory). Randomised tests print their seed; set
 //! `LAKE_TEST_SEED=<n>` to replay one.
 //!
-//! Run: `cargo build --release --workspace && cargo test --release -p lakectl --test robustness`
+//! Run: `cargo build --release --workspace && cargo test --release -p lakectl --test tests robustness::`
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -1,8 +1,7 @@
 //! Import then checkout must give back the same tree: content, modes, owners,
 //! mtimes, xattrs (security.capability too), hard links, devices, fifos, sockets.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::MetadataExt;
 
 #[test]

@@ -4,8 +4,7 @@
 //! access with clear errors, and crafted trees cannot reach outside a checkout.
 #![allow(unsafe_code)] // the tests call the syscalls they check (utimensat, fallocate, flock, ...) directly
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -2,15 +2,13 @@
 //! written and checked through the mount, history read from the lake. Needs
 //! /dev/fuse and root (skipped otherwise, with a note).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::mount;
+use crate::common::mount;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
+    Command::new(crate::common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -119,7 +117,7 @@ fn commit_log_restore_zone_status_in_a_mount() {
 /// (not "/lake is not a lake"), and mounting again over the dead mount works.
 #[test]
 fn a_dead_mount_is_diagnosed_and_can_be_mounted_over() {
-    let Some(m) = common::mount() else { return };
+    let Some(m) = crate::common::mount() else { return };
     std::fs::write(m.mnt.join("kept.txt"), "kept\n").expect("write");
     ok(&["commit", s(&m.mnt.join("kept.txt")), "-m", "before the kill"]);
     let pid = String::from_utf8_lossy(
@@ -137,13 +135,14 @@ fn a_dead_mount_is_diagnosed_and_can_be_mounted_over() {
         matches!(nix::sys::statfs::statfs(&m.mnt), Err(nix::errno::Errno::ENOTCONN))
     });
     assert!(dead, "the mount is dead after the kill");
-    let out = Command::new(common::lakectl()).arg("log").current_dir(&m.mnt).env("LAKE", "/nonexistent-lake").output().expect("lakectl");
+    let out =
+        Command::new(crate::common::lakectl()).arg("log").current_dir(&m.mnt).env("LAKE", "/nonexistent-lake").output().expect("lakectl");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("daemon has exited") && err.contains("umount -l") && !err.contains("not a lake"), "{err}");
-    let out = Command::new(common::lakectl()).args(["log"]).arg(m.mnt.join("kept.txt")).output().expect("lakectl");
+    let out = Command::new(crate::common::lakectl()).args(["log"]).arg(m.mnt.join("kept.txt")).output().expect("lakectl");
     assert!(String::from_utf8_lossy(&out.stderr).contains("daemon has exited"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(common::sibling("lakefs")).arg("mount").arg(&m.lake).arg(&m.mnt).output().expect("lakefs mount");
+    let out = Command::new(crate::common::sibling("lakefs")).arg("mount").arg(&m.lake).arg(&m.mnt).output().expect("lakefs mount");
     assert!(out.status.success(), "mount over the dead mount: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dead lakefs mount"), "says what it did");
     assert_eq!(std::fs::read_to_string(m.mnt.join("kept.txt")).expect("read"), "kept\n");

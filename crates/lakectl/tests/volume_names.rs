@@ -3,18 +3,16 @@
 //! by `status` and removed by a directory restore; every name of a hard-linked
 //! file follows its content. Needs /dev/fuse and root (skipped otherwise).
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::mount;
+use crate::common::mount;
 
 fn run(args: &[&OsStr]) -> Output {
-    Command::new(common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
+    Command::new(crate::common::lakectl()).env_remove("LAKE").args(args).output().expect("run lakectl")
 }
 
 fn ok(args: &[&OsStr]) -> Output {
@@ -46,15 +44,15 @@ fn flush(mnt: &Path) -> String {
     v["commit"].as_str().expect("a commit").to_owned()
 }
 
-fn remount(m: &common::Mounted) {
+fn remount(m: &crate::common::Mounted) {
     let st = Command::new("umount").arg(&m.mnt).status().expect("umount");
     assert!(st.success(), "umount: {st}");
-    let st = Command::new(common::sibling("lakefs")).arg("mount").arg(&m.lake).arg(&m.mnt).status().expect("lakefs mount");
+    let st = Command::new(crate::common::sibling("lakefs")).arg("mount").arg(&m.lake).arg(&m.mnt).status().expect("lakefs mount");
     assert!(st.success(), "lakefs mount: {st}");
 }
 
 /// `lakectl cat REL@REV` of volume `home`.
-fn cat(m: &common::Mounted, rel: &[u8], rev: &str) -> Vec<u8> {
+fn cat(m: &crate::common::Mounted, rel: &[u8], rev: &str) -> Vec<u8> {
     let mut target = rel.to_vec();
     target.push(b'@');
     target.extend_from_slice(rev.as_bytes());
@@ -230,7 +228,7 @@ fn a_branch_switch_writes_names_that_are_not_utf8_back_as_they_were() {
     let odd = proj.join(OsStr::from_bytes(b"\xff new"));
     std::fs::write(&cafe, "on main\n").expect("write");
     let in_mount = |args: &[&str]| {
-        let out = Command::new(common::lakectl()).current_dir(&m.mnt).env_remove("LAKE").args(args).output().expect("lakectl");
+        let out = Command::new(crate::common::lakectl()).current_dir(&m.mnt).env_remove("LAKE").args(args).output().expect("lakectl");
         assert!(out.status.success(), "lakectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).expect("lakectl prints text")
     };

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use lake_testkit::fuse::is_mounted;
+pub use lake_testkit::require_fuse;
 use std::sync::{Arc, Condvar, Mutex};
 
 use lake_fuse as fuse;
@@ -94,18 +97,6 @@ impl VolumeHooks for Recorder {
     }
 }
 
-/// Whether real FUSE mounts can run here; otherwise the caller skips (or fails under CI).
-pub fn fuse_available() -> bool {
-    let ok = nix::unistd::geteuid().is_root() && std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok();
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("FUSE tests need root and /dev/fuse (CI is set, so not skipping)");
-        }
-        eprintln!("skipping: FUSE tests need root and /dev/fuse");
-    }
-    ok
-}
-
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub work: PathBuf,
@@ -170,12 +161,4 @@ impl Drop for Fixture {
             let _ = std::process::Command::new("umount").arg("-l").arg(&self.mnt).status();
         }
     }
-}
-
-pub fn is_mounted(p: &Path) -> bool {
-    let Ok(m) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    let p = p.to_string_lossy();
-    m.lines().any(|l| l.split(' ').nth(1) == Some(&*p))
 }
