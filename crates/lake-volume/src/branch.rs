@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, OptionalExtension};
 
+use crate::error::{Error, Result};
 use lakefs::commit::Commit;
-use lakefs::error::{Error, IoContext, Result};
+use lakefs::error::IoContext;
 use lakefs::id::ObjectId;
 use lakefs::lake::Lake;
 use lakefs::tree::{Entry, Meta, Node, Tree};
@@ -66,7 +67,7 @@ pub struct Workdir<'a> {
     pub root: &'a Path,
     /// Commits everything pending in the working tree onto `VOLUME/main` and
     /// returns its head (the control file's `{"op":"flush"}` in real use).
-    pub flush: &'a mut dyn FnMut() -> Result<ObjectId>,
+    pub flush: &'a mut dyn FnMut() -> lakefs::Result<ObjectId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -138,7 +139,7 @@ pub struct CommitEffect {
 
 pub fn ensure_schema(lake: &Lake) -> Result<()> {
     let db = lake.db();
-    db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e))
+    db.conn.execute_batch(SCHEMA).map_err(|e| db.err(e).into())
 }
 
 /// Mount-relative scope in canonical form: no leading/trailing '/', no `.`/`..`.
@@ -227,7 +228,7 @@ pub fn scopes(lake: &Lake, volume: &str) -> Result<Vec<String>> {
     let db = lake.db();
     let mut s = db.conn.prepare("SELECT DISTINCT scope FROM volume_branches WHERE volume=?1 ORDER BY scope").map_err(|e| db.err(e))?;
     let rows = s.query_map(params![volume], |r| r.get(0)).map_err(|e| db.err(e))?;
-    rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e))
+    rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e).into())
 }
 
 /// The scope with branches that holds mount-relative `path`, if any.
@@ -239,8 +240,7 @@ pub fn scope_of(lake: &Lake, volume: &str, path: &str) -> Result<Option<String>>
 /// is taken from the only scope with branches.
 pub fn find(lake: &Lake, volume: &str, name: &str, scope: Option<&str>) -> Result<Branch> {
     if name != MAIN {
-        let b = get(lake, volume, name)?
-            .ok_or_else(|| Error::Invalid(format!("no branch '{name}' in volume '{volume}' (see `lakectl branch list`)")))?;
+        let b = get(lake, volume, name)?.ok_or_else(|| Error::NoSuchBranch { volume: volume.to_owned(), name: name.to_owned() })?;
         if let Some(p) = scope {
             if !path_within(p, &b.scope) {
                 return Err(Error::Invalid(format!("branch '{name}' covers '{}', not '{p}'", b.scope)));
@@ -249,8 +249,7 @@ pub fn find(lake: &Lake, volume: &str, name: &str, scope: Option<&str>) -> Resul
         return Ok(b);
     }
     let sc = match scope {
-        Some(p) => scope_of(lake, volume, p)?
-            .ok_or_else(|| Error::Invalid(format!("'{p}' is in no scope with branches (see `lakectl branch list`)")))?,
+        Some(p) => scope_of(lake, volume, p)?.ok_or_else(|| Error::NoBranchScope { path: p.to_owned() })?,
         None => {
             let all = scopes(lake, volume)?;
             match all.as_slice() {
@@ -287,7 +286,7 @@ fn set_current(lake: &Lake, volume: &str, scope: &str, name: &str) -> Result<()>
     db.conn
         .execute("INSERT OR REPLACE INTO volume_branch_current(volume, scope, branch) VALUES(?1, ?2, ?3)", params![volume, scope, name])
         .map(|_| ())
-        .map_err(|e| db.err(e))
+        .map_err(|e| db.err(e).into())
 }
 
 pub fn pending_merge(lake: &Lake, volume: &str, scope: &str) -> Result<Option<PendingMerge>> {
@@ -324,7 +323,7 @@ pub fn conflicts(lake: &Lake, volume: &str) -> Result<Vec<Conflict>> {
             Ok(Conflict { path: r.get(0)?, scope: r.get(1)?, kind: r.get(2)?, theirs: r.get(3)?, theirs_copy: r.get(4)? })
         })
         .map_err(|e| db.err(e))?;
-    rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e))
+    rows.collect::<rusqlite::Result<_>>().map_err(|e| db.err(e).into())
 }
 
 // ---------------------------------------------------------------------------
@@ -336,7 +335,7 @@ pub fn scope_state(lake: &Lake, head: &ObjectId, scope: &str) -> Result<Option<N
     if scope.is_empty() {
         return Ok(Some(Node::Dir { meta: c.root, tree: c.tree }));
     }
-    lake.lookup(&c.tree, lakefs::names::from_escaped(scope))
+    Ok(lake.lookup(&c.tree, lakefs::names::from_escaped(scope))?)
 }
 
 /// The entry name of a scope (bytes).
@@ -428,10 +427,7 @@ pub fn lock_ops(lake: &Lake, volume: &str) -> Result<OpLock> {
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
     if let Err(e) = lakefs::sys::lock_exclusive(&f, false) {
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(Error::Invalid(format!(
-                "another branch or merge operation is running on volume '{volume}' ({}); retry when it is done",
-                path.display()
-            )));
+            return Err(Error::Busy { volume: volume.to_owned(), lock: path });
         }
         return Err(Error::io(&path, e));
     }
@@ -625,7 +621,7 @@ pub(crate) fn clear_merge(lake: &Lake, volume: &str, scope: &str) -> Result<()> 
         .execute("DELETE FROM volume_merges WHERE volume=?1 AND scope=?2", params![volume, scope])
         .and_then(|_| db.conn.execute("DELETE FROM volume_conflicts WHERE volume=?1 AND scope=?2", params![volume, scope]))
         .map(|_| ())
-        .map_err(|e| db.err(e))
+        .map_err(|e| db.err(e).into())
 }
 
 pub(crate) fn record_merge(lake: &Lake, volume: &str, m: &PendingMerge, found: &[Conflict]) -> Result<()> {
@@ -646,7 +642,7 @@ pub(crate) fn record_merge(lake: &Lake, volume: &str, m: &PendingMerge, found: &
         )
         .map_err(err)?;
     }
-    tx.commit().map_err(err)
+    tx.commit().map_err(|e| err(e).into())
 }
 
 pub(crate) fn branch_ref(volume: &str, scope: &str, name: &str) -> String {
@@ -727,9 +723,9 @@ fn remove(path: &Path) -> Result<()> {
         Err(e) => return Err(Error::io(path, e)),
     };
     if md.is_dir() {
-        std::fs::remove_dir_all(path).at(path)
+        Ok(std::fs::remove_dir_all(path).at(path)?)
     } else {
-        std::fs::remove_file(path).at(path)
+        Ok(std::fs::remove_file(path).at(path)?)
     }
 }
 

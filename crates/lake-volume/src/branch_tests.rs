@@ -66,7 +66,7 @@ impl Env {
         let mut f = || flush(&self.lake, &self.work);
         branch::create(&self.lake, VOL, scope, name, &mut Workdir { root: &self.work, flush: &mut f }).expect("create")
     }
-    fn switch(&self, name: &str, scope: Option<&str>) -> Result<branch::SwitchOutcome> {
+    fn switch(&self, name: &str, scope: Option<&str>) -> crate::error::Result<branch::SwitchOutcome> {
         let mut f = || flush(&self.lake, &self.work);
         branch::switch(&self.lake, VOL, name, scope, &mut Workdir { root: &self.work, flush: &mut f }, false)
     }

@@ -5,6 +5,7 @@
 //!
 //! - [`Volume`]: the directories, the ref, zones, and `commit_paths`;
 //! - [`Daemon`]: what `lakefs mount` runs; implements [`VolumeHooks`];
+//! - [`error`]: the volume's typed errors (branches and merges);
 //! - [`committer`]: dirty set, batching, group commit for fsync, micro-snapshots;
 //! - [`zones`]: which paths are LAKE, HYBRID or POSIX (`zones.toml`);
 //! - [`branch`], [`merge`]: branches of a volume and merging them;
@@ -24,6 +25,7 @@
 pub mod branch;
 pub mod committer;
 pub mod control;
+pub mod error;
 pub mod file_log;
 mod links;
 pub mod locate;

@@ -13,7 +13,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::branch::{self, join_rel, Conflict, PendingMerge, WorkChange, Workdir};
-use lakefs::error::{Error, Result};
+use crate::error::{Error, Result};
 use lakefs::id::ObjectId;
 use lakefs::lake::Lake;
 use lakefs::pack::Kind;
@@ -155,7 +155,7 @@ pub fn abort(lake: &Lake, volume: &str, scope: Option<&str>, wd: &mut Workdir) -
     let scope = match scope {
         Some(p) => {
             let p = branch::normalise_scope(p)?;
-            branch::scope_of(lake, volume, &p)?.ok_or_else(|| Error::Invalid(format!("'{p}' is in no scope with branches")))?
+            branch::scope_of(lake, volume, &p)?.ok_or_else(|| Error::NoBranchScope { path: p.clone() })?
         }
         None => {
             let merging: Vec<String> = branch::scopes(lake, volume)?
@@ -387,7 +387,7 @@ impl Merger<'_, '_> {
         std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
         let r = lakefs::import::store_file(self.w, &tmp, bytes.len() as u64, meta, &Default::default());
         let _ = std::fs::remove_file(&tmp);
-        r
+        Ok(r?)
     }
 }
 

@@ -258,6 +258,13 @@ fn main() {
         if damaged {
             eprintln!("hint: run `lakectl verify` to list every damaged object and the paths it affects");
         }
+        // The libraries name what is wrong; what to run about it is said here.
+        use lake_volume::error::Error as VolumeError;
+        if e.chain()
+            .any(|c| matches!(c.downcast_ref::<VolumeError>(), Some(VolumeError::NoSuchBranch { .. } | VolumeError::NoBranchScope { .. })))
+        {
+            eprintln!("hint: see `lakectl branch list`");
+        }
         std::process::exit(2);
     }
 }

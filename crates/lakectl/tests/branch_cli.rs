@@ -33,6 +33,12 @@ fn branch_switch_merge_conflict_commit() {
     std::fs::write(p("proj/notes.txt"), "one\ntwo\nthree\n").expect("write");
     std::fs::write(p("proj/keep.txt"), "keep\n").expect("write");
 
+    // A branch that does not exist: the library names it, the CLI says what to run.
+    let missing = run_in(&m.mnt, &["branch", "switch", "nosuch"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no branch 'nosuch' in volume 'home'") && err.contains("hint: see `lakectl branch list`"), "{err}");
+
     let created = json_in(&m.mnt, &["branch", "create", "proj", "--name", "exp", "--switch"]);
     assert_eq!(created["branch"]["name"], "exp");
     assert_eq!(created["branch"]["scope"], "proj");
