@@ -48,13 +48,4 @@ impl Error {
     }
 }
 
-/// Adds a path to `std::io::Result`s.
-pub trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|e| Error::io(path, e))
-    }
-}
+lakefs::io_context!(Error);

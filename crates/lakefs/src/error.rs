@@ -80,13 +80,25 @@ impl Error {
     }
 }
 
-/// Adds a path to `std::io::Result`s.
-pub trait IoContext<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+/// Defines, in the calling module, `IoContext`: `.at(path)` on a
+/// `std::io::Result` turns its error into `$err` naming the path, through
+/// `$err::io(path, error)` (each crate words its own I/O errors: the store turns
+/// ENOSPC into [`Error::DiskFull`], the ESP code does not). One definition for
+/// every crate's error type instead of a copy in each.
+#[macro_export]
+macro_rules! io_context {
+    ($err:ty) => {
+        /// Adds a path to `std::io::Result`s.
+        pub trait IoContext<T> {
+            fn at(self, path: impl Into<std::path::PathBuf>) -> std::result::Result<T, $err>;
+        }
+
+        impl<T> IoContext<T> for std::io::Result<T> {
+            fn at(self, path: impl Into<std::path::PathBuf>) -> std::result::Result<T, $err> {
+                self.map_err(|e| <$err>::io(path, e))
+            }
+        }
+    };
 }
 
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|e| Error::io(path, e))
-    }
-}
+crate::io_context!(Error);
