@@ -223,3 +223,47 @@ fn daemonize() -> Result<()> {
     }
     Err(MountError::Child(err.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(lake: &std::path::Path, mountpoint: &std::path::Path, options: &[&str]) -> Request {
+        Request {
+            foreground: true,
+            name: None,
+            options: options.iter().map(|s| s.to_string()).collect(),
+            lake: lake.to_owned(),
+            mountpoint: mountpoint.to_owned(),
+        }
+    }
+
+    #[test]
+    fn refuses_before_mounting_what_cannot_be_mounted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = dir.path().join("lake");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").expect("write");
+
+        // An unknown option is named, before anything is looked at.
+        let e = mount(request(&lake, dir.path(), &["passthrough=on,bogus"])).unwrap_err();
+        assert!(matches!(&e, MountError::BadOption(m) if m.contains("unknown mount option 'bogus'")), "{e}");
+
+        let e = mount(request(&lake, dir.path(), &[])).unwrap_err();
+        assert!(matches!(&e, MountError::NotALake(p) if *p == lake), "{e}");
+        assert!(e.to_string().contains("is not a lake (no superblock file)"), "{e}");
+
+        drop(lakefs::Lake::create(&lake, &Default::default()).expect("create the lake"));
+        let e = mount(request(&lake, &file, &[])).unwrap_err();
+        assert!(matches!(&e, MountError::NotADirectory(p) if *p == file), "{e}");
+        assert_eq!(e.to_string(), format!("mount point {} is not a directory", file.display()));
+    }
+
+    #[test]
+    fn a_failed_step_keeps_its_cause() {
+        let e = std::fs::read("/nonexistent/lake-test").step(|| "reading the thing".into()).unwrap_err();
+        assert_eq!(e.to_string(), "reading the thing");
+        let cause = std::error::Error::source(&e).expect("the cause is kept as the source");
+        assert!(cause.to_string().contains("No such file"), "{cause}");
+    }
+}
