@@ -15,9 +15,12 @@
 #      (mount(8) finds /sbin/mount.lakefs) of volume home with a file written
 #      through it and committed, umount; `dpkg --purge` leaves none of its files.
 #
-# Usage: ci/test-deb.sh [--deb FILE] [--keep] [-h|--help]
+# Usage: ci/test-deb.sh [--deb FILE] [--root DIR] [--keep] [-h|--help]
 #   --deb FILE  test this package instead of building one
-#   --keep      keep the chroot (its path is printed)
+#   --root DIR  install into this Debian root instead (used in place, so a
+#               throwaway one: e.g. `debootstrap --variant=minbase
+#               --include=man-db trixie DIR` for Debian 13)
+#   --keep      keep the temporary directory, the chroot included (path printed)
 # Needs root, the packages of ci/setup.sh (dpkg-dev, lintian, man-db, debootstrap)
 # and the Debian mirror (apt). About a minute.
 set -euo pipefail
@@ -26,10 +29,11 @@ cd "$(dirname "$0")/.."
 log() { echo "test-deb: $*" >&2; }
 fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
 [[ $EUID -eq 0 ]] || fail "run as root (chroot, mounts)"
-deb="" keep=0
+deb="" keep=0 root=""
 while (($#)); do
     case "$1" in
         --deb) deb=${2:?--deb needs a file}; shift ;;
+        --root) root=${2:?--root needs a directory}; shift ;;
         --keep) keep=1 ;;
         *) echo "ci/test-deb.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -79,10 +83,13 @@ shipped=$(find "$work/pkg/usr/share/man" -type f | wc -l)
 ((shipped == pages)) || fail "$shipped man pages shipped, $pages commands checked"
 log "$pages man pages render and name every option and subcommand of their command's --help"
 
-# 4. install and use it in a Debian bookworm chroot
-root=$work/root
-log "extracting the Debian bookworm rootfs (ci/debian-rootfs.sh)"
-bash ci/debian-rootfs.sh --extract "$root" --no-special >/dev/null
+# 4. install and use it in a Debian chroot (bookworm unless --root)
+if [[ -z $root ]]; then
+    root=$work/root
+    log "extracting the Debian bookworm rootfs (ci/debian-rootfs.sh)"
+    bash ci/debian-rootfs.sh --extract "$root" --no-special >/dev/null
+fi
+[[ -x $root/usr/bin/apt-get && -x $root/usr/bin/man ]] || fail "$root is not a Debian root with apt and man-db"
 cp "$deb" "$root/tmp/"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cat >"$root/tmp/use.sh" <<'USE'
@@ -133,5 +140,5 @@ unshare --mount --propagation private bash -c '
     mount -t sysfs sysfs "$root/sys"
     mount -t tmpfs tmpfs "$root/run"
     chroot "$root" bash /tmp/use.sh
-' _ "$root" || fail "installing or using $(basename "$deb") in the bookworm chroot failed (above)"
-log "ok: $(basename "$deb") installs on Debian bookworm, its tools, man pages and completions work, and it purges cleanly"
+' _ "$root" || fail "installing or using $(basename "$deb") in the chroot $root failed (above)"
+log "ok: $(basename "$deb") installs on $(. "$root/etc/os-release" && echo "$PRETTY_NAME"), its tools, man pages and completions work, and it purges cleanly"
