@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
 use lake_installer::install::{self, Observer, Report};
 use lake_installer::plan::{InstallOptions, Plan};
@@ -217,6 +217,7 @@ impl Observer for Cli_ {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Cli::command(), lake_cli_docs::Section::Admin);
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Install(a) => install_cmd(a),

@@ -9,6 +9,7 @@ mod catalog_cli;
 mod catalog_mount;
 mod common;
 mod corruption;
+mod format_fixture;
 mod generation_cli;
 mod history;
 mod posix;
