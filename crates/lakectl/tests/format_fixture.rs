@@ -9,7 +9,6 @@
 //! crates are split. `LAKE_FIXTURE_BLESS=1` writes expected/ instead of comparing
 //! (regenerate.sh does that right after making the tarball).
 
-
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
