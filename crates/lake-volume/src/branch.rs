@@ -418,6 +418,9 @@ pub struct OpLock {
     _file: std::fs::File,
 }
 
+/// How long [`lock_ops`] waits for a lock held by someone else.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Takes the volume's branch-operation lock (`LAKE/volumes/NAME/branch.lock`), or
 /// says that another operation holds it.
 pub fn lock_ops(lake: &Lake, volume: &str) -> Result<OpLock> {
@@ -425,13 +428,22 @@ pub fn lock_ops(lake: &Lake, volume: &str) -> Result<OpLock> {
     std::fs::create_dir_all(&dir).at(&dir)?;
     let path = dir.join("branch.lock");
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
-    if let Err(e) = lakefs::sys::lock_exclusive(&f, false) {
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(Error::Busy { volume: volume.to_owned(), lock: path });
+    // A holder that is letting go (a command finishing, or a child between fork
+    // and exec still sharing its descriptor) is waited for briefly; a real
+    // operation holds the lock far longer than this.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match lakefs::sys::lock_exclusive(&f, false) {
+            Ok(()) => return Ok(OpLock { _file: f }),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Busy { volume: volume.to_owned(), lock: path });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
         }
-        return Err(Error::io(&path, e));
     }
-    Ok(OpLock { _file: f })
 }
 
 /// Starts branch `name` of `scope` from its working state (the scope's main

@@ -373,3 +373,20 @@ fn one_branch_operation_at_a_time() {
     drop(held);
     e.switch("b", None).expect("free again");
 }
+
+/// A lock whose holder is about to let go (a command finishing, or a child
+/// process between fork and exec still sharing its descriptor) is waited for
+/// briefly instead of failing the next operation with Busy.
+#[test]
+fn a_lock_released_within_moments_is_waited_for() {
+    let e = env();
+    e.write("proj/a.txt", b"a\n");
+    e.create("proj", "b");
+    let held = branch::lock_ops(&e.lake, VOL).expect("lock");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+    });
+    e.switch("b", None).expect("the lock is free after 100 ms");
+    release.join().expect("thread");
+}
