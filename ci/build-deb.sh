@@ -108,6 +108,12 @@ printf '%s (%s) unstable; urgency=medium\n\n  * Built from the Lake OS repositor
     "$PACKAGE" "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$date" \
     | gzip -9n >"$root/usr/share/doc/$PACKAGE/changelog.gz"
 
+# lakectl reads the dpkg status file of the root file system it commits (to name
+# a transaction's package changes); it never changes dpkg's database.
+install -d -m 0755 "$root/usr/share/lintian/overrides"
+printf '%s: uses-dpkg-database-directly [usr/bin/lakectl]\n' "$PACKAGE" >"$root/usr/share/lintian/overrides/$PACKAGE"
+chmod 0644 "$root/usr/share/lintian/overrides/$PACKAGE"
+
 # dpkg-shlibdeps wants a source tree: a debian/control naming the package.
 mkdir -p "$stage/src/debian"
 printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$PACKAGE" "$PACKAGE" >"$stage/src/debian/control"
