@@ -98,7 +98,7 @@ mkdir -p "$chg/images/build"
 cp -a images/build/rootfs "$chg/images/build/rootfs"
 ln images/build/vmlinuz "$chg/images/build/vmlinuz" 2>/dev/null || cp images/build/vmlinuz "$chg/images/build/vmlinuz"
 ln images/build/initrd.cpio.zst "$chg/images/build/initrd.cpio.zst" 2>/dev/null || cp images/build/initrd.cpio.zst "$chg/images/build/initrd.cpio.zst"
-deb=$(ls -1 "${LAKE_CACHE:-/var/cache/lakeos}"/mkosi/debian~bookworm/cpio_*_amd64.deb 2>/dev/null | head -1 || true)
+deb=$(ls -1 "${LAKE_CACHE:-/var/cache/lakeos}"/mkosi/cache/apt/archives/cpio_*_amd64.deb 2>/dev/null | head -1 || true)
 if [[ -n $deb ]] && ! dpkg --root="$chg/images/build/rootfs" -s cpio >/dev/null 2>&1; then
     change="installed $(basename "$deb")"
     dpkg --root="$chg/images/build/rootfs" --force-unsafe-io -i "$deb" >"$workdir/dpkg.log" 2>&1 || die "dpkg -i $deb (see $workdir/dpkg.log)"

@@ -20,7 +20,7 @@
 # failed_units == [] and lake_generation == the expected generation
 # (a number, a numeric string, or an object with a "generation"/"default"
 # key), and with the LAKE zone up: home_lakefs == true (/home is the lakefs
-# FUSE mount) and home_logged == true (the guest wrote a file to /home and `lakectl log`
+# FUSE mount), home_passthrough == true (FUSE passthrough active) and home_logged == true (the guest wrote a file to /home and `lakectl log`
 # shows its version; see mkosi.extra/usr/local/sbin/lake-boot-check). With --marker REGEX it passes on the first console line matching REGEX
 # instead. With --expect-reboot / --expect-poweroff it passes when the guest
 # ends that way (its kernel's "reboot: Restarting system" / "reboot: Power

@@ -13,7 +13,8 @@ and decides pass/fail:
             multi_user == "active", root_fstype == "overlay", failed_units == [],
             lake_generation == --expect-generation (number, numeric string,
             or an object with a "generation" or "default" key), and the LAKE
-            zone: home_lakefs == true (/home is the lakefs FUSE mount) with
+            zone: home_lakefs == true (/home is the lakefs FUSE mount, with
+            home_passthrough == true: FUSE passthrough active) with
             home_logged == true (a file written to /home got a version in the
             lake); such a line
             that fails any check is an immediate failure.
@@ -175,6 +176,9 @@ def evaluate_check(check, expected_generation):
     if check.get("home_lakefs") is not True:
         failures.append(f"/home is not the lakefs mount: home_fstype {json.dumps(check.get('home_fstype'))},"
                         f" home_source {json.dumps(check.get('home_source'))}{why}")
+    elif check.get("home_passthrough") is not True:
+        failures.append(f"home_passthrough is {json.dumps(check.get('home_passthrough'))}: /home is served"
+                        f" without FUSE passthrough (`lakectl status --json /home`){why}")
     elif check.get("home_logged") is not True:
         failures.append(f"home_logged is {json.dumps(check.get('home_logged'))}: a file written to /home"
                         f" has no version in `lakectl log`{why}")

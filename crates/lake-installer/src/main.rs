@@ -54,7 +54,7 @@ enum Cmd {
     Install(InstallArgs),
     /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw (--iso: the install medium).
     #[command(
-        long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
+        long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 25 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
 
         With --iso: images/<name>.iso instead, the hybrid install medium (docs/install-media.md): a live system         running generation 1 of the lake, which it carries as /lake/lake.img for the installer. With         SOURCE_DATE_EPOCH set, two builds from the same inputs are byte-identical.
 
