@@ -26,7 +26,9 @@
 #      lakefs (the LAKE-zone FUSE daemon: lakefs.service mounts /home with it),
 #      mount-lakefs -> mount.lakefs, lake-installer (the install medium's live system
 #      runs it) (those present) into mkosi.extra/usr/local/bin/,
-#      and lake-initramfs into crates/lake-initramfs/mkosi/mkosi.extra/usr/bin/;
+#      with their man pages and shell completions (ci/gen-docs.sh) in
+#      mkosi.extra/usr/local/share/, and lake-initramfs into
+#      crates/lake-initramfs/mkosi/mkosi.extra/usr/bin/;
 #      debug info is stripped from the copies unless --no-strip. Without
 #      --bin-dir, whatever is already there is used (the orchestrator's copies);
 #      if the initramfs has no /usr/bin/lake-initramfs at all, the stand-in
@@ -167,6 +169,13 @@ if [[ -n "$bin_dir" ]]; then
     done
     ((${#copied[@]})) || die "no lake tools (lakectl, mkfs-lakefs, fsck-lakefs) in $bin_dir"
     log "rootfs tools from $bin_dir: ${copied[*]}"
+    # Their man pages and completions, next to them under /usr/local/share.
+    if [[ -x $rootfs_bin/lakectl && -x $rootfs_bin/lakefs && -x $rootfs_bin/mkfs.lakefs && -x $rootfs_bin/fsck.lakefs \
+          && -x $rootfs_bin/mount.lakefs && -x $rootfs_bin/lake-installer ]]; then
+        bash "$repo/ci/gen-docs.sh" --install "$repo/mkosi.extra/usr/local" "$rootfs_bin" >&2
+    else
+        log "WARNING: not every lake tool is in $bin_dir: no man pages or completions in the image"
+    fi
     if [[ -f "$bin_dir/lake-initramfs" && -x "$bin_dir/lake-initramfs" ]]; then
         mkdir -p "$(dirname "$initrd_prog")"
         copy_bin "$bin_dir/lake-initramfs" "$initrd_prog"

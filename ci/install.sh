@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # ci/install.sh — install the built tools under their system names:
-# lakectl to PREFIX/bin; mkfs.lakefs, fsck.lakefs and lake-installer to PREFIX/sbin (so that
-# `mkfs -t lakefs` and `fsck -t lakefs` find them). Cargo cannot name a binary
-# with a dot, so they are built as mkfs-lakefs and fsck-lakefs.
+# lakectl and lakefs to PREFIX/bin; mkfs.lakefs, fsck.lakefs, mount.lakefs and
+# lake-installer to PREFIX/sbin (so that `mkfs -t lakefs` and `fsck -t lakefs`
+# find them; mount(8) looks for helpers in /sbin only, so with another PREFIX
+# link /sbin/mount.lakefs to it). Cargo cannot name a binary with a dot, so they
+# are built as mkfs-lakefs, fsck-lakefs and mount-lakefs. Their man pages and
+# bash, zsh and fish completions go under PREFIX/share (ci/gen-docs.sh --install).
+# A Debian package of the same: ci/build-deb.sh.
 #
 # Usage: ci/install.sh [--prefix DIR] [-h|--help]   (default prefix /usr/local)
 set -euo pipefail
@@ -20,4 +24,7 @@ install -D -m 0755 target/release/lakectl "$prefix/bin/lakectl"
 install -D -m 0755 target/release/mkfs-lakefs "$prefix/sbin/mkfs.lakefs"
 install -D -m 0755 target/release/fsck-lakefs "$prefix/sbin/fsck.lakefs"
 install -D -m 0755 target/release/lake-installer "$prefix/sbin/lake-installer"
-echo "installed lakectl, mkfs.lakefs, fsck.lakefs, lake-installer under $prefix"
+install -D -m 0755 target/release/lakefs "$prefix/bin/lakefs"
+install -D -m 0755 target/release/mount-lakefs "$prefix/sbin/mount.lakefs"
+bash ci/gen-docs.sh --install "$prefix" target/release
+echo "installed lakectl, lakefs, mkfs.lakefs, fsck.lakefs, mount.lakefs, lake-installer, their man pages and completions under $prefix"

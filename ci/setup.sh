@@ -33,6 +33,7 @@ readonly APT_PACKAGES=(
     python3 ca-certificates curl
     debian-archive-keyring cpio
     qemu-system-x86 ovmf systemd-boot-efi xorriso
+    dpkg-dev lintian man-db
 )
 
 # Commands that must be runnable once the packages above are in place.
@@ -41,6 +42,7 @@ readonly REQUIRED_COMMANDS=(
     cc make pkg-config mkfs.ext4 mkfs.vfat mcopy sgdisk sfdisk losetup
     debootstrap fusermount3 fusefat getfattr setfattr setfacl zstd xxd ostree restic borg
     bindfs fuse-overlayfs hyperfine python3 curl tar
+    dpkg-deb dpkg-shlibdeps lintian man
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -4,7 +4,9 @@
 # Usage: ci/test.sh [-h|--help] [CARGO TEST ARGS...]
 #
 # Installs missing Debian packages (ci/setup.sh), builds the workspace in
-# release mode, runs `cargo test --release --workspace`, then builds the default
+# release mode, runs `cargo test --release --workspace`, then the .deb of the
+# tools (ci/test-deb.sh, about a minute: lintian, man pages against --help,
+# installed and used in a bookworm chroot; skip with LAKE_SKIP_DEB=1), then builds the default
 # image and boots it in QEMU/OVMF (ci/boot.sh; skip with LAKE_SKIP_BOOT=1 while
 # iterating on the store), then runs the POSIX-zone end-to-end scenario on that
 # image (ci/e2e-posix.sh, about 10 minutes: package hooks, rollback, boot
@@ -23,6 +25,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bash ci/setup.sh
 cargo build --release --workspace
 cargo test --release --workspace "$@"
+if [[ ${LAKE_SKIP_DEB:-0} != 1 ]]; then
+    bash ci/test-deb.sh
+fi
 if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
     bash ci/boot.sh
     if [[ ${LAKE_SKIP_E2E:-0} != 1 ]]; then

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE};
 use lake_boot::chain::BootChain;
 use lake_installer::install::{self, Observer, Report};
@@ -221,6 +221,7 @@ impl Observer for Cli_ {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Cli::command(), lake_cli_docs::Section::Admin);
     let cli = Cli::parse();
     let r = match cli.command {
         Cmd::Install(a) => install_cmd(a),

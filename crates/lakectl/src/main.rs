@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use lakefs::diff::ChangeKind;
 use lakefs::tree::Node;
 use lakefs::{Lake, ObjectId};
@@ -249,6 +249,7 @@ enum Cmd {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Cli::command(), lake_cli_docs::Section::Commands);
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("lakectl: error: {e:#}");

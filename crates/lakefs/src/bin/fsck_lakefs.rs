@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use lakefs::substrate::{self, TargetKind};
 
 #[derive(Parser)]
@@ -43,6 +43,7 @@ struct Args {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Args::command(), lake_cli_docs::Section::Admin);
     match run(Args::parse()) {
         Ok(Outcome::Clean) => {}
         Ok(Outcome::Corrected) => std::process::exit(1),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[path = "mount_cli/mod.rs"]
 mod mount_cli;
@@ -56,6 +56,7 @@ enum Cmd {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Args::command(), lake_cli_docs::Section::Commands);
     let args = Args::parse();
     let r: Result<()> = match args.cmd {
         Cmd::Mount { foreground, name, options, lake, mountpoint } => {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use lakefs::substrate::{self, TargetKind};
 
 #[derive(Parser)]
@@ -56,6 +56,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() {
+    lake_cli_docs::maybe_generate(Args::command(), lake_cli_docs::Section::Admin);
     if let Err(e) = run(Args::parse()) {
         eprintln!("mkfs.lakefs: error: {e:#}");
         std::process::exit(1);
