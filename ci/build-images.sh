@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ci/build-images.sh — build the Lake OS root file system and initramfs with mkosi 14.
+# ci/build-images.sh — build the Lake OS root file system and initramfs with mkosi 25.
 #
 # Usage: ci/build-images.sh [--rootfs-only|--initrd-only] [--bin-dir DIR] [--no-strip]
 #                           [--cache DIR] [--json] [-h|--help]
@@ -7,15 +7,20 @@
 # Outputs (images/build/, git-ignored):
 #   rootfs/              the root file system tree (mkosi.conf at the repository root)
 #   rootfs.manifest      its package list (JSON)
+#   apt/                 the apt sources both builds use (sandbox/) and the one the
+#                        image gets (image/etc/apt/sources.list.d/debian.sources)
 #   vmlinuz              the kernel, copied from rootfs/boot/vmlinuz-KVER
 #   kernel-version       KVER
 #   initrd.cpio.zst      the initramfs (crates/lake-initramfs/mkosi/mkosi.conf)
-#   initrd.cpio.zst.manifest
+#   initrd.manifest
 #   logs/rootfs.log, logs/initrd.log   full mkosi output
 #
 # Steps:
-#   1. ci/mkosi-env.sh: installs mkosi 14 & co. if missing and applies the host
-#      workarounds mkosi needs where systemd is not PID 1.
+#   1. ci/mkosi-env.sh: installs the host packages if missing and fetches +
+#      unpacks Debian trixie's mkosi 25 (it runs from the unpacked .deb here).
+#      The apt sources are written here, not left to mkosi: its defaults add the
+#      debian-debug archive (the build hosts' mirror answers it with HTTP 400)
+#      and deb-src lines nothing needs.
 #   2. (--bin-dir DIR) copies the workspace binaries from DIR (e.g. target/release):
 #      lakectl, mkfs-lakefs -> mkfs.lakefs, fsck-lakefs -> fsck.lakefs,
 #      lakefs (the LAKE-zone FUSE daemon: lakefs.service mounts /home with it),
@@ -29,30 +34,38 @@
 #      if the initramfs has no /usr/bin/lake-initramfs at all, the stand-in
 #      (crates/lake-initramfs/mkosi/lake-initramfs-stand-in.sh: prints a message,
 #      exits 1, so boots end in the emergency shell) is put there, with a warning.
-#   3. mkosi -f build of the rootfs, then of the initramfs (each timed). mkosi 14
-#      refuses to overwrite outputs without -f; -f removes the previous ones.
+#   3. mkosi --force build of the rootfs, then of the initramfs (each timed;
+#      --force replaces the previous outputs). The initramfs takes its kernel
+#      modules from the rootfs just built (an extra tree of its /usr/lib/modules),
+#      so the two cannot disagree on the kernel.
 #   4. Checks: exactly one kernel in the rootfs; its config has CONFIG_RD_ZSTD=y;
 #      the initramfs's /usr/lib/modules/KVER and the version inside vmlinuz equal
 #      the rootfs's KVER. Any mismatch fails the run (exit 1).
 #
 # Options:
 #   --rootfs-only   build only the rootfs (and refresh vmlinuz, kernel-version)
-#   --initrd-only   build only the initramfs (checked against the existing
-#                   images/build/kernel-version, if any)
+#   --initrd-only   build only the initramfs (from the existing rootfs's modules)
 #   --bin-dir DIR   copy the workspace binaries from DIR first (see 2.)
 #   --no-strip      copy them as they are
 #   --cache DIR     package cache root (default $LAKE_CACHE/mkosi, LAKE_CACHE
-#                   defaulting to /var/cache/lakeos); mkosi keeps the .debs in
-#                   DIR/debian~bookworm/, shared by both builds, so re-builds
-#                   download nothing that did not change
+#                   defaulting to /var/cache/lakeos); mkosi keeps the .debs
+#                   there, shared by both builds, so re-builds download nothing
+#                   that did not change
 #   --json          print one JSON line with timings and sizes at the end
-# Environment: LAKE_EXTRA_PACKAGES=a,b adds Debian packages to the rootfs (a
-# profile's packages.extra); LAKE_MKOSI_ARGS adds mkosi options to both builds.
+# Environment (lake-installer build sets them from the profile):
+#   LAKE_RELEASE=trixie        the Debian release of both builds (profile: release)
+#   LAKE_COMPONENTS=main,...   archive components (profile: packages.components;
+#                              non-free-firmware for firmware packages)
+#   LAKE_EXTRA_PACKAGES=a,b    Debian packages added to the rootfs (packages.extra)
+#   LAKE_NETWORK=networkd      networkd or networkmanager (mkosi.postinst.chroot)
+#   LAKE_DEBIAN_MIRROR         the archive (default http://deb.debian.org/debian;
+#                              security updates from .../debian-security beside it)
+#   LAKE_MKOSI_ARGS            extra mkosi options for both builds
 # The rootfs also gets the repository's zones.toml as /etc/lake/zones.toml.
 #                   (human-readable progress goes to stderr)
 #
 # Needs root. Typical times on a 2-core build host with a warm package cache:
-# rootfs ~1 min, initramfs ~1.5-2 min (about 2.5 min each with a cold cache).
+# rootfs ~1.5 min, initramfs ~1 min.
 # Exit status: 0 ok, 1 build or check failed, 2 usage error.
 set -euo pipefail
 
@@ -88,13 +101,47 @@ done
 ((do_rootfs || do_initrd)) || { echo "build-images: error: --rootfs-only and --initrd-only exclude each other" >&2; exit 2; }
 ((EUID == 0)) || die "must run as root (mkosi needs it)"
 
-# 1. host set-up (packages, workarounds)
+release=${LAKE_RELEASE:-trixie}
+mirror=${LAKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+components=()
+IFS=, read -r -a comps <<<"${LAKE_COMPONENTS:-main}"
+for c in "${comps[@]}"; do [[ -n $c ]] && components+=("$c"); done
+[[ ${#components[@]} -gt 0 && ${components[0]} == main ]] || die "LAKE_COMPONENTS must start with main (got '${LAKE_COMPONENTS:-}')"
+[[ $release =~ ^[a-z]+$ ]] || die "LAKE_RELEASE '$release' is not a Debian release code name (e.g. trixie)"
+
+# 1. host set-up (packages, mkosi 25)
 # shellcheck source=ci/mkosi-env.sh
 source "$repo/ci/mkosi-env.sh" || die "ci/mkosi-env.sh failed"
+read -r -a mkosi <<<"$LAKE_MKOSI"
 read -r -a mkosi_args <<<"${LAKE_MKOSI_ARGS:-}"
-mkosi_args+=(--cache="$cache" --force)
+mkosi_args+=(--force --release="$release" --package-cache-directory="$cache" --output-directory="$out"
+             --sandbox-tree="$out/apt/sandbox")
 
 mkdir -p "$out/logs" "$cache"
+
+# The apt sources: the release, its -updates and its security archive (beside
+# the mirror, as the build hosts' mirrors serve it), deb lines only. mkosi's apt
+# reads the sandbox copy; the image carries the same file as
+# /etc/apt/sources.list.d/debian.sources for `apt update` on the running system.
+write_sources() { # FILE
+    mkdir -p "$(dirname "$1")"
+    cat >"$1" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $release $release-updates
+Components: ${components[*]}
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror%/debian}/debian-security
+Suites: $release-security
+Components: ${components[*]}
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+}
+rm -rf "$out/apt"
+write_sources "$out/apt/sandbox/etc/apt/sources.list.d/mkosi.sources"
+write_sources "$out/apt/image/etc/apt/sources.list.d/debian.sources"
 # One build at a time per work tree (the outputs and mkosi's workspaces are shared).
 exec 9>"$out/.build-images.lock"
 flock -n 9 || { log "another build-images.sh is running in $repo; waiting"; flock 9; }
@@ -146,13 +193,11 @@ run_mkosi() { # NAME DIR [EXTRA MKOSI ARGS...]
     local where=${dir#"$repo"/}
     [[ "$dir" == "$repo" ]] && where=.
     log "building $name (mkosi in $where; log: images/build/logs/$name.log)"
-    (cd "$dir" && PYTHONUNBUFFERED=1 mkosi "${mkosi_args[@]}" "$@" build) >"$out/logs/$name.log" 2>&1 || rc=$?
+    (cd "$dir" && PYTHONUNBUFFERED=1 "${mkosi[@]}" "${mkosi_args[@]}" "$@" build) >"$out/logs/$name.log" 2>&1 || rc=$?
     if ((rc != 0)); then
         tail -n 40 "$out/logs/$name.log" >&2
         die "$name build failed (mkosi exit $rc); full log: $out/logs/$name.log"
     fi
-    # mkosi 14 leaves its output files world-writable (0666).
-    chmod go-w "$out"/initrd.cpio.zst "$out"/*.manifest 2>/dev/null || true
     build_secs[$name]=$(secs "$t0" "$(now)")
     log "$name built in ${build_secs[$name]} s"
 }
@@ -181,7 +226,8 @@ if ((do_rootfs)); then
     IFS=, read -r -a pkgs <<<"${LAKE_EXTRA_PACKAGES:-}"
     for p in "${pkgs[@]}"; do [[ -n $p ]] && extra+=("--package=$p"); done
     ((${#extra[@]} == 0)) || log "extra packages from the profile: ${pkgs[*]}"
-    run_mkosi rootfs "$repo" "${extra[@]}"
+    run_mkosi rootfs "$repo" "${extra[@]}" --extra-tree="$out/apt/image" \
+        --environment=LAKE_NETWORK="${LAKE_NETWORK:-networkd}"
     mapfile -t kvers < <(ls -1 "$out/rootfs/usr/lib/modules" 2>/dev/null)
     ((${#kvers[@]} == 1)) || die "expected one kernel in rootfs/usr/lib/modules, found: ${kvers[*]:-none}"
     kver=${kvers[0]}
@@ -190,6 +236,7 @@ if ((do_rootfs)); then
         || die "kernel $kver lacks CONFIG_RD_ZSTD=y: it cannot unpack initrd.cpio.zst"
     install -m 0644 "$out/rootfs/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
     mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
+    rm -f "$out/rootfs.vmlinuz"   # mkosi's copy of the same kernel
     echo "$kver" >"$out/kernel-version"
 elif [[ -f "$out/kernel-version" ]]; then
     kver=$(<"$out/kernel-version")
@@ -209,7 +256,9 @@ if ((do_initrd)); then
     fi
     [[ -x "$initrd_prog" ]] || die "$initrd_prog is not executable"
     if cmp -s "$initrd_prog" "$stand_in"; then program=stand-in; else program=real; fi
-    run_mkosi initrd "$initrd_dir"
+    [[ -n $kver && -d "$out/rootfs/usr/lib/modules/$kver" ]] \
+        || die "no rootfs kernel modules in $out/rootfs/usr/lib/modules: the initramfs takes them from there (build the rootfs first)"
+    run_mkosi initrd "$initrd_dir" --extra-tree="$out/rootfs/usr/lib/modules:/usr/lib/modules"
     [[ -s "$out/initrd.cpio.zst" ]] || die "mkosi did not write $out/initrd.cpio.zst"
     listing=$(zstd -dc "$out/initrd.cpio.zst" | cpio -it --quiet 2>/dev/null) \
         || die "$out/initrd.cpio.zst is not a zstd-compressed cpio archive"
@@ -218,12 +267,13 @@ if ((do_initrd)); then
     for f in init etc/initrd-release usr/bin/lake-initramfs usr/lib/systemd/system/lake-initramfs.service; do
         grep -qx "$f" <<<"$listing" || die "the initramfs lacks /$f"
     done
-    if [[ -z "$kver" ]]; then
-        log "WARNING: no rootfs kernel to compare with (build the rootfs too); initramfs kernel is ${ikvers[0]}"
-        kver=${ikvers[0]}
-    elif [[ "${ikvers[0]}" != "$kver" ]]; then
-        die "KERNEL MISMATCH: initramfs modules are for ${ikvers[0]}, the rootfs kernel (images/build/vmlinuz) is $kver; rebuild both (the mirror moved between the builds?)"
-    fi
+    # Only lake-initramfs.service is enabled (00-lake-initramfs.preset).
+    others=$(grep -E '^etc/systemd/system/[^/]+\.(wants|requires)/' <<<"$listing" | grep -v '/lake-initramfs\.service$' || true)
+    [[ -z $others ]] || die "the initramfs enables units besides lake-initramfs.service: $(echo $others)"
+    [[ "${ikvers[0]}" == "$kver" ]] \
+        || die "KERNEL MISMATCH: initramfs modules are for ${ikvers[0]}, the rootfs kernel (images/build/vmlinuz) is $kver"
+    grep -q "^usr/lib/modules/$kver/vmlinuz$" <<<"$listing" && die "the initramfs carries a kernel image (usr/lib/modules/$kver/vmlinuz)"
+
 fi
 total=$(secs "$t_start" "$(now)")
 

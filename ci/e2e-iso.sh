@@ -17,10 +17,14 @@
 #   3. a one-package change: a copy of the rootfs with one .deb added (cpio
 #      from the mkosi package cache, else `less` purged), built again against
 #      the first build's object list: new vs reused objects and the rebuild time
+# The QEMU runs boot with Secure Boot enforced (ci/qemu-boot.sh --secure-boot:
+# Microsoft's keys enrolled), so the medium (USB and CD) and the installed disk
+# must carry the signed chain; each console must show the kernel's "Secure boot
+# enabled".
 #   4. QEMU: the unattended ISO as USB storage plus a blank 4 GiB virtio disk:
 #      the guest must print `LAKE-INSTALL {"result":"ok",...}` and power off
 #   5. QEMU: that disk alone boots to the multi-user marker (LAKE-BOOT-CHECK,
-#      ci/qemu-boot.sh's default check)
+#      ci/qemu-boot.sh's default check, with secure_boot == true)
 #   6. QEMU: the ISO as a CD (plus a blank disk) boots the live system to its
 #      installer: the `LAKE-LIVE {...}` line lists the disks with the CD marked
 #      as boot medium and the blank disk as a possible target, and the
@@ -98,7 +102,7 @@ mkdir -p "$chg/images/build"
 cp -a images/build/rootfs "$chg/images/build/rootfs"
 ln images/build/vmlinuz "$chg/images/build/vmlinuz" 2>/dev/null || cp images/build/vmlinuz "$chg/images/build/vmlinuz"
 ln images/build/initrd.cpio.zst "$chg/images/build/initrd.cpio.zst" 2>/dev/null || cp images/build/initrd.cpio.zst "$chg/images/build/initrd.cpio.zst"
-deb=$(ls -1 "${LAKE_CACHE:-/var/cache/lakeos}"/mkosi/debian~bookworm/cpio_*_amd64.deb 2>/dev/null | head -1 || true)
+deb=$(ls -1 "${LAKE_CACHE:-/var/cache/lakeos}"/mkosi/cache/apt/archives/cpio_*_amd64.deb 2>/dev/null | head -1 || true)
 if [[ -n $deb ]] && ! dpkg --root="$chg/images/build/rootfs" -s cpio >/dev/null 2>&1; then
     change="installed $(basename "$deb")"
     dpkg --root="$chg/images/build/rootfs" --force-unsafe-io -i "$deb" >"$workdir/dpkg.log" 2>&1 || die "dpkg -i $deb (see $workdir/dpkg.log)"
@@ -130,15 +134,18 @@ wait_load() {
 }
 
 install_s=null usb_s=null disk_s=null cd_s=null
+# The kernel says so when the firmware booted it with Secure Boot enforced.
+secure() { grep -aq 'secureboot: Secure boot enabled' "$1" || die "no 'Secure boot enabled' on the console ($1)"; }
 if ((boot)); then
     # 4. Unattended install from USB onto a blank disk.
     disk=$workdir/disk.raw
     truncate -s 4G "$disk"
     wait_load
     log "QEMU: $auto as USB storage + blank virtio disk: unattended install, power off"
-    bash ci/qemu-boot.sh --json --no-net --timeout "$boot_timeout" --log "$workdir/usb-install.log" \
+    bash ci/qemu-boot.sh --json --secure-boot --no-net --timeout "$boot_timeout" --log "$workdir/usb-install.log" \
         --usb "$auto" --marker 'LAKE-INSTALL \{"result":"ok"' --expect-poweroff "$disk" >"$workdir/usb-install.json" \
         || die "unattended install from USB (console: $workdir/usb-install.log)"
+    secure "$workdir/usb-install.log"
     line=$(grep -a -m1 -o 'LAKE-INSTALL {.*}' "$workdir/usb-install.log")
     install_s=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1][13:])["seconds"],1))' "$line")
     usb_s=$(json_get "$workdir/usb-install.json" total_s)
@@ -146,16 +153,18 @@ if ((boot)); then
     # 5. The disk alone.
     wait_load
     log "QEMU: the installed disk alone to the multi-user marker"
-    bash ci/qemu-boot.sh --json --no-net --timeout "$boot_timeout" --log "$workdir/disk-boot.log" "$disk" >"$workdir/disk-boot.json" \
+    bash ci/qemu-boot.sh --json --secure-boot --no-net --timeout "$boot_timeout" --log "$workdir/disk-boot.log" "$disk" >"$workdir/disk-boot.json" \
         || die "the installed disk does not boot to multi-user (console: $workdir/disk-boot.log)"
+    secure "$workdir/disk-boot.log"
     disk_s=$(json_get "$workdir/disk-boot.json" marker_s)
     # 6. The ISO as a CD, to the installer.
     wait_load
     log "QEMU: $iso as a CD-ROM to the live installer"
     truncate -s 4G "$workdir/cd-disk.raw"
-    bash ci/qemu-boot.sh --json --no-net --snapshot --timeout "$boot_timeout" --log "$workdir/cd-live.log" \
+    bash ci/qemu-boot.sh --json --secure-boot --no-net --snapshot --timeout "$boot_timeout" --log "$workdir/cd-live.log" \
         --cdrom "$iso" --marker 'Install onto which disk\? \[/dev/vda\]' "$workdir/cd-disk.raw" >"$workdir/cd-live.json" \
         || die "the ISO does not boot as a CD to the installer's question (console: $workdir/cd-live.log)"
+    secure "$workdir/cd-live.log"
     cd_s=$(json_get "$workdir/cd-live.json" marker_s)
     live=$(grep -a -m1 -o 'LAKE-LIVE {.*}' "$workdir/cd-live.log")
     python3 - "$live" <<'EOF' || die "LAKE-LIVE: the CD is not marked as the boot medium: $live"

@@ -1,188 +1,140 @@
 #!/usr/bin/env bash
-# ci/mkosi-env.sh — make mkosi 14 usable on hosts where systemd is not PID 1.
+# ci/mkosi-env.sh — provide mkosi 25 (Debian 13 trixie's) on the Debian 12 build host.
 #
 # Usage:
 #   source ci/mkosi-env.sh          # from another bash script (ci/build-images.sh does)
-#   bash ci/mkosi-env.sh [--check] [--no-install] [-h|--help]
+#   bash ci/mkosi-env.sh [--check] [-h|--help]
 #
-#   (no args)     Install the packages an image build needs (if missing) and
-#                 apply the host workarounds below. Idempotent; a second run
-#                 changes nothing and takes well under a second.
-#   --check       Change nothing; report what is missing. Exit 1 if anything is.
-#   --no-install  Apply the workarounds, but do not run apt-get.
-#   -h, --help    Show this help.
+#   (no args)   Install the host packages an image build needs (if missing) and
+#               fetch + unpack trixie's mkosi (if missing). Idempotent; a second
+#               run changes nothing and takes well under a second.
+#   --check     Change nothing; report what is missing. Exit 1 if anything is.
+#   -h, --help  Show this help.
 #
-# mkosi 14 runs package installs and scripts inside systemd-nspawn. Without
-# systemd as PID 1 a plain `mkosi build` fails ("Failed to open system bus",
-# then "Attempted to remove disk file system under /run/systemd/nspawn/
-# propagate/..."). The workarounds (see ../shared/BUILD-HOST-NOTES.md):
-#   1. create the placeholder nodes systemd makes at boot and nspawn bind-mounts
-#      over paths it hides: /run/systemd/inaccessible/{reg,dir,fifo,sock,chr,blk}
-#      (mode 000; chr = `mknod c 0 0`, blk = `mknod b 0 0`);
-#   2. mount a tmpfs on /run/systemd/nspawn (nspawn only removes its propagation
-#      directories from a tmpfs, it refuses to rm -rf a disk file system);
-#   3. pass --nspawn-keep-unit (config key `NspawnKeepUnit=yes` — note the
-#      spelling: mkosi 14 turns `NSpawnKeepUnit` into the unknown option
-#      --n-spawn-keep-unit). Both mkosi.conf files of this repository set it,
-#      and LAKE_MKOSI_ARGS below carries it for callers too.
-# Steps 1 and 2 are skipped when systemd is PID 1 (/run/systemd/system exists):
-# there systemd owns those paths, and a tmpfs over /run/systemd/nspawn would hide
-# running containers' state.
+# Why not bookworm's mkosi 14: it runs package installs in systemd-nspawn, which
+# needs systemd as PID 1 (the build hosts have none) and host workarounds. mkosi
+# >= 25 sandboxes with its own mkosi-sandbox (no nspawn, no bubblewrap). Its .deb
+# cannot be installed on bookworm (it wants systemd >= 254), but unpacked it runs
+# with the host's python3 (../shared/BUILD-HOST-NOTES.md):
+#   1. `apt-get download mkosi` from trixie through a private sources list and
+#      lists directory under $LAKE_CACHE/apt-trixie/ (the host's apt sources and
+#      state are not touched);
+#   2. `dpkg-deb -x` into $LAKE_CACHE/tools/mkosi-<version>/;
+#   3. run as `PYTHONPATH=<that>/usr/lib/python3/dist-packages python3 -m mkosi`.
+# mkosi is not on PyPI; the Debian archive is where it comes from.
 #
 # When sourced, this exports:
-#   LAKE_MKOSI_ENV=ok
-#   LAKE_MKOSI_ARGS="--nspawn-keep-unit"   (extra mkosi arguments, word-split)
+#   LAKE_MKOSI   the command (word-split): python3 -m mkosi, with PYTHONPATH set
+#                through env(1)
+#   LAKE_MKOSI_VERSION   e.g. 25.3
 # and returns non-zero (without exiting the caller's shell) on failure.
 #
 # Environment:
-#   LAKE_MKOSI_EXTRA_PACKAGES  space-separated extra apt packages to ensure.
+#   LAKE_CACHE                 cache root (default /var/cache/lakeos)
+#   LAKE_DEBIAN_MIRROR         archive to fetch mkosi from (default http://deb.debian.org/debian)
+#   LAKE_MKOSI_EXTRA_PACKAGES  space-separated extra host packages to ensure.
 
 # Everything runs in a function in a subshell so that `set -euo pipefail` and
-# helper names do not leak into a shell that sources this file.
+# helper names do not leak into a shell that sources this file. It prints the
+# unpacked directory on stdout.
 _lake_mkosi_env() (
     set -euo pipefail
-
-    # Packages the image builds need on the host (mkosi 14 itself, nspawn,
-    # debootstrap for the Debian bootstrap, cpio + zstd for the initramfs).
-    local -a pkgs=(
-        mkosi systemd-container debootstrap debian-archive-keyring
-        cpio zstd xz-utils kmod
-    )
+    # Host tools mkosi 25 calls for Debian directory and cpio outputs: apt and
+    # dpkg (package installs run from the host, into the image), the archive
+    # keyring, cpio + zstd for the initramfs, kmod for module dependencies.
+    local -a pkgs=(apt dpkg debian-archive-keyring cpio zstd xz-utils kmod python3)
     if [[ -n "${LAKE_MKOSI_EXTRA_PACKAGES:-}" ]]; then
         local -a extra
         read -r -a extra <<<"$LAKE_MKOSI_EXTRA_PACKAGES"
         pkgs+=("${extra[@]}")
     fi
-
     log() { printf 'mkosi-env: %s\n' "$*" >&2; }
     die() { printf 'mkosi-env: error: %s\n' "$*" >&2; exit 1; }
 
-    local check_only=0 install=1
+    local check_only=0
     while (($#)); do
         case "$1" in
             -h|--help)
-                sed -n '2,/^# Everything runs/{/^# Everything runs/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"
-                exit 0 ;;
+                sed -n '2,/^# Everything runs/{/^# Everything runs/d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}" >&2
+                exit 3 ;;
             --check) check_only=1 ;;
-            --no-install) install=0 ;;
             *) printf 'mkosi-env: error: unknown argument: %s (see --help)\n' "$1" >&2; exit 2 ;;
         esac
         shift
     done
-
-    ((EUID == 0)) || die "must run as root (mkosi, mknod and mount need it)"
+    ((EUID == 0)) || die "must run as root (mkosi builds images as root)"
     command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: Debian/Ubuntu hosts only"
 
-    local problems=0
-
-    # --- packages ---------------------------------------------------------
     local -A have=()
-    local name status
+    local name status p
     while IFS=' ' read -r name status; do
         [[ "$status" == "ii" ]] && have["${name%%:*}"]=1
     done < <(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${pkgs[@]}" 2>/dev/null || true)
     local -a missing=()
-    local p
-    for p in "${pkgs[@]}"; do
-        [[ -n "${have[$p]:-}" ]] || missing+=("$p")
-    done
+    for p in "${pkgs[@]}"; do [[ -n "${have[$p]:-}" ]] || missing+=("$p"); done
+    local -a apt_opts=(-q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0)
     if ((${#missing[@]})); then
-        if ((check_only || !install)); then
-            log "missing packages: ${missing[*]}"
-            problems=1
-        else
-            log "installing: ${missing[*]}"
-            local -a apt_opts=(-q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Use-Pty=0)
-            DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >/dev/null \
-                || die "apt-get update failed"
-            DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install \
-                --no-install-recommends "${missing[@]}" >/dev/null \
-                || die "apt-get install failed for: ${missing[*]}"
-        fi
-    fi
-    if ((!check_only)) && command -v mkosi >/dev/null 2>&1; then
-        local v
-        v=$(mkosi --version 2>/dev/null | awk '{print $2}')
-        [[ "$v" == 14* ]] || log "warning: mkosi $v found; this project's configs are written for mkosi 14"
+        ((check_only)) && { log "missing host packages: ${missing[*]}"; exit 1; }
+        log "installing: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >/dev/null || die "apt-get update failed"
+        DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}" >/dev/null \
+            || die "apt-get install failed for: ${missing[*]}"
     fi
 
-    # --- host workarounds ---------------------------------------------------
-    if [[ -d /run/systemd/system ]]; then
-        log "systemd is PID 1: no workarounds needed beyond --nspawn-keep-unit"
-    else
-        local d=/run/systemd/inaccessible kind want_type actual
-        if ((!check_only)); then
-            mkdir -p "$d"
-            chmod 0755 /run/systemd "$d" 2>/dev/null || true
-        fi
-        # kind -> the type `stat -c %F` reports
-        for kind in reg dir fifo sock chr blk; do
-            case "$kind" in
-                reg)  want_type="regular empty file" ;;
-                dir)  want_type="directory" ;;
-                fifo) want_type="fifo" ;;
-                sock) want_type="socket" ;;
-                chr)  want_type="character special file" ;;
-                blk)  want_type="block special file" ;;
-            esac
-            actual=$(stat -c '%F %a' "$d/$kind" 2>/dev/null || true)
-            if [[ "$actual" == "$want_type 0" ]]; then
-                continue
-            fi
-            if ((check_only)); then
-                log "missing or wrong: $d/$kind (${actual:-absent})"
-                problems=1
-                continue
-            fi
-            if [[ -n "$actual" && "${actual% *}" != "$want_type" ]]; then
-                rm -rf -- "${d:?}/$kind"
-            fi
-            if [[ ! -e "$d/$kind" ]]; then
-                case "$kind" in
-                    reg)  : >"$d/reg" ;;
-                    dir)  mkdir "$d/dir" ;;
-                    fifo) mkfifo "$d/fifo" ;;
-                    sock) python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$d/sock" \
-                              || die "cannot create socket $d/sock (python3 needed)" ;;
-                    chr)  mknod "$d/chr" c 0 0 ;;
-                    blk)  mknod "$d/blk" b 0 0 ;;
-                esac
-            fi
-            chmod 000 "$d/$kind"
-        done
-
-        local n=/run/systemd/nspawn
-        if [[ "$(findmnt -n -o FSTYPE --mountpoint "$n" 2>/dev/null | tail -n1)" == tmpfs ]]; then
-            :
-        elif ((check_only)); then
-            log "no tmpfs mounted on $n"
-            problems=1
-        else
-            mkdir -p "$n"
-            mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$n" || die "cannot mount a tmpfs on $n"
-            log "mounted tmpfs on $n"
-        fi
+    local cache=${LAKE_CACHE:-/var/cache/lakeos}
+    local tools=$cache/tools
+    # The newest unpacked mkosi 25.x, if any.
+    local dir
+    dir=$(ls -1d "$tools"/mkosi-25.* 2>/dev/null | sort -V | tail -n1 || true)
+    if [[ -n $dir && -f $dir/usr/lib/python3/dist-packages/mkosi/__init__.py ]]; then
+        printf '%s\n' "$dir"
+        exit 0
     fi
+    ((check_only)) && { log "mkosi 25 is not unpacked under $tools (run ci/mkosi-env.sh)"; exit 1; }
 
-    if ((problems)); then
-        exit 1
-    fi
-    ((check_only)) && log "ok (nothing missing)"
-    exit 0
+    # A private apt configuration for trixie: sources, lists and downloads of
+    # its own, so the host's apt state stays bookworm's.
+    local apt=$cache/apt-trixie mirror=${LAKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$tools"
+    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s trixie main\n' "$mirror" >"$apt/sources.list"
+    local -a private=(
+        -o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$apt/lists" -o Dir::Cache::Archives="$apt/archives"
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+        -o APT::Sandbox::User=root
+    )
+    log "fetching mkosi from Debian trixie ($mirror)"
+    apt-get -q "${private[@]}" update >"$apt/update.log" 2>&1 || { tail -5 "$apt/update.log" >&2; die "apt-get update of the trixie lists failed"; }
+    (cd "$apt/archives" && apt-get -q "${private[@]}" download mkosi >"$apt/download.log" 2>&1) \
+        || { tail -5 "$apt/download.log" >&2; die "apt-get download mkosi (trixie) failed"; }
+    local deb
+    deb=$(ls -1 "$apt/archives"/mkosi_25.*_all.deb 2>/dev/null | sort -V | tail -n1 || true)
+    [[ -n $deb ]] || die "trixie's mkosi is not 25.x any more ($(ls "$apt/archives")); update ci/mkosi-env.sh"
+    local v=${deb##*/mkosi_}
+    v=${v%%-*}
+    dir=$tools/mkosi-$v
+    rm -rf -- "$dir.tmp"
+    dpkg-deb -x "$deb" "$dir.tmp" || die "dpkg-deb -x $deb failed"
+    mv -T "$dir.tmp" "$dir"
+    log "mkosi $v unpacked in $dir"
+    printf '%s\n' "$dir"
 )
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
     # Sourced.
-    if _lake_mkosi_env "$@"; then
-        export LAKE_MKOSI_ENV=ok
-        export LAKE_MKOSI_ARGS="--nspawn-keep-unit"
+    if _lake_mkosi_dir=$(_lake_mkosi_env "$@"); then
+        export LAKE_MKOSI="env PYTHONPATH=$_lake_mkosi_dir/usr/lib/python3/dist-packages python3 -m mkosi"
+        export LAKE_MKOSI_VERSION=${_lake_mkosi_dir##*/mkosi-}
         unset -f _lake_mkosi_env
+        unset _lake_mkosi_dir
         return 0
     else
         _lake_mkosi_env_rc=$?
         unset -f _lake_mkosi_env
+        unset _lake_mkosi_dir
         return "$_lake_mkosi_env_rc"
     fi
 else
-    _lake_mkosi_env "$@"
+    _lake_mkosi_dir=$(_lake_mkosi_env "$@") || { rc=$?; ((rc == 3)) && exit 0; exit "$rc"; }
+    echo "mkosi-env: ok: PYTHONPATH=$_lake_mkosi_dir/usr/lib/python3/dist-packages python3 -m mkosi ($(PYTHONPATH=$_lake_mkosi_dir/usr/lib/python3/dist-packages python3 -m mkosi --version))" >&2
 fi

@@ -20,7 +20,7 @@
 # failed_units == [] and lake_generation == the expected generation
 # (a number, a numeric string, or an object with a "generation"/"default"
 # key), and with the LAKE zone up: home_lakefs == true (/home is the lakefs
-# FUSE mount) and home_logged == true (the guest wrote a file to /home and `lakectl log`
+# FUSE mount), home_passthrough == true (FUSE passthrough active) and home_logged == true (the guest wrote a file to /home and `lakectl log`
 # shows its version; see mkosi.extra/usr/local/sbin/lake-boot-check). With --marker REGEX it passes on the first console line matching REGEX
 # instead. With --expect-reboot / --expect-poweroff it passes when the guest
 # ends that way (its kernel's "reboot: Restarting system" / "reboot: Power
@@ -70,6 +70,11 @@
 #   --boot disk|cdrom|usb  what OVMF boots first (default: cdrom if --cdrom is
 #                          given, else usb if --usb is given, else the first
 #                          IMAGE); the other devices follow in the boot order
+#   --secure-boot          Secure Boot enforced: OVMF_CODE_4M.ms.fd with a copy
+#                          of OVMF_VARS_4M.ms.fd (Microsoft's keys enrolled),
+#                          -machine q35,smm=on and secure pflash (TCG only: KVM
+#                          here has no SMM); the boot check must then report
+#                          secure_boot == true (the guest's SecureBoot variable)
 #   --snapshot             do not write to the images (QEMU -snapshot)
 #   --no-net               no network card
 #   --wait-poweroff SECS   after a pass, let the guest power off by itself for
@@ -80,7 +85,8 @@
 #   -h, --help             show this help
 #
 # Environment: QEMU (default qemu-system-x86_64), OVMF_CODE, OVMF_VARS
-# (defaults /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd).
+# (defaults /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd; with
+# --secure-boot OVMF_CODE_4M.ms.fd and OVMF_VARS_4M.ms.fd).
 # Needs: qemu-system-x86, ovmf, python3.
 #
 # Exit status: 0 pass; 1 check failed, timeout, or QEMU exited early;
@@ -106,6 +112,7 @@ cdrom=
 usbs=()
 boot=
 snapshot=0
+secure_boot=0
 net=1
 wait_poweroff=0
 verbose=0
@@ -143,6 +150,7 @@ while (($#)); do
         --usb) need_arg "$@"; usbs+=("$2"); shift ;;
         --boot) need_arg "$@"; boot=$2; shift ;;
         --snapshot) snapshot=1 ;;
+        --secure-boot) secure_boot=1 ;;
         --no-net) net=0 ;;
         --wait-poweroff) need_arg "$@"; wait_poweroff=$2; shift ;;
         --qemu-arg) need_arg "$@"; extra+=("$2"); shift ;;
@@ -181,8 +189,10 @@ case "$boot" in
 esac
 
 qemu=${QEMU:-qemu-system-x86_64}
-ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
-ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+ms=""
+((secure_boot)) && ms=.ms    # the builds with Microsoft's keys enrolled
+ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M$ms.fd}
+ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M$ms.fd}
 command -v "$qemu" >/dev/null 2>&1 || die "$qemu not found (apt-get install qemu-system-x86)"
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
 [[ -r $ovmf_code ]] || die "OVMF firmware $ovmf_code not found (apt-get install ovmf)"
@@ -213,9 +223,12 @@ bootindex() { # sets idx; $1 = kind of device (disk, cdrom, usb), $2 = its numbe
     fi
 }
 
+machine=q35,accel=tcg
+# Secure Boot: the variable store is only protected (and so enforced) with SMM.
+((secure_boot)) && machine=q35,smm=on,accel=tcg
 cmd=(
     "$qemu"
-    -machine "q35,accel=tcg"
+    -machine "$machine"
     -m "$memory"
     -smp "$cpus"
     -nographic
@@ -224,6 +237,7 @@ cmd=(
     -drive "if=pflash,format=raw,unit=1,file=$(qv "$workdir/OVMF_VARS.fd")"
     -device virtio-rng-pci
 )
+((secure_boot)) && cmd+=(-global driver=cfi.pflash01,property=secure,value=on)
 if ((net)); then
     cmd+=(-nic "user,model=virtio-net-pci")
 else
@@ -277,6 +291,7 @@ helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
         --workdir "$workdir")
 ((json)) && helper+=(--json)
 ((verbose)) && helper+=(--verbose)
+((secure_boot)) && helper+=(--expect-secure-boot)
 [[ -n $marker ]] && helper+=(--marker "$marker")
 for e in "${expect_end[@]}"; do helper+=(--expect-end "$e"); done
 

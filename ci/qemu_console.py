@@ -13,7 +13,8 @@ and decides pass/fail:
             multi_user == "active", root_fstype == "overlay", failed_units == [],
             lake_generation == --expect-generation (number, numeric string,
             or an object with a "generation" or "default" key), and the LAKE
-            zone: home_lakefs == true (/home is the lakefs FUSE mount) with
+            zone: home_lakefs == true (/home is the lakefs FUSE mount, with
+            home_passthrough == true: FUSE passthrough active) with
             home_logged == true (a file written to /home got a version in the
             lake); such a line
             that fails any check is an immediate failure.
@@ -37,6 +38,7 @@ Options:
   --json                 print one JSON line with the result on stdout
   --expect-generation N  expected lake_generation (default 1)
   --marker REGEX         pass on a console line matching REGEX instead
+  --expect-secure-boot   the check line must also say secure_boot == true
   --expect-end END       reboot or poweroff: pass on that end of the guest (see
                          above); repeatable (either end passes)
   --wait-poweroff S      after a pass, give the guest up to S seconds to power
@@ -135,7 +137,7 @@ def norm_generation(value):
     return None
 
 
-def evaluate_check(check, expected_generation):
+def evaluate_check(check, expected_generation, secure_boot=False):
     """Return the list of failed checks (empty when the boot check passes)."""
     failures = []
     if not isinstance(check, dict):
@@ -166,6 +168,9 @@ def evaluate_check(check, expected_generation):
             if check.get("lake_error") not in (None, "", check["lake_generation"]):
                 msg += f" (lake_error {json.dumps(check['lake_error'])})"
             failures.append(msg)
+    # --secure-boot runs: the firmware enforced it (the guest's SecureBoot variable).
+    if secure_boot and check.get("secure_boot") is not True:
+        failures.append(f"secure_boot is {json.dumps(check.get('secure_boot'))}: the guest did not boot with Secure Boot on")
     # The lake is root's only (docs/security.md); null: no /lake on this boot.
     if check.get("lake_private") is False:
         failures.append("lake_private is false: /lake is readable by users other than root")
@@ -175,6 +180,9 @@ def evaluate_check(check, expected_generation):
     if check.get("home_lakefs") is not True:
         failures.append(f"/home is not the lakefs mount: home_fstype {json.dumps(check.get('home_fstype'))},"
                         f" home_source {json.dumps(check.get('home_source'))}{why}")
+    elif check.get("home_passthrough") is not True:
+        failures.append(f"home_passthrough is {json.dumps(check.get('home_passthrough'))}: /home is served"
+                        f" without FUSE passthrough (`lakectl status --json /home`){why}")
     elif check.get("home_logged") is not True:
         failures.append(f"home_logged is {json.dumps(check.get('home_logged'))}: a file written to /home"
                         f" has no version in `lakectl log`{why}")
@@ -275,6 +283,13 @@ class Watcher:
                         self.inspect(frag, t)
             self.log.flush()
 
+    def peek_partial(self):
+        """A marker in output that has not ended its line after a quiet second:
+        firmware dialogs (shim's "Security Violation" box) wait for a key."""
+        if self.marker_re and self.partial and self.verdict is None:
+            if any(self.marker_re.search(f) for f in clean(self.partial.decode("utf-8", "replace"))):
+                self.flush_partial(self.now())
+
     def inspect(self, line, t):
         if self.kernel is None and KERNEL_RE.search(line):
             self.kernel = t
@@ -298,7 +313,7 @@ class Watcher:
                 self.check = obj
                 self.marker = t
                 self.marker_line = line
-                self.failures = evaluate_check(obj, self.args.expect_generation)
+                self.failures = evaluate_check(obj, self.args.expect_generation, self.args.expect_secure_boot)
                 self.verdict = "fail" if self.failures else "pass"
                 return
             elif self.check is None:
@@ -390,6 +405,7 @@ class Watcher:
                     self.failures = [self.timeout_reason()]
                 break
             if not sel.select(min(remaining, 1.0)):
+                self.peek_partial()
                 continue
             data = os.read(fd, 65536)
             t = self.now()
@@ -574,6 +590,7 @@ def main(argv):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--expect-generation", default="1")
     ap.add_argument("--marker")
+    ap.add_argument("--expect-secure-boot", action="store_true")
     ap.add_argument("--expect-end", action="append", choices=["reboot", "poweroff"])
     ap.add_argument("--wait-poweroff", type=float, default=0.0)
     ap.add_argument("--tail", type=int, default=120)

@@ -31,7 +31,7 @@ readonly APT_PACKAGES=(
     debootstrap fuse3 fusefat attr acl zstd xxd
     ostree restic borgbackup hyperfine bindfs fuse-overlayfs
     python3 ca-certificates curl
-    mkosi systemd-container debian-archive-keyring cpio
+    debian-archive-keyring cpio
     qemu-system-x86 ovmf systemd-boot-efi xorriso
     dpkg-dev lintian man-db
 )

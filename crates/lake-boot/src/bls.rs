@@ -14,11 +14,8 @@ use serde::Serialize;
 
 use crate::error::{IoContext, Result};
 
-/// Where Debian's systemd-boot-efi package puts the boot manager.
-pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 /// The removable-media / fallback path every UEFI firmware boots.
 pub const FALLBACK_EFI_PATH: &str = "/EFI/BOOT/BOOTX64.EFI";
-pub const SYSTEMD_EFI_PATH: &str = "/EFI/systemd/systemd-bootx64.efi";
 pub const LOADER_CONF_PATH: &str = "/loader/loader.conf";
 pub const ENTRIES_DIR: &str = "/loader/entries";
 pub const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 quiet";

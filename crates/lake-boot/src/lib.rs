@@ -4,6 +4,8 @@
 //! - [`bls`]: systemd-boot's loader.conf and Boot Loader Specification entries
 //!   (`lake-N.conf`, `lake-N+T.conf` with boot counting), kernels and initrds
 //!   stored by content hash;
+//! - [`chain`]: the Secure Boot chain on the ESP (shim, MokManager, signed
+//!   systemd-boot where shim looks for its second stage);
 //! - [`counting`]: reading the boot-counting state out of entry file names;
 //! - [`esp`]: a mounted ESP directory: finding it, installing kernels, writing,
 //!   listing and removing entries, dropping unused kernels, free space;
@@ -14,6 +16,7 @@
 //! lakefs knows nothing of the ESP; this crate builds on it.
 
 pub mod bls;
+pub mod chain;
 pub mod counting;
 pub mod deploy;
 pub mod error;

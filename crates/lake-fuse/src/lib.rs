@@ -21,7 +21,7 @@ mod virt;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use driver::Driver;
@@ -195,7 +195,12 @@ impl Drop for Mounted {
     }
 }
 
-fn session(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<(Session<Driver>, bool)> {
+fn session(
+    workdir: &Path,
+    mountpoint: &Path,
+    hooks: Arc<dyn VolumeHooks>,
+    opts: &MountOptions,
+) -> io::Result<(Session<Driver>, Arc<AtomicBool>)> {
     let driver =
         Driver::new(workdir, hooks, opts).map_err(|e| io::Error::new(e.kind(), format!("working directory {}: {e}", workdir.display())))?;
     let flag = driver.passthrough_flag();
@@ -204,27 +209,28 @@ fn session(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts:
     let s = Session::new(driver, mountpoint, &opts.config())
         .map_err(|e| io::Error::new(e.kind(), format!("mounting on {}: {e}", mountpoint.display())))?;
     let _ = notifier.set(s.notifier());
-    Ok((s, flag.load(Ordering::Relaxed)))
+    Ok((s, flag))
 }
 
 /// Mounts `workdir` on `mountpoint` and serves it from background threads.
 /// Returns once the mount is up.
 pub fn spawn(workdir: &Path, mountpoint: &Path, hooks: Arc<dyn VolumeHooks>, opts: &MountOptions) -> io::Result<Mounted> {
-    let (s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
-    Ok(Mounted { session: Some(s.spawn()?), mountpoint: mountpoint.to_path_buf(), passthrough })
+    let (s, flag) = session(workdir, mountpoint, hooks, opts)?;
+    Ok(Mounted { session: Some(s.spawn()?), mountpoint: mountpoint.to_path_buf(), passthrough: flag.load(Ordering::Relaxed) })
 }
 
 /// Mounts and serves in this thread until unmounted. `ready` runs once the mount is
-/// up (with whether passthrough is on, and a handle that unmounts, e.g. on SIGTERM).
+/// up (with the passthrough flag: set when the kernel granted it, cleared if
+/// backing files cannot be used after all; and a handle that unmounts, e.g. on SIGTERM).
 pub fn run(
     workdir: &Path,
     mountpoint: &Path,
     hooks: Arc<dyn VolumeHooks>,
     opts: &MountOptions,
-    ready: impl FnOnce(bool, fuser::SessionUnmounter),
+    ready: impl FnOnce(Arc<AtomicBool>, fuser::SessionUnmounter),
 ) -> io::Result<()> {
-    let (mut s, passthrough) = session(workdir, mountpoint, hooks, opts)?;
-    ready(passthrough, s.unmount_callable());
+    let (mut s, flag) = session(workdir, mountpoint, hooks, opts)?;
+    ready(flag, s.unmount_callable());
     s.run()
 }
 

@@ -1,6 +1,6 @@
 //! `lake-installer build`: from a profile to a bootable image. Runs the two
 //! mkosi builds (root file system, initramfs) through `ci/build-images.sh`, which
-//! carries the mkosi 14 host workarounds, then installs the result into
+//! runs Debian trixie's mkosi 25 on the build host, then installs the result into
 //! `images/<name>.raw`. The profile format is documented in docs/profiles.md.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,9 @@ pub struct Profile {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The Debian release of the root file system and the initramfs (`trixie`):
+    /// the next Debian is a profile change.
+    pub release: String,
     #[serde(default)]
     pub image: ImageCfg,
     #[serde(default)]
@@ -55,7 +58,12 @@ impl Default for BootCfg {
 #[serde(deny_unknown_fields, default)]
 pub struct PackagesCfg {
     pub extra: Vec<String>,
+    /// Archive components besides `main` (`non-free-firmware` for firmware).
+    pub components: Vec<String>,
 }
+
+/// Debian archive components a profile may add to `main`.
+const COMPONENTS: &[&str] = &["contrib", "non-free", "non-free-firmware"];
 
 /// Reads and checks a profile; errors name the file, the line and what to fix.
 pub fn load_profile(path: &Path) -> Result<Profile> {
@@ -67,6 +75,20 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
             "profile {}: name '{}' must be letters, digits, '-' or '_' (it names images/<name>.raw)",
             path.display(),
             p.name
+        )));
+    }
+    if p.release.is_empty() || !p.release.chars().all(|c| c.is_ascii_lowercase()) {
+        return Err(Error::Invalid(format!(
+            "profile {}: release = '{}' must be a Debian release code name such as \"trixie\"",
+            path.display(),
+            p.release
+        )));
+    }
+    if let Some(bad) = p.packages.components.iter().find(|c| !COMPONENTS.contains(&c.as_str())) {
+        return Err(Error::Invalid(format!(
+            "profile {}: packages.components has '{bad}'; allowed: {} (main is always there)",
+            path.display(),
+            COMPONENTS.join(", ")
         )));
     }
     for (key, v) in [("image.size", &p.image.size), ("image.esp_size", &p.image.esp_size)] {
@@ -98,6 +120,11 @@ pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built
         .arg(&script)
         .arg("--bin-dir")
         .arg(bin_dir)
+        .env("LAKE_RELEASE", &profile.release)
+        .env(
+            "LAKE_COMPONENTS",
+            std::iter::once("main").chain(profile.packages.components.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
+        )
         .env("LAKE_EXTRA_PACKAGES", profile.packages.extra.join(","))
         .current_dir(repo)
         .status()
@@ -113,4 +140,47 @@ pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built
         }
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Profile> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Invalid(e.to_string()))?;
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).map_err(|e| Error::Invalid(e.to_string()))?;
+        load_profile(&path)
+    }
+
+    #[test]
+    fn repository_profiles_load_and_name_their_release() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let p = load_profile(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(p.release, "trixie", "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 1, "no profiles in {}", dir.display());
+    }
+
+    #[test]
+    fn release_is_required_and_checked() {
+        let e = load("name = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("release"), "{e}");
+        let e = load("name = \"x\"\nrelease = \"Trixie 13\"\n").unwrap_err().to_string();
+        assert!(e.contains("release = 'Trixie 13'"), "{e}");
+    }
+
+    #[test]
+    fn components_are_checked() {
+        let p = load("name = \"x\"\nrelease = \"trixie\"\n[packages]\ncomponents = [\"non-free-firmware\"]\n").unwrap();
+        assert_eq!(p.packages.components, ["non-free-firmware"]);
+        let e = load("name = \"x\"\nrelease = \"trixie\"\n[packages]\ncomponents = [\"main contrib\"]\n").unwrap_err().to_string();
+        assert!(e.contains("packages.components has 'main contrib'"), "{e}");
+    }
 }

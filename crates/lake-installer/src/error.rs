@@ -15,8 +15,6 @@ pub enum Error {
     Gpt { target: PathBuf, error: gpt::GptError },
     #[error("{what} on {target} (partition at byte {offset}): {error}")]
     Fat { what: String, target: PathBuf, offset: u64, error: std::io::Error },
-    #[error("{path} not found: the systemd-boot EFI binary is needed for the ESP; install the Debian package systemd-boot-efi (apt-get install systemd-boot-efi) or give --systemd-boot PATH")]
-    MissingBootloader { path: PathBuf },
     #[error("{target} (or a partition on it) is mounted at {at}; unmount it first")]
     Mounted { target: PathBuf, at: String },
     #[error("refusing to overwrite {target} without --yes: {reason}")]

@@ -152,8 +152,8 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     let kernel = BootFile::of(&plan.kernel, "vmlinuz")?;
     let initrd = BootFile::of(&plan.initrd, "initrd")?;
     let boot_part = plan.layout.get(plan.boot_role()).unwrap_or(plan.layout.esp());
-    let sd_size = std::fs::metadata(&plan.systemd_boot).at(&plan.systemd_boot)?.len();
-    let on_boot = kernel.size + initrd.size + if plan.boot_role() == Role::Esp { 2 * sd_size } else { 0 };
+    let loaders = plan.boot_chain.bytes()?;
+    let on_boot = kernel.size + initrd.size + if plan.boot_role() == Role::Esp { loaders } else { 0 };
     if on_boot + 4 * MIB > boot_part.size {
         return Err(Error::Invalid(format!(
             "the kernel, initrd and boot loader ({}) do not fit the {} partition ({}); give a larger {}",
@@ -241,7 +241,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         }
     };
 
-    obs.step("writing the ESP (FAT32): systemd-boot, loader.conf");
+    obs.step("writing the ESP (FAT32): shim, MokManager, signed systemd-boot, loader.conf");
     let entry = Entry {
         title: plan.title.clone(),
         generation: match &prepared {
@@ -397,8 +397,9 @@ fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &Bo
     let target = plan.target.path.as_path();
     let esp = plan.layout.esp();
     let vol = FatVolume::format(file, target, esp.offset, esp.size, "ESP")?;
-    vol.copy_in(&plan.systemd_boot, bls::FALLBACK_EFI_PATH)?;
-    vol.copy_in(&plan.systemd_boot, bls::SYSTEMD_EFI_PATH)?;
+    for (src, esp_path, _) in plan.boot_chain.files() {
+        vol.copy_in(src, esp_path)?;
+    }
     vol.write_file(bls::LOADER_CONF_PATH, bls::loader_conf(plan.timeout).as_bytes())?;
     match plan.layout.get(Role::Boot) {
         None => {

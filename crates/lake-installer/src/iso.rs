@@ -3,8 +3,9 @@
 //! USB stick with `dd`, as a disk (a GPT whose EFI system partition is the same
 //! El Torito image). It holds:
 //!
-//! - `/boot/efi.img`: the EFI boot image (FAT32 written with fatfs): systemd-boot
-//!   as /EFI/BOOT/BOOTX64.EFI, loader.conf, the entries and the kernel and initrd
+//! - `/boot/efi.img`: the EFI boot image (FAT32 written with fatfs): the Secure
+//!   Boot chain (shim as /EFI/BOOT/BOOTX64.EFI, MokManager, signed systemd-boot
+//!   as /EFI/BOOT/grubx64.efi: lake_boot::chain), loader.conf, the entries and the kernel and initrd
 //!   under /lake/<hash>/. The entry `lake-live.conf` boots generation 1 of the
 //!   lake below as a live system (`lake.live=<label>`, read by lake-initramfs);
 //!   with an unattended target, `lake-install.conf` (the default then) also
@@ -34,7 +35,8 @@ use crate::units::{align_up, human, MIB};
 pub const EFI_IMAGE: &str = "boot/efi.img";
 pub const LAKE_IMAGE: &str = "lake/lake.img";
 pub const MANIFEST: &str = "lake/lake.json";
-pub const MANIFEST_VERSION: u32 = 1;
+/// 2: the boot chain (`loaders`) replaced a single systemd-boot.
+pub const MANIFEST_VERSION: u32 = 2;
 /// Entry ids in the EFI image.
 pub const LIVE_ENTRY: &str = "lake-live.conf";
 pub const INSTALL_ENTRY: &str = "lake-install.conf";
@@ -64,8 +66,9 @@ pub struct Manifest {
     pub title: String,
     /// The profile's ESP size for installs.
     pub esp_size: u64,
-    /// Paths in efi.img of the boot manager, kernel and initrd, with their BLAKE3 ids.
-    pub systemd_boot: String,
+    /// Paths in efi.img of the boot chain (shim, MokManager, systemd-boot, as
+    /// on an installed ESP), and of the kernel and initrd with their BLAKE3 ids.
+    pub loaders: Vec<String>,
     pub kernel: ImageFile,
     pub initrd: ImageFile,
     pub source_date_epoch: Option<i64>,
@@ -120,7 +123,7 @@ pub struct IsoOptions<'a> {
     pub rootfs: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    pub systemd_boot: PathBuf,
+    pub boot_chain: lake_boot::chain::BootChain,
     pub out: PathBuf,
     /// `lake.target=` of an unattended install entry (the default entry then).
     pub unattended_target: Option<String>,
@@ -165,9 +168,7 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
         timings.push(Timing { step, seconds: (now - last).as_secs_f64() });
         last = now;
     };
-    if !o.systemd_boot.is_file() {
-        return Err(Error::MissingBootloader { path: o.systemd_boot.clone() });
-    }
+    o.boot_chain.check()?;
     if let Some(t) = &o.unattended_target {
         if !t.starts_with("/dev/") || t.contains(char::is_whitespace) {
             return Err(Error::Invalid(format!("--iso-unattended-target {t}: give a device path such as /dev/vda")));
@@ -177,7 +178,8 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
     let label = label_for(&o.profile.name);
     let kernel = BootFile::of(&o.kernel, "vmlinuz")?;
     let initrd = BootFile::of(&o.initrd, "initrd")?;
-    let sd = BootFile::of(&o.systemd_boot, "systemd-boot")?;
+    let sd = BootFile::of(&o.boot_chain.systemd_boot, "systemd-boot")?;
+    let shim = BootFile::of(&o.boot_chain.shim, "shim")?;
 
     let rootfs = crate::rootfs::Rootfs::open(&o.rootfs)?;
     let need = crate::plan::staging_need(&rootfs) * 5 / 2;
@@ -201,7 +203,15 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
     let r = epoch.map(|e| {
         Repro::new(
             e,
-            &[&o.profile_text, staged.commit.as_bytes(), kernel.id.as_bytes(), initrd.id.as_bytes(), sd.id.as_bytes(), label.as_bytes()],
+            &[
+                &o.profile_text,
+                staged.commit.as_bytes(),
+                kernel.id.as_bytes(),
+                initrd.id.as_bytes(),
+                sd.id.as_bytes(),
+                shim.id.as_bytes(),
+                label.as_bytes(),
+            ],
         )
     });
     if let Some(r) = &r {
@@ -233,7 +243,7 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
         timeout: o.profile.boot.timeout,
         title: bls::DEFAULT_TITLE.into(),
         esp_size: crate::units::parse_size(&o.profile.image.esp_size)?,
-        systemd_boot: bls::FALLBACK_EFI_PATH.into(),
+        loaders: o.boot_chain.files().iter().map(|f| f.1.to_owned()).collect(),
         kernel: (&kernel).into(),
         initrd: (&initrd).into(),
         source_date_epoch: epoch,
@@ -245,9 +255,9 @@ pub fn build(o: &IsoOptions, obs: &dyn Observer) -> Result<IsoReport> {
         let _ = std::fs::remove_dir_all(&staged.dir);
     }
 
-    obs.step("writing the EFI boot image (FAT32: systemd-boot, entries, kernel, initrd)");
+    obs.step("writing the EFI boot image (FAT32: shim, MokManager, systemd-boot, entries, kernel, initrd)");
     let efi_path = scratch.dir.join("efi.img");
-    let efi_bytes = write_efi_image(&efi_path, o, &label, &kernel, &initrd, sd.size, r.as_ref())?;
+    let efi_bytes = write_efi_image(&efi_path, o, &label, &kernel, &initrd, o.boot_chain.bytes()?, r.as_ref())?;
     lap("efi image");
 
     obs.step(&format!("writing {} (xorriso)", o.out.display()));
@@ -309,15 +319,17 @@ fn write_efi_image(
     label: &str,
     kernel: &BootFile,
     initrd: &BootFile,
-    sd_size: u64,
+    loaders_size: u64,
     r: Option<&Repro>,
 ) -> Result<u64> {
-    let size = align_up(sd_size + kernel.size + initrd.size + 4 * MIB, MIB).max(MIN_EFI_IMAGE);
+    let size = align_up(loaders_size + kernel.size + initrd.size + 4 * MIB, MIB).max(MIN_EFI_IMAGE);
     let f = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
     f.set_len(size).at(path)?;
     let fo = FatOptions { volume_id: r.map(|r| r.u32("efi volume id")), time: r.map(|r| FixedTime::leak(r.epoch)) };
     let vol = FatVolume::format_with(&f, path, 0, size, "LAKE-EFI", fo)?;
-    vol.copy_in(&o.systemd_boot, bls::FALLBACK_EFI_PATH)?;
+    for (src, esp_path, _) in o.boot_chain.files() {
+        vol.copy_in(src, esp_path)?;
+    }
     vol.copy_in(&o.kernel, &kernel.path)?;
     vol.copy_in(&o.initrd, &initrd.path)?;
     let cmdline = o.profile.boot.cmdline.trim();

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use lake_boot::chain::{BootChain, MOK_MANAGER_ESP_PATH, SECOND_STAGE_ESP_PATH, SHIM_ESP_PATH};
 use lakefs::progress::Progress;
 use serde::Serialize;
 
@@ -81,17 +82,31 @@ impl Medium {
         crate::units::align_up(self.manifest.esp_size + self.manifest.image_bytes + 256 * MIB, 256 * MIB)
     }
 
-    /// Copies systemd-boot, the kernel and the initrd out of the EFI boot image into `dir`.
-    pub fn extract_boot_files(&self, dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    /// Copies the boot chain (shim, MokManager, systemd-boot), the kernel and the
+    /// initrd out of the EFI boot image into `dir`: the installed ESP gets what
+    /// booted the medium.
+    pub fn extract_boot_files(&self, dir: &Path) -> Result<(BootChain, PathBuf, PathBuf)> {
         std::fs::create_dir_all(dir).at(dir)?;
         let f = File::open(&self.efi_image).at(&self.efi_image)?;
         let len = f.metadata().at(&self.efi_image)?.len();
         let vol = FatVolume::open(&f, &self.efi_image, 0, len)?;
         let m = &self.manifest;
+        let want = [SHIM_ESP_PATH, MOK_MANAGER_ESP_PATH, SECOND_STAGE_ESP_PATH];
+        if m.loaders != want {
+            return Err(Error::Invalid(format!(
+                "{}: the manifest's boot loaders are {:?}, expected {want:?}: use the installer of the same release",
+                self.root.display(),
+                m.loaders
+            )));
+        }
         let mut out = Vec::new();
-        for (from, name) in
-            [(m.systemd_boot.as_str(), "systemd-bootx64.efi"), (m.kernel.path.as_str(), "vmlinuz"), (m.initrd.path.as_str(), "initrd")]
-        {
+        for (from, name) in [
+            (SHIM_ESP_PATH, "shimx64.efi"),
+            (MOK_MANAGER_ESP_PATH, "mmx64.efi"),
+            (SECOND_STAGE_ESP_PATH, "systemd-bootx64.efi"),
+            (m.kernel.path.as_str(), "vmlinuz"),
+            (m.initrd.path.as_str(), "initrd"),
+        ] {
             let bytes = vol.read_file(from)?;
             let to = dir.join(name);
             std::fs::write(&to, &bytes).at(&to)?;
@@ -99,7 +114,7 @@ impl Medium {
         }
         // Read only: dropped without close(), nothing is written to the medium.
         drop(vol);
-        let kernel = lake_boot::bls::BootFile::of(&out[1], "vmlinuz")?;
+        let kernel = lake_boot::bls::BootFile::of(&out[3], "vmlinuz")?;
         if kernel.id != m.kernel.id {
             return Err(Error::Invalid(format!(
                 "{}: the kernel in {} differs from the manifest ({} vs {}): the medium is damaged",
@@ -109,7 +124,8 @@ impl Medium {
                 m.kernel.id
             )));
         }
-        Ok((out[0].clone(), out[1].clone(), out[2].clone()))
+        let chain = BootChain { shim: out[0].clone(), mok_manager: out[1].clone(), systemd_boot: out[2].clone() };
+        Ok((chain, out[3].clone(), out[4].clone()))
     }
 }
 
@@ -174,10 +190,10 @@ impl Progress for LineProgress {
 }
 
 /// The options of an install from the medium onto `target`.
-pub fn options(medium: &Medium, target: &Path, boot: &(PathBuf, PathBuf, PathBuf)) -> InstallOptions {
+pub fn options(medium: &Medium, target: &Path, boot: &(BootChain, PathBuf, PathBuf)) -> InstallOptions {
     let m = &medium.manifest;
     let mut o = InstallOptions::new(target.to_owned(), PathBuf::new(), boot.1.clone(), boot.2.clone());
-    o.systemd_boot = boot.0.clone();
+    o.boot_chain = Some(boot.0.clone());
     o.lake_image = Some(medium.image.clone());
     o.esp_size = m.esp_size;
     o.cmdline = m.cmdline.clone();

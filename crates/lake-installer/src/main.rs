@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
+use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE};
+use lake_boot::chain::BootChain;
 use lake_installer::install::{self, Observer, Report};
 use lake_installer::plan::{InstallOptions, Plan};
 use lake_installer::units::{self, human};
@@ -15,7 +16,7 @@ use lake_installer::units::{self, human};
     version,
     about = "Install Lake OS onto a disk or into a disk image",
     long_about = "Install Lake OS onto a disk or into a disk image: a GPT with an EFI System \
-        Partition (FAT32, systemd-boot, Boot Loader Specification entries) and a lake partition \
+        Partition (FAT32, Secure Boot chain: shim and signed systemd-boot, Boot Loader Specification entries) and a lake partition \
         holding the root file system as generation 1 of the POSIX zone.\n\n\
         Image files are written directly (no loop devices, no mounts)."
 )]
@@ -33,7 +34,8 @@ enum Cmd {
         or an image holding a partition table or a file system, is only overwritten with --yes. \
         An image path that does not exist is created (sparse) with --size.\n\n\
         Layout: 1 MiB-aligned GPT; partition 1 'ESP' (EFI System, FAT32: \
-        /EFI/BOOT/BOOTX64.EFI, /EFI/systemd/systemd-bootx64.efi, /loader/loader.conf, \
+        /EFI/BOOT/BOOTX64.EFI (shim), /EFI/BOOT/mmx64.efi (MokManager), /EFI/BOOT/grubx64.efi \
+        (Debian-signed systemd-boot, where shim looks for its second stage), /loader/loader.conf, \
         /loader/entries/lake-1.conf, kernel and initrd under /lake/<hash>/); optional 'boot' \
         (XBOOTLDR, FAT32, then kernels and entries go there); last partition 'lake' (type \
         f1f21de9-2996-4512-bf8a-b087ed8680fb, ext4 labelled 'lake') up to the end of the disk.\n\n\
@@ -54,7 +56,7 @@ enum Cmd {
     Install(InstallArgs),
     /// Build an image from a profile: both mkosi builds, then install into images/<name>.raw (--iso: the install medium).
     #[command(
-        long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 14 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
+        long_about = "Build an image from a profile (docs/profiles.md): the root file system         (mkosi.conf) and the initramfs (crates/lake-initramfs/mkosi) with mkosi 25 through         ci/build-images.sh, with this build's lakectl, mkfs.lakefs, fsck.lakefs and lake-initramfs         copied in; then the install into images/<name>.raw (replaced if it exists).
 
         With --iso: images/<name>.iso instead, the hybrid install medium (docs/install-media.md): a live system         running generation 1 of the lake, which it carries as /lake/lake.img for the installer. With         SOURCE_DATE_EPOCH set, two builds from the same inputs are byte-identical.
 
@@ -173,9 +175,11 @@ struct InstallArgs {
     /// Title of the boot menu entry.
     #[arg(long, default_value = DEFAULT_TITLE)]
     title: String,
-    /// The systemd-boot EFI binary (Debian package systemd-boot-efi).
-    #[arg(long, value_name = "PATH", default_value = SYSTEMD_BOOT_EFI)]
-    systemd_boot: PathBuf,
+    /// Root file system whose signed boot loaders go on the ESP (packages shim-signed,
+    /// shim-helpers-amd64-signed, systemd-boot-efi-amd64-signed). Default: --rootfs, or /
+    /// with --lake-image.
+    #[arg(long, value_name = "DIR")]
+    loader_root: Option<PathBuf>,
     /// Where to stage the lake before writing it (needs room for a copy of the rootfs).
     /// Default: /dev/shm when it is a tmpfs with room (much faster), else $TMPDIR or /var/tmp.
     #[arg(long, value_name = "DIR")]
@@ -240,7 +244,7 @@ fn install_cmd(a: InstallArgs) -> Result<()> {
     o.cmdline = a.cmdline.clone();
     o.timeout = a.timeout;
     o.title = a.title.clone();
-    o.systemd_boot = a.systemd_boot.clone();
+    o.boot_chain = a.loader_root.as_deref().map(BootChain::in_root);
     o.staging = a.staging.clone();
     o.keep_staging = a.keep_staging;
     let plan = Plan::new(&o).with_context(|| format!("planning the install onto {}", a.target.display()))?;
@@ -330,10 +334,10 @@ fn iso_cmd(
     let o = iso::IsoOptions {
         profile,
         profile_text,
+        boot_chain: BootChain::in_root(&built.rootfs),
         rootfs: built.rootfs,
         kernel: built.kernel,
         initrd: built.initrd,
-        systemd_boot: PathBuf::from(SYSTEMD_BOOT_EFI),
         out: out.to_owned(),
         unattended_target: a.iso_unattended_target.clone(),
         staging: a.staging.clone(),

@@ -16,7 +16,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::gpt_layout::{self, ExistingPartition, Layout, Role};
 use crate::rootfs::{Rootfs, RootfsKind};
 use crate::units::{human, MIB};
-use lake_boot::bls::{self, DEFAULT_CMDLINE, DEFAULT_TITLE, SYSTEMD_BOOT_EFI};
+use lake_boot::bls::{DEFAULT_CMDLINE, DEFAULT_TITLE};
+use lake_boot::chain::{BootChain, SECOND_STAGE_ESP_PATH};
 
 /// What the user asked for (the CLI's options, parsed).
 #[derive(Clone, Debug)]
@@ -37,8 +38,10 @@ pub struct InstallOptions {
     /// systemd-boot menu timeout in seconds.
     pub timeout: u32,
     pub title: String,
-    /// The systemd-boot EFI binary to install.
-    pub systemd_boot: PathBuf,
+    /// The signed boot loaders for the ESP (lake_boot::chain). None: those of
+    /// `rootfs` (the system being installed), or of `/` with a lake image (the
+    /// live system runs the medium's own root file system).
+    pub boot_chain: Option<BootChain>,
     /// Where the lake is staged before it is written (needs room for a copy of
     /// the rootfs). None: /dev/shm when it is a tmpfs with room, else $TMPDIR or /var/tmp.
     pub staging: Option<PathBuf>,
@@ -63,7 +66,7 @@ impl InstallOptions {
             cmdline: DEFAULT_CMDLINE.into(),
             timeout: 3,
             title: DEFAULT_TITLE.into(),
-            systemd_boot: PathBuf::from(SYSTEMD_BOOT_EFI),
+            boot_chain: None,
             staging: None,
             keep_staging: false,
             lake_image: None,
@@ -236,7 +239,8 @@ pub struct Plan {
     pub lake_image: Option<LakeImageSource>,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
-    pub systemd_boot: PathBuf,
+    /// shim, MokManager and signed systemd-boot (lake_boot::chain).
+    pub boot_chain: BootChain,
     pub cmdline: String,
     pub timeout: u32,
     pub title: String,
@@ -360,9 +364,19 @@ impl Plan {
         let layout = Layout::compute(disk_size, o.esp_size, o.boot_size)?;
         need_file(&o.kernel, "--kernel")?;
         need_file(&o.initrd, "--initrd")?;
-        if !o.systemd_boot.is_file() {
-            return Err(Error::MissingBootloader { path: o.systemd_boot.clone() });
-        }
+        let boot_chain = match &o.boot_chain {
+            Some(c) => c.clone(),
+            None if o.lake_image.is_some() => BootChain::in_root(Path::new("/")),
+            None if o.rootfs.is_dir() => BootChain::in_root(&o.rootfs),
+            None => {
+                return Err(Error::Invalid(format!(
+                    "--rootfs {} is an archive: give --loader-root DIR, a root file system holding the signed boot loaders \
+                     (shim-signed, shim-helpers-amd64-signed, systemd-boot-efi-amd64-signed)",
+                    o.rootfs.display()
+                )))
+            }
+        };
+        boot_chain.check()?;
         if o.cmdline.contains('\n') || o.title.contains('\n') {
             return Err(Error::Invalid("--cmdline and --title must be one line".into()));
         }
@@ -396,7 +410,7 @@ impl Plan {
             lake_image,
             kernel: o.kernel.clone(),
             initrd: o.initrd.clone(),
-            systemd_boot: o.systemd_boot.clone(),
+            boot_chain,
             cmdline: o.cmdline.clone(),
             timeout: o.timeout,
             title: o.title.clone(),
@@ -480,8 +494,10 @@ impl Plan {
             );
         }
         let bootp = if self.boot_role() == Role::Boot { "boot" } else { "ESP" };
-        let _ =
-            writeln!(s, "ESP: systemd-boot ({}) as {} and {}", self.systemd_boot.display(), bls::FALLBACK_EFI_PATH, bls::SYSTEMD_EFI_PATH);
+        let _ = writeln!(s, "ESP: the Secure Boot chain (shim -> signed systemd-boot as {SECOND_STAGE_ESP_PATH}):");
+        for (src, esp, _) in self.boot_chain.files() {
+            let _ = writeln!(s, "  {esp} <- {}", src.display());
+        }
         let _ = writeln!(s, "  loader.conf: default lake-*, timeout {}, editor no", self.timeout);
         let _ = writeln!(
             s,

@@ -8,7 +8,13 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+/// The signed loaders the installer takes from the rootfs (lake_boot::chain), and
+/// where each goes on the ESP.
+const LOADERS: [(&str, &str); 3] = [
+    ("usr/lib/shim/shimx64.efi.signed", "/EFI/BOOT/BOOTX64.EFI"),
+    ("usr/lib/shim/mmx64.efi.signed", "/EFI/BOOT/mmx64.efi"),
+    ("usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed", "/EFI/BOOT/grubx64.efi"),
+];
 
 fn installer() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lake-installer"))
@@ -62,10 +68,6 @@ struct Fixture {
 /// link pair, a symlink, a char device, an xattr, a setuid file, odd owners,
 /// a nanosecond mtime; plus dummy kernel and initrd files.
 fn fixture() -> Fixture {
-    assert!(
-        Path::new(SYSTEMD_BOOT).is_file(),
-        "{SYSTEMD_BOOT} is missing: these tests install systemd-boot; apt-get install systemd-boot-efi"
-    );
     let t = tempfile::tempdir().expect("tempdir");
     let dir = t.path().to_owned();
     let root = dir.join("rootfs");
@@ -82,6 +84,11 @@ fn fixture() -> Fixture {
     std::fs::write(root.join("usr/lib/owned"), b"x").expect("write");
     std::os::unix::fs::lchown(root.join("usr/lib/owned"), Some(1234), Some(5678)).expect("chown");
     xattr::set(root.join("etc/hostname"), "user.lake", b"test").expect("xattr");
+    // Distinct contents, so a loader in the wrong place shows (nothing boots them here).
+    for (i, (src, _)) in LOADERS.iter().enumerate() {
+        std::fs::create_dir_all(root.join(src).parent().expect("parent")).expect("mkdir");
+        std::fs::write(root.join(src), pseudo_random(40_000 + i, 20 + i as u32)).expect("write");
+    }
     let st = run(Command::new("mknod").arg(root.join("dev/null")).args(["c", "1", "3"]));
     assert!(st.status.success(), "mknod (tests need root): {}", text(&st));
     let st = run(Command::new("touch").args(["-d", "2024-05-06 07:08:09.123456789"]).arg(root.join("etc/os-release")));
@@ -213,7 +220,7 @@ fn installs_a_synthetic_rootfs_into_a_new_image() {
     let p = String::from_utf8_lossy(&o.stdout);
     assert!(p.contains("EF00  ESP") && p.contains("lake"), "sgdisk -p: {p}");
 
-    // ESP through mtools: loader.conf, the entry, systemd-boot twice, kernel and initrd by hash.
+    // ESP through mtools: loader.conf, the entry, the boot chain, kernel and initrd by hash.
     let (kh, ih) = (short_hash(&f.kernel), short_hash(&f.initrd));
     let tmp = f.dir.join("out");
     let entry = mtools_read(&img, esp_off, "/loader/entries/lake-1.conf", &tmp);
@@ -225,9 +232,17 @@ fn installs_a_synthetic_rootfs_into_a_new_image() {
         )
     );
     assert_eq!(mtools_read(&img, esp_off, "/loader/loader.conf", &tmp), b"default lake-*\ntimeout 0\neditor no\n");
-    let sd = std::fs::read(SYSTEMD_BOOT).expect("systemd-boot-efi is installed");
-    assert!(mtools_read(&img, esp_off, "/EFI/BOOT/BOOTX64.EFI", &tmp) == sd, "BOOTX64.EFI differs from {SYSTEMD_BOOT}");
-    assert!(mtools_read(&img, esp_off, "/EFI/systemd/systemd-bootx64.efi", &tmp) == sd);
+    for (src, esp) in LOADERS {
+        assert!(
+            mtools_read(&img, esp_off, esp, &tmp) == std::fs::read(f.root.join(src)).expect("loader"),
+            "{esp} is not the rootfs's {src}"
+        );
+    }
+    // No fallback loader beside shim (shim would run it instead of systemd-boot).
+    let o = run(Command::new("mdir").arg("-b").arg("-i").arg(format!("{}@@{esp_off}", s(&img))).arg("::/EFI/BOOT"));
+    let listed = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert_eq!(listed.lines().count(), 3, "/EFI/BOOT holds the chain only: {listed}");
+    assert!(!listed.contains("fbx64"), "{listed}");
     assert!(mtools_read(&img, esp_off, &format!("/lake/{kh}/vmlinuz"), &tmp) == std::fs::read(&f.kernel).expect("kernel"));
     assert!(mtools_read(&img, esp_off, &format!("/lake/{ih}/initrd"), &tmp) == std::fs::read(&f.initrd).expect("initrd"));
     assert_eq!(r["kernel"]["path"], format!("/lake/{kh}/vmlinuz"));
@@ -322,6 +337,9 @@ fn refuses_an_image_holding_a_partition_table_without_yes() {
         .arg(&f.root)
         .arg("."));
     assert!(o.status.success(), "tar: {}", text(&o));
+    // The boot loaders come from a directory: an archive needs --loader-root.
+    let o = install(&["--target", s(&img), "--yes", "--rootfs", s(&tar), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is an archive: give --loader-root DIR"), "{}", text(&o));
     let o = install(&[
         "--target",
         s(&img),
@@ -330,6 +348,8 @@ fn refuses_an_image_holding_a_partition_table_without_yes() {
         "-q",
         "--rootfs",
         s(&tar),
+        "--loader-root",
+        s(&f.root),
         "--kernel",
         s(&f.kernel),
         "--initrd",
@@ -387,7 +407,8 @@ fn explains_bad_input() {
     };
     assert!(run_with(&[], &new, &f.kernel).contains("give --size"));
     assert!(run_with(&["--size", "8G"], &new, &f.dir.join("no-kernel")).contains("no-kernel"));
-    assert!(run_with(&["--size", "8G", "--systemd-boot", "/nonexistent.efi"], &new, &f.kernel).contains("systemd-boot-efi"));
+    let e = run_with(&["--size", "8G", "--loader-root", "/nonexistent"], &new, &f.kernel);
+    assert!(e.contains("/nonexistent/usr/lib/shim/shimx64.efi.signed") && e.contains("shim-signed"), "{e}");
     assert!(run_with(&["--size", "300M"], &new, &f.kernel).contains("no room for the lake partition"));
     assert!(run_with(&["--size", "8G", "--esp-size", "16M"], &new, &f.kernel).contains("too small for FAT32"));
     assert!(!new.exists(), "a failed plan created the image");

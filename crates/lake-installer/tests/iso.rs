@@ -10,7 +10,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const SYSTEMD_BOOT: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+/// The signed loaders `build --iso` takes from the rootfs, and their paths in efi.img.
+const LOADERS: [(&str, &str); 3] = [
+    ("usr/lib/shim/shimx64.efi.signed", "/EFI/BOOT/BOOTX64.EFI"),
+    ("usr/lib/shim/mmx64.efi.signed", "/EFI/BOOT/mmx64.efi"),
+    ("usr/lib/systemd/boot/efi/systemd-bootx64.efi.signed", "/EFI/BOOT/grubx64.efi"),
+];
 const EPOCH: &str = "1700000000";
 
 fn installer() -> PathBuf {
@@ -61,7 +66,6 @@ struct Repo {
 }
 
 fn repo() -> Repo {
-    assert!(Path::new(SYSTEMD_BOOT).is_file(), "{SYSTEMD_BOOT} is missing: apt-get install systemd-boot-efi");
     let t = tempfile::tempdir().expect("tempdir");
     let dir = t.path().to_owned();
     let b = dir.join("images/build");
@@ -75,14 +79,21 @@ fn repo() -> Repo {
         std::fs::write(root.join(format!("usr/bin/tool{i}")), noise(20_000 + i * 997, i as u32)).expect("write");
     }
     std::fs::hard_link(root.join("usr/bin/tool1"), root.join("usr/bin/tool1-alias")).expect("link");
+    for (i, (src, _)) in LOADERS.iter().enumerate() {
+        std::fs::create_dir_all(root.join(src).parent().expect("parent")).expect("mkdir");
+        std::fs::write(root.join(src), noise(30_000 + i, 30 + i as u32)).expect("write");
+    }
     std::os::unix::fs::symlink("../usr/lib", root.join("etc/lib-link")).expect("symlink");
     let st = run(Command::new("touch").args(["-d", "2024-05-06 07:08:09.123456789"]).arg(root.join("etc/hostname")));
     assert!(st.status.success());
     std::fs::write(b.join("vmlinuz"), noise(3 << 20, 7)).expect("write");
     std::fs::write(b.join("initrd.cpio.zst"), noise(1 << 20, 8)).expect("write");
     let profile = dir.join("test.toml");
-    std::fs::write(&profile, "name = \"test\"\n[image]\nesp_size = \"64M\"\n[boot]\ncmdline = \"console=ttyS0\"\ntimeout = 2\n")
-        .expect("write");
+    std::fs::write(
+        &profile,
+        "name = \"test\"\nrelease = \"trixie\"\n[image]\nesp_size = \"64M\"\n[boot]\ncmdline = \"console=ttyS0\"\ntimeout = 2\n",
+    )
+    .expect("write");
     Repo { _t: t, dir, profile }
 }
 
@@ -149,6 +160,13 @@ fn iso_builds_are_reproducible_and_hold_a_bootable_lake() {
     assert_eq!(manifest["generation"], 1);
     assert_eq!(manifest["source_date_epoch"], 1_700_000_000);
     let efi = x.join("boot/efi.img");
+    let root = r.dir.join("images/build/rootfs");
+    for (src, esp) in LOADERS {
+        let got = r.dir.join("loader-from-efi");
+        ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", s(&efi), &format!("::{esp}"), s(&got)]));
+        assert!(std::fs::read(&got).expect("read") == std::fs::read(root.join(src)).expect("loader"), "{esp} in efi.img is not {src}");
+    }
+    assert_eq!(manifest["loaders"], serde_json::json!(LOADERS.map(|l| l.1)));
     let loader = mtype(&efi, "/loader/loader.conf");
     assert!(loader.contains("default lake-live.conf") && loader.contains("timeout 2"), "{loader}");
     let live = mtype(&efi, "/loader/entries/lake-live.conf");
@@ -219,6 +237,9 @@ fn installs_from_the_lake_image_without_importing() {
             s(&b.join("vmlinuz")),
             "--initrd",
             s(&b.join("initrd.cpio.zst")),
+            // The host has no signed loaders; the image's rootfs has (default: /).
+            "--loader-root",
+            s(&b.join("rootfs")),
         ]));
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
     let lake = rep["partitions"].as_array().expect("partitions").iter().find(|p| p["role"] == "lake").expect("lake partition").clone();

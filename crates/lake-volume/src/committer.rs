@@ -104,6 +104,9 @@ pub(crate) struct Shared {
     next_label: Mutex<Option<(String, String)>>,
     /// The committer and its hashing threads: idle priority unless someone waits.
     prio: std::sync::Arc<super::priority::Group>,
+    /// The FUSE driver's passthrough flag for the mount this daemon serves (set
+    /// once the mount is up; `status` reports it).
+    pub(crate) passthrough: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Why a batch failed, for its waiters: the text, and whether the lake was full
@@ -129,6 +132,7 @@ impl Shared {
             done: Condvar::new(),
             next_label: Mutex::new(None),
             prio: Default::default(),
+            passthrough: std::sync::OnceLock::new(),
         }
     }
 

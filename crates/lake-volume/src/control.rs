@@ -6,8 +6,10 @@
 //! "message":".."}` (one commit of exactly those paths, trigger manual),
 //! `{"op":"reload"}` (reread zones, then rescan), `{"op":"status","path"}` (head
 //! with its time, trigger and message; the path's zone, branch scope and branch;
-//! merge conflicts; open files; and `not_recorded`: `[{"path","reason"}]`, paths
-//! left out of commits because they could not be read; tried again when they change). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
+//! merge conflicts; open files; `not_recorded`: `[{"path","reason"}]`, paths
+//! left out of commits because they could not be read; tried again when they change;
+//! `passthrough`: whether the kernel serves file data by FUSE passthrough, null
+//! before the mount is up). Replies: `{"ok":true,"commit":"b3:.."}` or `{"ok":false,"error":".."}`.
 //!
 //! Paths, both ways, are strings when they are UTF-8 and `{"bytes": "caf\xe9"}`
 //! otherwise (`lakefs::names`).
@@ -112,6 +114,7 @@ fn handle_inner(sh: &Shared, caller: &Caller, request: &[u8]) -> Result<Value> {
             let conflicts = super::branch::conflicts(lake, volume)?;
             let conflicts = visible::shown(sh, caller, conflicts, |c| Cow::Owned(names::from_escaped(&c.path)), None);
             Ok(json!({
+                "passthrough": sh.passthrough.get().map(|f| f.load(std::sync::atomic::Ordering::Relaxed)),
                 "head": head,
                 "head_time": commit.as_ref().map(|c| c.time),
                 "head_trigger": commit.as_ref().map(|c| &c.trigger),

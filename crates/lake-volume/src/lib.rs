@@ -364,6 +364,12 @@ impl Daemon {
         &self.shared.vol
     }
 
+    /// Hands over the FUSE driver's passthrough flag (from `fuse::run`'s ready
+    /// callback); the control `status` request reports it. The first call counts.
+    pub fn set_passthrough(&self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        let _ = self.shared.passthrough.set(flag);
+    }
+
     /// The directory the driver passes through.
     pub fn work_dir(&self) -> &Path {
         self.shared.vol.work_dir()

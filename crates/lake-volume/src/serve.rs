@@ -123,7 +123,9 @@ pub fn mount(r: Request) -> Result<()> {
     let daemon = crate::Daemon::start(&lake, &name, &mnt).step(|| format!("starting volume '{name}' of the lake {}", lake.display()))?;
     let workdir = daemon.work_dir().to_path_buf();
     let hooks: Arc<dyn VolumeHooks> = daemon.clone();
-    let served = fuse::run(&workdir, &mnt, hooks, &opts, |passthrough, mut unmounter| {
+    let served = fuse::run(&workdir, &mnt, hooks, &opts, |passthrough_flag, mut unmounter| {
+        let passthrough = passthrough_flag.load(std::sync::atomic::Ordering::Relaxed);
+        daemon.set_passthrough(passthrough_flag);
         eprintln!(
             "lakefs: volume '{name}' of {} mounted on {} (working tree {}, FUSE passthrough {})",
             lake.display(),

@@ -519,6 +519,7 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
     if json {
         return crate::print_json(&serde_json::json!({
             "volume": loc.info.volume, "mountpoint": loc.root, "lake": loc.info.lake, "ref": loc.info.reference,
+            "passthrough": daemon.as_ref().and_then(|d| d["passthrough"].as_bool()),
             "head": head, "head_time": head_commit.as_ref().map(|c| c.0), "head_trigger": head_commit.as_ref().map(|c| &c.1),
             "path": names::to_json(&loc.rel), "zone": zone, "scope": scope, "branch": branch,
             "open_for_write": open.iter().map(|p| names::to_json(p)).collect::<Vec<_>>(), "conflicts": conflicts,
@@ -526,6 +527,16 @@ pub fn status(loc: &Located, json: bool) -> Result<()> {
         }));
     }
     println!("volume:   {} (lake {}, mounted on {})", loc.info.volume, loc.info.lake.display(), loc.root.display());
+    if let Some(on) = daemon.as_ref().and_then(|d| d["passthrough"].as_bool()) {
+        println!(
+            "data:     {}",
+            if on {
+                "FUSE passthrough (the kernel reads and writes file data directly)"
+            } else {
+                "served by the daemon (no FUSE passthrough)"
+            }
+        );
+    }
     match (&head, &head_commit) {
         (Some(h), Some(c)) => println!("head:     {} ({}, {}) {}", short(h), local_time(c.0), c.1, c.2),
         _ => println!("head:     (no commits yet)"),

@@ -104,6 +104,11 @@ fn commit_log_restore_zone_status_in_a_mount() {
     assert_eq!(st["path"], "alice");
     assert!(st["conflicts"].as_array().expect("conflicts").is_empty());
     assert!(st["head"].as_str().expect("head").starts_with("b3:"));
+    // FUSE passthrough: granted by kernels from 6.9 on (the daemon's handshake says).
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut v = release.trim().split(|c: char| !c.is_ascii_digit()).map(|n| n.parse::<u32>().unwrap_or(0));
+    let kernel = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    assert_eq!(st["passthrough"], serde_json::json!(kernel >= (6, 9)), "kernel {release}: {st}");
     let text = ok(&["status", s(&p("alice/build"))]);
     assert!(text.contains("zone posix"), "{text}");
 
