@@ -873,7 +873,8 @@ impl Filesystem for Driver {
         let writable = (flags.0 & libc::O_ACCMODE) != libc::O_RDONLY;
         let mut last_writer = false;
         let mut forgotten = false;
-        if let Ok(node) = self.node(ino) {
+        let node = self.node(ino).ok();
+        if let Some(node) = &node {
             let mut st = lock(&node.open);
             st.opens = st.opens.saturating_sub(1);
             if writable {
@@ -886,9 +887,11 @@ impl Filesystem for Driver {
             }
         }
         reply.ok();
-        if last_writer {
+        if let Some(node) = node.filter(|_| last_writer) {
             // released() marks the file changed itself (and ends its open state).
-            self.hooks.released(&self.table.rel_path(ino.0));
+            // The path comes from the node held here: once its opens reached 0, a
+            // FORGET on another thread may already have taken it out of the table.
+            self.hooks.released(&self.table.rel_path_of(&node));
         }
         if forgotten {
             self.table.drop_unused(ino.0);

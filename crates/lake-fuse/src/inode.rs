@@ -216,12 +216,23 @@ impl Table {
     /// as bytes: names need not be UTF-8. Above an inode without a known name,
     /// the kernel's path of its fd is used.
     pub fn rel_path(&self, ino: u64) -> Vec<u8> {
+        match self.get(ino) {
+            Some(node) if ino != ROOT => self.rel_path_of(&node),
+            _ => Vec::new(),
+        }
+    }
+
+    /// [`Table::rel_path`] of a node the caller holds: it works even after the
+    /// node left the table (a FORGET racing the RELEASE that reports its path).
+    pub fn rel_path_of(&self, first: &Arc<Inode>) -> Vec<u8> {
         let mut parts: Vec<OsString> = Vec::new();
-        let mut cur = ino;
+        let mut next = Some(first.clone());
         let mut guard = 0;
-        while cur != ROOT && guard < 4096 {
+        while let Some(node) = next.take() {
             guard += 1;
-            let Some(node) = self.get(cur) else { break };
+            if guard > 4096 {
+                break;
+            }
             let loc = match node.loc.lock() {
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
@@ -233,7 +244,9 @@ impl Table {
                 break;
             }
             parts.push(loc.name.clone());
-            cur = loc.parent;
+            if loc.parent != ROOT {
+                next = self.get(loc.parent);
+            }
         }
         let mut out = Vec::new();
         for p in parts.iter().rev() {
