@@ -29,7 +29,10 @@
 # been seen before the end. QEMU is killed as soon as the verdict is known;
 # it fails at once on a LAKE-BOOT-CHECK line that fails a check (not with
 # --expect-*), a kernel panic, systemd emergency mode, or QEMU exiting early,
-# and after the timeout.
+# and after the timeout. A kernel Oops that panics the guest before its init
+# runs (a TCG fault: a vCPU running code another vCPU patches; no code of
+# ours has run, no disk was written) boots the guest once more, and the
+# report says so (ci/qemu_console.py).
 #
 # On success it prints the time from QEMU start to the first console output,
 # to the kernel's "Linux version" line and to the LAKE-BOOT-CHECK line (the
@@ -288,7 +291,7 @@ if [[ -z $log ]]; then
 fi
 helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
         --expect-generation "$generation" --wait-poweroff "$wait_poweroff"
-        --workdir "$workdir")
+        --workdir "$workdir" --fresh-copy "$ovmf_vars" "$workdir/OVMF_VARS.fd")
 ((json)) && helper+=(--json)
 ((verbose)) && helper+=(--verbose)
 ((secure_boot)) && helper+=(--expect-secure-boot)

@@ -28,7 +28,14 @@ and decides pass/fail:
             failed is the point of such runs).
 
 It fails early on a kernel panic or systemd emergency mode, fails when QEMU
-exits before the verdict, and fails after --timeout seconds. Whatever the
+exits before the verdict, and fails after --timeout seconds. One exception:
+a kernel Oops that panics the guest before its init runs is the emulator's,
+not the guest's (TCG's multi-threaded mode can let a vCPU run code another
+vCPU is patching; seen as "Oops: int3" in sched_clock_cpu while static keys
+are switched at boot). No code of ours has run by then, and nothing has been
+written to the disks, so the boot is run again, with fresh --fresh-copy
+files, up to --early-panic-retries times (default 1); the log keeps both
+runs and the report names the retry. Whatever the
 outcome, QEMU (run in its own process group, with PR_SET_PDEATHSIG so it dies
 with us even on SIGKILL) is killed before exit, and --workdir is removed.
 
@@ -46,6 +53,9 @@ Options:
   --tail N               console lines shown on failure (default 120)
   --verbose              also echo the cleaned console to stderr, live
   --workdir DIR          directory to delete on exit (OVMF vars copy etc.)
+  --fresh-copy SRC DST   copy SRC to DST again before a retried boot (the
+                         OVMF variable store); repeatable
+  --early-panic-retries N  boots run again after an early Oops (default 1)
 
 Exit status: 0 pass, 1 fail or timeout, 2 usage or QEMU could not start,
 128+N when interrupted by signal N.
@@ -79,7 +89,8 @@ ANSI_RE = re.compile(
 CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 KERNEL_RE = re.compile(r"Linux version \d")
-INIT_RE = re.compile(r"Run \S+ as init process|systemd\[1\]: |Welcome to ")
+INIT_RE = re.compile(r"Run \S+ as init process|systemd\[1\]: |Welcome to |lake-initramfs")
+OOPS_RE = re.compile(r"\bOops: ")
 PRINTK_TS_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
 FATAL_PATTERNS = [
     (re.compile(r"Kernel panic - not syncing"), "kernel panic"),
@@ -246,6 +257,9 @@ class Watcher:
         self.qemu_status = None
         self.stderr_path = None
         self.killed = False        # True once we signalled QEMU ourselves
+        self.oops = False          # a kernel Oops was printed
+        self.early_panic = False   # ... and it panicked the kernel before init ran
+        self.retries = []          # why earlier boots of this run were retried
 
     # -- console ---------------------------------------------------------
     def now(self):
@@ -324,8 +338,11 @@ class Watcher:
             if not self.expect_end:
                 self.verdict = "pass"
                 return
+        if OOPS_RE.search(line):
+            self.oops = True
         for rx, what in FATAL_PATTERNS:
             if rx.search(line):
+                self.early_panic = what == "kernel panic" and self.oops and self.init is None
                 self.verdict = "fail"
                 self.failures = [f"{what} on the console: {line.strip()[:200]}"]
                 return
@@ -513,6 +530,7 @@ class Watcher:
             "check": self.check,
             "failures": self.failures,
             "log": os.path.abspath(self.args.log),
+            "retries": self.retries,
         }
         if isinstance(self.check, dict):
             up = self.check.get("uptime_s")
@@ -562,6 +580,8 @@ class Watcher:
                     out.write(f"  QEMU start -> {label:<22} {fmt(value)}{note}\n")
                 if res["mode"] == "lake-boot-check":
                     out.write(f"  {'guest uptime_s':<36} {fmt(res['guest_uptime_s'])}\n")
+                for why in self.retries:
+                    out.write(f"  retried: {why}\n")
                 out.write(f"  console log: {log}\n")
         else:
             err = sys.stderr
@@ -596,6 +616,8 @@ def main(argv):
     ap.add_argument("--tail", type=int, default=120)
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--workdir")
+    ap.add_argument("--fresh-copy", nargs=2, action="append", default=[], metavar=("SRC", "DST"))
+    ap.add_argument("--early-panic-retries", type=int, default=1)
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.qemu[1:] if args.qemu[:1] == ["--"] else args.qemu
@@ -618,12 +640,29 @@ def main(argv):
     try:
         os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
         w.log = open(args.log, "w", encoding="utf-8", errors="replace")
-        try:
-            w.run()
-        except FileNotFoundError as exc:
-            sys.stderr.write(f"{PROG}: cannot start QEMU: {exc}\n")
-            return 2
-        w.kill()
+        retries = []
+        while True:
+            try:
+                w.run()
+            except FileNotFoundError as exc:
+                sys.stderr.write(f"{PROG}: cannot start QEMU: {exc}\n")
+                return 2
+            w.kill()
+            if not (w.verdict == "fail" and w.early_panic and len(retries) < args.early_panic_retries):
+                break
+            # See the module doc: an Oops before init is TCG's, and the disks
+            # are as they were; boot again with a fresh firmware variable store.
+            why = (f"the kernel panicked before init at {w.now():.1f}s "
+                   f"({w.failures[0][:160]}); an emulator fault, booted again")
+            retries.append(why)
+            sys.stderr.write(f"{PROG}: {why}\n")
+            w.log.write(f"{PROG}: {why}\n{PROG}: ---- boot {len(retries) + 1} ----\n")
+            log = w.log
+            for src, dst in args.fresh_copy:
+                shutil.copyfile(src, dst)
+            w = Watcher(args, cmd)
+            w.log = log
+        w.retries = retries
         if w.verdict is None:
             w.verdict = "fail"
         status = 0 if w.verdict == "pass" else 1
