@@ -5,12 +5,12 @@
 # Usage: ci/qemu-boot.sh [OPTIONS] IMAGE...
 #        ci/qemu-boot.sh [OPTIONS] --cdrom ISO|--usb IMG [IMAGE...]
 #
-# The first IMAGE is attached as a virtio disk (raw; *.qcow2 as qcow2) and
-# booted by OVMF (/usr/share/OVMF/OVMF_CODE_4M.fd, read-only pflash, plus a
+# The first IMAGE is attached as a disk (raw; *.qcow2 as qcow2; on virtio
+# unless --disk-bus says otherwise) and booted by OVMF (/usr/share/OVMF/OVMF_CODE_4M.fd, read-only pflash, plus a
 # fresh copy of OVMF_VARS_4M.fd per run) on `-machine q35,accel=tcg` (KVM is
 # not usable on the build hosts), with -nographic (serial console on stdio),
 # -no-reboot, a virtio NIC (user networking) and a virtio RNG. Further IMAGEs
-# are further virtio disks (serial numbers disk0, disk1, ...). Disk images are
+# are further disks on the same bus (serial numbers disk0, disk1, ...). Disk images are
 # written to unless --snapshot is given.
 #
 # The run passes ONLY when the guest prints a console line
@@ -70,6 +70,11 @@
 #   --cdrom ISO            attach ISO as a CD-ROM (q35 AHCI)
 #   --usb IMG              attach IMG as USB storage (qemu-xhci + usb-storage);
 #                          may be repeated
+#   --disk-bus BUS         the bus of the IMAGE disks, as on real hardware:
+#                          virtio (virtio-blk-pci, the default), nvme (an NVMe
+#                          controller each), ahci (SATA disks on the q35 chipset's
+#                          AHCI controller) or usb (USB mass storage on xHCI,
+#                          fixed disks)
 #   --boot disk|cdrom|usb  what OVMF boots first (default: cdrom if --cdrom is
 #                          given, else usb if --usb is given, else the first
 #                          IMAGE); the other devices follow in the boot order
@@ -113,6 +118,7 @@ marker=
 append_check=0
 cdrom=
 usbs=()
+disk_bus=virtio
 boot=
 snapshot=0
 secure_boot=0
@@ -151,6 +157,7 @@ while (($#)); do
         --credential) need_arg "$@"; credentials+=("$2"); shift ;;
         --cdrom) need_arg "$@"; cdrom=$2; shift ;;
         --usb) need_arg "$@"; usbs+=("$2"); shift ;;
+        --disk-bus) need_arg "$@"; disk_bus=$2; shift ;;
         --boot) need_arg "$@"; boot=$2; shift ;;
         --snapshot) snapshot=1 ;;
         --secure-boot) secure_boot=1 ;;
@@ -190,6 +197,10 @@ case "$boot" in
     usb) ((${#usbs[@]})) || die_usage "--boot usb needs --usb" ;;
     *) die_usage "--boot must be disk, cdrom or usb" ;;
 esac
+case "$disk_bus" in
+    virtio|nvme|ahci|usb) ;;
+    *) die_usage "--disk-bus must be virtio, nvme, ahci or usb" ;;
+esac
 
 qemu=${QEMU:-qemu-system-x86_64}
 ms=""
@@ -199,6 +210,11 @@ ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M$ms.fd}
 command -v "$qemu" >/dev/null 2>&1 || die "$qemu not found (apt-get install qemu-system-x86)"
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
 [[ -r $ovmf_code ]] || die "OVMF firmware $ovmf_code not found (apt-get install ovmf)"
+if [[ $disk_bus == ahci ]]; then
+    ports=${#images[@]}
+    [[ -n $cdrom ]] && ports=$((ports + 1))
+    ((ports <= 6)) || die_usage "--disk-bus ahci: q35's AHCI controller has six ports (disks and the CD-ROM)"
+fi
 [[ -r $ovmf_vars ]] || die "OVMF variable store $ovmf_vars not found (apt-get install ovmf)"
 for f in "${images[@]}" "${usbs[@]}" ${cdrom:+"$cdrom"}; do
     [[ -f $f || -b $f ]] || die "no such image: $f"
@@ -246,19 +262,31 @@ if ((net)); then
 else
     cmd+=(-nic none)
 fi
+# One xHCI controller carries every USB device (--usb sticks, --disk-bus usb).
+xhci=0
+need_xhci() { ((xhci)) || cmd+=(-device "qemu-xhci,id=xhci"); xhci=1; }
 for i in "${!images[@]}"; do
     img=${images[$i]}
     cmd+=(-drive "if=none,id=disk$i,format=$(fmt_of "$img"),file=$(qv "$img")")
     bootindex disk "$i"
-    cmd+=(-device "virtio-blk-pci,drive=disk$i,serial=disk$i,bootindex=$idx")
+    case "$disk_bus" in
+        virtio) cmd+=(-device "virtio-blk-pci,drive=disk$i,serial=disk$i,bootindex=$idx") ;;
+        nvme) cmd+=(-device "nvme,drive=disk$i,serial=disk$i,bootindex=$idx") ;;
+        # q35's ICH9 AHCI controller has six ports (ide.0 .. ide.5); disks
+        # take them before a --cdrom does.
+        ahci) cmd+=(-device "ide-hd,drive=disk$i,bus=ide.$i,serial=disk$i,bootindex=$idx") ;;
+        usb) need_xhci; cmd+=(-device "usb-storage,bus=xhci.0,drive=disk$i,serial=disk$i,removable=off,bootindex=$idx") ;;
+    esac
 done
 if [[ -n $cdrom ]]; then
     cmd+=(-drive "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=$(qv "$cdrom")")
     bootindex cdrom 0
-    cmd+=(-device "ide-cd,drive=cd0,bootindex=$idx")
+    cd_bus=
+    [[ $disk_bus == ahci ]] && cd_bus=",bus=ide.${#images[@]}"
+    cmd+=(-device "ide-cd,drive=cd0$cd_bus,bootindex=$idx")
 fi
 if ((${#usbs[@]})); then
-    cmd+=(-device "qemu-xhci,id=xhci")
+    need_xhci
     for i in "${!usbs[@]}"; do
         img=${usbs[$i]}
         cmd+=(-drive "if=none,id=usb$i,format=$(fmt_of "$img"),file=$(qv "$img")")

@@ -32,7 +32,7 @@ readonly APT_PACKAGES=(
     ostree restic borgbackup hyperfine bindfs fuse-overlayfs
     python3 ca-certificates curl
     debian-archive-keyring cpio
-    qemu-system-x86 ovmf systemd-boot-efi xorriso
+    qemu-system-x86 ovmf systemd-boot-efi xorriso sbsigntool
     dpkg-dev lintian man-db
 )
 
@@ -42,7 +42,7 @@ readonly REQUIRED_COMMANDS=(
     cc make pkg-config mkfs.ext4 mkfs.vfat mcopy sgdisk sfdisk losetup
     debootstrap fusermount3 fusefat getfattr setfattr setfacl zstd xxd ostree restic borg
     bindfs fuse-overlayfs hyperfine python3 curl tar
-    dpkg-deb dpkg-shlibdeps lintian man
+    dpkg-deb dpkg-shlibdeps lintian man sbattach sbverify
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

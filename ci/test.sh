@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # ci/test.sh — the project's test command: set up, build, run every test.
 #
-# Usage: ci/test.sh [-h|--help] [CARGO TEST ARGS...]
+# Usage: ci/test.sh [-h|--help] [--full] [CARGO TEST ARGS...]
+#
+# --full adds the longer matrix after everything below (what .ci/run leaves
+# out to stay under an hour on 2 cores): the installed disk booted on NVMe,
+# SATA (AHCI) and USB (ci/boot-matrix.sh, about 10 minutes).
 #
 # Installs missing Debian packages (ci/setup.sh), checks formatting
 # (`cargo fmt --check`) and lints (`cargo clippy -D warnings`, the workspace's
@@ -21,6 +25,8 @@
 # Extra arguments go to `cargo test` (e.g. `ci/test.sh -- crash`).
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; exit 0 ;; esac
+full=0
+if [[ ${1:-} == --full ]]; then full=1; shift; fi
 cd "$(dirname "$0")/.."
 [[ $EUID -eq 0 ]] || { echo "ci/test.sh: run as root (the tests create device nodes and mount file systems)" >&2; exit 1; }
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -40,5 +46,8 @@ if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
     fi
     if [[ ${LAKE_SKIP_ISO:-0} != 1 ]]; then
         bash ci/e2e-iso.sh
+    fi
+    if ((full)); then
+        bash ci/boot-matrix.sh
     fi
 fi
