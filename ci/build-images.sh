@@ -237,6 +237,15 @@ if ((do_rootfs)); then
     install -m 0644 "$out/rootfs/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
     mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
     rm -f "$out/rootfs.vmlinuz"   # mkosi's copy of the same kernel
+    # `man lakectl` must work in the image: man-db finds /usr/local/share/man,
+    # and groff needs its /usr/share/groff (mkosi's WithDocs=no drops it).
+    if [[ -x $out/rootfs/usr/local/bin/lakectl ]]; then
+        page=$(chroot "$out/rootfs" /usr/bin/man -P cat lakectl 2>&1) || true
+        grep -q '^NAME' <<<"$page" \
+            || die "the image's man cannot show lakectl(1) (man-db and groff's /usr/share/groff in the rootfs? /usr/local/share/man/man1/lakectl.1?)"
+        [[ -f $out/rootfs/usr/share/bash-completion/bash_completion ]] \
+            || die "the image has no bash-completion (mkosi.conf Packages): the lake tools' completions would not load"
+    fi
     echo "$kver" >"$out/kernel-version"
 elif [[ -f "$out/kernel-version" ]]; then
     kver=$(<"$out/kernel-version")
