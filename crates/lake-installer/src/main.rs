@@ -81,6 +81,29 @@ enum Cmd {
         (/lake/install.log), on failure to /run/lake-install.log. Exit status 0 installed, 1 not.\n\n\
         The boot medium, read-only and mounted disks are always refused.")]
     InstallLive(InstallLiveArgs),
+    /// Print a SHA-512 crypt hash of a password, for password_hash in an install config.
+    #[command(long_about = "Print a SHA-512 crypt hash ($6$, random salt) of a password, for `password_hash` in an \
+        install configuration (docs/install-config.md), which takes no plain-text passwords.\n\n\
+        On a terminal the password is asked for twice without echo; otherwise the first line of stdin is read.\n\n\
+        Example:\n  lake-installer hash-password\n  printf '%s\\n' \"$PW\" | lake-installer hash-password")]
+    HashPassword,
+    /// Check an install configuration against a root file system and print the settings.
+    #[command(long_about = "Check an install configuration (docs/install-config.md) against the root file system \
+        that will be installed (its zoneinfo, locales, keyboard layouts and accounts) and print the settings it gives, \
+        defaults filled in. Nothing is written. Exit status 0 valid, 1 not.")]
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckConfigArgs {
+    /// The install configuration (TOML).
+    #[arg(value_name = "FILE")]
+    config: PathBuf,
+    /// The root file system to check against.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -228,11 +251,42 @@ fn main() {
         Cmd::Build(a) => build_cmd(a),
         Cmd::Disks(a) => disks_cmd(a),
         Cmd::InstallLive(a) => install_live_cmd(a),
+        Cmd::HashPassword => hash_password_cmd(),
+        Cmd::CheckConfig(a) => check_config_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("lake-installer: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn hash_password_cmd() -> Result<()> {
+    use std::io::IsTerminal;
+    let pw = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ").context("reading the password from the terminal")?;
+        let b = rpassword::prompt_password("Again: ").context("reading the password from the terminal")?;
+        anyhow::ensure!(a == b, "the two passwords differ; nothing printed");
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    anyhow::ensure!(!pw.is_empty(), "the password is empty; nothing printed");
+    let h = lake_installer::config::hash_password(&pw).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    println!("{h}");
+    Ok(())
+}
+
+fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
+    let c = lake_installer::config::InstallConfig::load(&a.config)?;
+    let s = c.validate(&a.config, &a.root)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.render());
+    }
+    Ok(())
 }
 
 fn install_cmd(a: InstallArgs) -> Result<()> {
