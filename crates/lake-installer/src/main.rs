@@ -174,6 +174,10 @@ struct InstallArgs {
     /// instead of importing a rootfs: copied into the lake partition and grown to fill it.
     #[arg(long, value_name = "FILE")]
     lake_image: Option<PathBuf>,
+    /// Install configuration (docs/install-config.md): hostname, timezone, locale, keyboard,
+    /// accounts; checked before the disk is touched, committed as generation 2 (the default).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Kernel image to boot (stored on the ESP as /lake/<hash>/vmlinuz).
     #[arg(long, value_name = "VMLINUZ")]
     kernel: PathBuf,
@@ -292,6 +296,7 @@ fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
 fn install_cmd(a: InstallArgs) -> Result<()> {
     let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone().unwrap_or_default(), a.kernel.clone(), a.initrd.clone());
     o.lake_image = a.lake_image.clone();
+    o.config = a.config.clone();
     o.size = a.size;
     o.esp_size = a.esp_size;
     o.boot_size = a.boot_size;

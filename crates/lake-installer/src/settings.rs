@@ -8,6 +8,7 @@
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
+use std::process::Command;
 
 use crate::config::Settings;
 use crate::error::{Error, IoContext, Result};
@@ -186,6 +187,74 @@ pub fn apply(s: &Settings, root: &Path) -> Result<Applied> {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).at(&p)?;
     }
     Ok(a)
+}
+
+/// The installed lake's own commit: the settings on top of the profile's commit.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SettingsCommit {
+    /// The profile's (published) commit, generation `base_generation`.
+    pub base: String,
+    pub base_generation: u32,
+    pub commit: String,
+    /// The new default generation.
+    pub generation: u32,
+    pub files: Vec<String>,
+}
+
+/// Commit message of the settings commit (`lakectl log` shows it).
+pub const MESSAGE: &str = "first-boot settings (lake-installer install config)";
+pub const TRIGGER: &str = "install-config";
+
+/// Applies `s` on top of the default generation of the lake at `lake_dir`
+/// as a POSIX-zone commit of its own, deploys it and makes it the default.
+/// The tree is prepared in a hard-linked copy of the generation's root on the
+/// lake's own file system (files are replaced, never written through, so the
+/// shared objects stay as they are).
+pub fn commit(lake_dir: &Path, s: &Settings) -> Result<SettingsCommit> {
+    use lake_posix::generation;
+    let lake = lakefs::Lake::open(lake_dir).map_err(Error::lake(format!("opening the lake {}", lake_dir.display())))?;
+    let err = |what: &str| Error::lake(format!("{what} in {}", lake_dir.display()));
+    let base_generation = generation::default(&lake).map_err(err("reading the default generation"))?.unwrap_or(1);
+    let base = generation::get(&lake, base_generation)
+        .map_err(err("reading the generations"))?
+        .ok_or_else(|| Error::Invalid(format!("{}: the lake has no generation {base_generation}", lake_dir.display())))?;
+    let scratch = crate::install::Scratch { dir: lake_dir.join(format!(".settings-{}", lakefs::util::random_hex(4))), keep: false };
+    let out = Command::new("cp").arg("-a").arg("--link").arg(generation::root_dir(lake_dir, base_generation)).arg(&scratch.dir).output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return Err(Error::Command {
+                what: format!("cp -a --link of generation {base_generation}'s root"),
+                status: o.status.to_string(),
+                stderr: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+            })
+        }
+        Err(error) => return Err(Error::Spawn { program: "cp".into(), package: "coreutils", error }),
+    }
+    let applied = apply(s, &scratch.dir)?;
+    let changed: Vec<Vec<u8>> = applied.files.iter().map(|f| f.trim_start_matches('/').as_bytes().to_vec()).collect();
+    let req = lakefs::ops::CommitRequest {
+        src: &scratch.dir,
+        reference: generation::POSIX_REF,
+        message: MESSAGE,
+        scope: crate::lake_partition::POSIX_SCOPE,
+        trigger: TRIGGER,
+        changed: Some(&changed),
+        options: lakefs::import::ImportOptions { loose: true },
+        extra: vec![("installer".into(), format!("lake-installer {}", env!("CARGO_PKG_VERSION")))],
+        allow_empty: true,
+    };
+    let out = lakefs::ops::commit_dir_onto(&lake, &req, None, &lakefs::progress::Silent).map_err(err("committing the settings"))?;
+    drop(scratch);
+    let g = generation::deploy(&lake, out.commit, false, &lakefs::progress::Silent).map_err(err("deploying the settings commit"))?;
+    generation::set_default(&lake, g.number).map_err(err("making the settings generation the default"))?;
+    Ok(SettingsCommit {
+        base: base.commit.to_string(),
+        base_generation,
+        commit: out.commit.to_string(),
+        generation: g.number,
+        files: applied.files,
+    })
 }
 
 #[cfg(test)]
