@@ -176,8 +176,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
     };
     let mut settings = match (&plan.rootfs, &plan.lake_image) {
         (Some(r), None) if r.kind == RootfsKind::Directory => validate(&r.path)?,
-        // The live system runs the medium's own root file system.
-        (_, Some(_)) => validate(Path::new("/"))?,
+        (_, Some(_)) => validate(&plan.config_root)?,
         _ => None,
     };
     clock.lap("hash");
@@ -225,9 +224,6 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         (None, None) => return Err(Error::Invalid("nothing to install: give a root file system or a lake image".into())),
     };
 
-    if settings.is_some() && matches!(prepared, Prepared::Image(_)) {
-        return Err(Error::Invalid("an install configuration with --lake-image is not supported yet; install from --rootfs".into()));
-    }
     // From here on the target is written.
     let now_state = crate::plan::TargetState::inspect(target)?;
     if !now_state.mounted.is_empty() {
@@ -266,6 +262,12 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
                 file.set_len(plan.disk_size).at(target)?;
             }
             clock.lap("resize+fsck");
+            if let Some(st) = &settings {
+                obs.step("committing the install configuration's settings as generation 2");
+                std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
+                settings_commit = Some(crate::settings::commit_at(target, lake_part.offset, lake_part.size, &plan.staging, st)?);
+                clock.lap("settings");
+            }
             0
         }
     };
@@ -275,7 +277,10 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         title: plan.title.clone(),
         generation: match &prepared {
             Prepared::Staged { staged, .. } => staged.generation,
-            Prepared::Image(img) => img.manifest.as_ref().map_or(1, |m| m.generation),
+            Prepared::Image(img) => match &settings_commit {
+                Some(c) => c.generation,
+                None => img.manifest.as_ref().map_or(1, |m| m.generation),
+            },
         },
         linux: kernel.path.clone(),
         initrd: initrd.path.clone(),
@@ -329,7 +334,13 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
             drop(scratch);
             r
         }
-        Prepared::Image(img) => crate::lake_copy::report(img, target, lake_part.offset),
+        Prepared::Image(img) => {
+            let mut r = crate::lake_copy::report(img, target, lake_part.offset);
+            if let Some(c) = &settings_commit {
+                r.generation = c.generation;
+            }
+            r
+        }
     };
     clock.lap("cleanup");
     Ok(Report {

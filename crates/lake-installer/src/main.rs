@@ -126,6 +126,11 @@ struct InstallLiveArgs {
     /// Also write the LAKE-INSTALL line to this terminal (e.g. /dev/ttyS0).
     #[arg(long, value_name = "TTY")]
     console: Option<PathBuf>,
+    /// Install configuration (docs/install-config.md). Default: lake.install.config= of the kernel
+    /// command line, else lake-install.toml on a medium labelled LAKECONFIG, else on the install
+    /// medium; interactive installs without one ask for the settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The mounted install medium (default: the one this live system runs from, /run/lake-medium).
     #[arg(long, value_name = "DIR")]
     medium: Option<PathBuf>,
@@ -202,7 +207,8 @@ struct InstallArgs {
     /// Title of the boot menu entry.
     #[arg(long, default_value = DEFAULT_TITLE)]
     title: String,
-    /// Root file system whose signed boot loaders go on the ESP (packages shim-signed,
+    /// Root file system whose signed boot loaders go on the ESP, and (with --lake-image) which
+    /// --config is checked against (packages shim-signed,
     /// shim-helpers-amd64-signed, systemd-boot-efi-amd64-signed). Default: --rootfs, or /
     /// with --lake-image.
     #[arg(long, value_name = "DIR")]
@@ -297,6 +303,7 @@ fn install_cmd(a: InstallArgs) -> Result<()> {
     let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone().unwrap_or_default(), a.kernel.clone(), a.initrd.clone());
     o.lake_image = a.lake_image.clone();
     o.config = a.config.clone();
+    o.config_root = a.loader_root.clone();
     o.size = a.size;
     o.esp_size = a.esp_size;
     o.boot_size = a.boot_size;
@@ -463,7 +470,7 @@ fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
     }
     let _cleanup = Cleanup(scratch.clone());
     if !a.unattended {
-        return match live::interactive(a.medium.as_deref(), a.target.as_deref(), a.yes, &scratch)? {
+        return match live::interactive(a.medium.as_deref(), a.target.as_deref(), a.config.as_deref(), a.yes, &scratch)? {
             Some(r) => {
                 print_summary(&r);
                 println!("Done. Remove the install medium and reboot (`systemctl reboot`).");
@@ -477,7 +484,7 @@ fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
     let Some(target) = target else {
         anyhow::bail!("--unattended needs --target DEV or lake.target=DEV on the kernel command line");
     };
-    let outcome = live::unattended(a.medium.as_deref(), &target, &scratch);
+    let outcome = live::unattended(a.medium.as_deref(), &target, a.config.as_deref(), &scratch);
     let line = format!("LAKE-INSTALL {}", serde_json::to_string(&outcome)?);
     println!("{line}");
     if let Some(c) = &a.console {

@@ -53,6 +53,9 @@ pub struct InstallOptions {
     /// The install configuration (docs/install-config.md): its settings become
     /// the installed lake's own commit and default generation.
     pub config: Option<PathBuf>,
+    /// The root file system the configuration is checked against with a lake
+    /// image (default `/`: the live system runs the medium's own root).
+    pub config_root: Option<PathBuf>,
 }
 
 impl InstallOptions {
@@ -73,6 +76,7 @@ impl InstallOptions {
             staging: None,
             keep_staging: false,
             config: None,
+            config_root: None,
             lake_image: None,
         }
     }
@@ -255,6 +259,8 @@ pub struct Plan {
     /// The install configuration, parsed (checked against the rootfs in `install::run`).
     #[serde(skip)]
     pub config: Option<(PathBuf, crate::config::InstallConfig)>,
+    #[serde(skip)]
+    pub config_root: PathBuf,
 }
 
 /// Where staging goes when tmpfs has no room.
@@ -424,6 +430,7 @@ impl Plan {
             staging,
             staging_reason,
             keep_staging: o.keep_staging,
+            config_root: o.config_root.clone().unwrap_or_else(|| PathBuf::from("/")),
             config: match &o.config {
                 None => None,
                 Some(p) => Some((p.clone(), crate::config::InstallConfig::load(p)?)),

@@ -257,6 +257,64 @@ pub fn commit(lake_dir: &Path, s: &Settings) -> Result<SettingsCommit> {
     })
 }
 
+fn run(program: &str, package: &'static str, args: &[&std::ffi::OsStr]) -> Result<String> {
+    let o = Command::new(program).args(args).output().map_err(|error| Error::Spawn { program: program.into(), package, error })?;
+    if !o.status.success() {
+        return Err(Error::Command {
+            what: format!("{program} {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")),
+            status: o.status.to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+/// Detaches the loop device and unmounts, however the commit ends.
+struct Mounted {
+    dev: String,
+    dir: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// [`commit`] on a lake already written into the ext4 at `offset` (`size`
+/// bytes) of `target` (an image file or a disk whose partition table is not
+/// written yet): mounted through a loop device of that range under `scratch`.
+pub fn commit_at(target: &Path, offset: u64, size: u64, scratch: &Path, s: &Settings) -> Result<SettingsCommit> {
+    use std::ffi::OsStr;
+    let dev = run(
+        "losetup",
+        "mount",
+        &[
+            OsStr::new("--find"),
+            OsStr::new("--show"),
+            OsStr::new("--offset"),
+            OsStr::new(&offset.to_string()),
+            OsStr::new("--sizelimit"),
+            OsStr::new(&size.to_string()),
+            target.as_os_str(),
+        ],
+    )?;
+    let dir = scratch.join(format!("lake-installer-mnt-{}", lakefs::util::random_hex(4)));
+    let mut m = Mounted { dev, dir, mounted: false };
+    fs::create_dir_all(&m.dir).at(&m.dir)?;
+    run("mount", "mount", &[OsStr::new("-t"), OsStr::new("ext4"), OsStr::new(&m.dev), m.dir.as_os_str()])?;
+    m.mounted = true;
+    let c = commit(&m.dir, s)?;
+    run("umount", "mount", &[m.dir.as_os_str()])?;
+    m.mounted = false;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
