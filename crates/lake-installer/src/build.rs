@@ -146,6 +146,18 @@ pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_repositorys_profiles_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+        let server = load_profile(&dir.join("server.toml")).unwrap();
+        assert_eq!(server.name, "server");
+        for p in ["openssh-server", "sudo", "curl", "ca-certificates"] {
+            assert!(server.packages.extra.iter().any(|e| e == p), "server lacks {p}");
+        }
+        let minimal = load_profile(&dir.join("minimal.toml")).unwrap();
+        assert_eq!((minimal.name.as_str(), minimal.release.as_str()), ("minimal", server.release.as_str()));
+    }
+
     fn load(text: &str) -> Result<Profile> {
         let dir = tempfile::tempdir().map_err(|e| Error::Invalid(e.to_string()))?;
         let path = dir.path().join("p.toml");

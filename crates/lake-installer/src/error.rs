@@ -31,6 +31,8 @@ pub enum Error {
     Spawn { program: String, package: &'static str, error: std::io::Error },
     #[error(transparent)]
     Boot(#[from] lake_boot::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -90,6 +90,8 @@ pub struct Report {
     pub cmdline: String,
     /// Image files only.
     pub image: Option<ImageSize>,
+    /// The install configuration's commit (generation 2, the default), if one was given.
+    pub settings: Option<crate::settings::SettingsCommit>,
     pub timings: Vec<Timing>,
     pub elapsed_seconds: f64,
 }
@@ -101,9 +103,9 @@ enum Prepared<'a> {
 }
 
 /// Removes a staging directory when the install (or ISO build) ends, however it ends.
-pub(crate) struct Scratch {
-    pub(crate) dir: PathBuf,
-    pub(crate) keep: bool,
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub keep: bool,
 }
 
 impl Drop for Scratch {
@@ -164,7 +166,21 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         )));
     }
 
+    // Checked against the system being installed before the target is touched
+    // (a tar rootfs: once extracted, below).
+    let validate = |root: &Path| -> Result<Option<crate::config::Settings>> {
+        match &plan.config {
+            None => Ok(None),
+            Some((file, c)) => Ok(Some(c.validate(file, root)?)),
+        }
+    };
+    let mut settings = match (&plan.rootfs, &plan.lake_image) {
+        (Some(r), None) if r.kind == RootfsKind::Directory => validate(&r.path)?,
+        (_, Some(_)) => validate(&plan.config_root)?,
+        _ => None,
+    };
     clock.lap("hash");
+    let mut settings_commit = None;
     let prepared = match (&plan.rootfs, &plan.lake_image) {
         (_, Some(img)) => Prepared::Image(img),
         (Some(rootfs), None) => {
@@ -179,6 +195,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
                 RootfsKind::Tar => {
                     obs.step(&format!("extracting {}", rootfs.path.display()));
                     let d = rootfs.materialize(&scratch.dir.join("rootfs"))?;
+                    settings = validate(&d)?;
                     clock.lap("extract");
                     d
                 }
@@ -187,9 +204,17 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
             obs.step(&format!("importing {} into a staging lake ({})", rootfs_dir.display(), scratch.dir.display()));
             let (import_bar, deploy_bar) = (obs.progress(), obs.progress());
             let message = format!("installed from {}", rootfs.path.display());
-            let staged =
+            let mut staged =
                 lake_partition::stage(&scratch.dir.join("lake"), &rootfs_dir, &message, None, import_bar.as_ref(), deploy_bar.as_ref())?;
             clock.lap("import+deploy");
+            if let Some(s) = &settings {
+                obs.step("committing the install configuration's settings as generation 2");
+                let c = crate::settings::commit(&staged.dir, s)?;
+                staged.generation = c.generation;
+                (staged.bytes, staged.inodes) = lake_partition::allocated(&staged.dir)?;
+                settings_commit = Some(c);
+                clock.lap("settings");
+            }
             let boot_bytes = plan.layout.partitions.iter().filter(|p| p.role != Role::Lake).map(|p| p.size).sum::<u64>() + 2 * MIB;
             lake_partition::check_fits(&staged, plan.layout.lake(), boot_bytes)?;
             clock.lap("size check");
@@ -237,6 +262,12 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
                 file.set_len(plan.disk_size).at(target)?;
             }
             clock.lap("resize+fsck");
+            if let Some(st) = &settings {
+                obs.step("committing the install configuration's settings as generation 2");
+                std::fs::create_dir_all(&plan.staging).at(&plan.staging)?;
+                settings_commit = Some(crate::settings::commit_at(target, lake_part.offset, lake_part.size, &plan.staging, st)?);
+                clock.lap("settings");
+            }
             0
         }
     };
@@ -246,7 +277,10 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         title: plan.title.clone(),
         generation: match &prepared {
             Prepared::Staged { staged, .. } => staged.generation,
-            Prepared::Image(img) => img.manifest.as_ref().map_or(1, |m| m.generation),
+            Prepared::Image(img) => match &settings_commit {
+                Some(c) => c.generation,
+                None => img.manifest.as_ref().map_or(1, |m| m.generation),
+            },
         },
         linux: kernel.path.clone(),
         initrd: initrd.path.clone(),
@@ -254,7 +288,13 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         // Generation 1 is uncounted: there is nothing older to fall back to.
         tries: None,
     };
-    write_fat_partitions(plan, &file, &kernel, &initrd, &entry)?;
+    // The profile's generation stays bootable beside the settings' one
+    // (systemd-boot's `default lake-*` picks the highest version).
+    let mut entries = vec![entry.clone()];
+    if let Some(c) = &settings_commit {
+        entries.insert(0, Entry { generation: c.base_generation, ..entry.clone() });
+    }
+    write_fat_partitions(plan, &file, &kernel, &initrd, &entries)?;
     clock.lap("fat");
 
     obs.step("writing the GPT");
@@ -294,7 +334,13 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
             drop(scratch);
             r
         }
-        Prepared::Image(img) => crate::lake_copy::report(img, target, lake_part.offset),
+        Prepared::Image(img) => {
+            let mut r = crate::lake_copy::report(img, target, lake_part.offset);
+            if let Some(c) = &settings_commit {
+                r.generation = c.generation;
+            }
+            r
+        }
     };
     clock.lap("cleanup");
     Ok(Report {
@@ -310,6 +356,7 @@ pub fn run(plan: &Plan, obs: &dyn Observer) -> Result<Report> {
         entry_text: entry.render(),
         cmdline: entry.options(),
         image,
+        settings: settings_commit,
         timings: clock.timings,
         elapsed_seconds: clock.start.elapsed().as_secs_f64(),
     })
@@ -393,7 +440,7 @@ fn clear_gpt_areas(file: &File, target: &Path, disk_size: u64) -> Result<()> {
     Ok(())
 }
 
-fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &BootFile, entry: &Entry) -> Result<()> {
+fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &BootFile, entries: &[Entry]) -> Result<()> {
     let target = plan.target.path.as_path();
     let esp = plan.layout.esp();
     let vol = FatVolume::format(file, target, esp.offset, esp.size, "ESP")?;
@@ -403,26 +450,31 @@ fn write_fat_partitions(plan: &Plan, file: &File, kernel: &BootFile, initrd: &Bo
     vol.write_file(bls::LOADER_CONF_PATH, bls::loader_conf(plan.timeout).as_bytes())?;
     match plan.layout.get(Role::Boot) {
         None => {
-            fill_boot(&vol, plan, kernel, initrd, entry)?;
+            fill_boot(&vol, plan, kernel, initrd, entries)?;
             vol.close()
         }
         Some(b) => {
             vol.close()?;
             let bvol = FatVolume::format(file, target, b.offset, b.size, "BOOT")?;
-            fill_boot(&bvol, plan, kernel, initrd, entry)?;
+            fill_boot(&bvol, plan, kernel, initrd, entries)?;
             bvol.close()
         }
     }
 }
 
-/// Kernel, initrd and the generation's entry, on the ESP or the XBOOTLDR partition.
-fn fill_boot(vol: &FatVolume, plan: &Plan, kernel: &BootFile, initrd: &BootFile, entry: &Entry) -> Result<()> {
+/// Kernel, initrd and the generations' entries, on the ESP or the XBOOTLDR partition.
+fn fill_boot(vol: &FatVolume, plan: &Plan, kernel: &BootFile, initrd: &BootFile, entries: &[Entry]) -> Result<()> {
     vol.copy_in(&plan.kernel, &kernel.path)?;
     vol.copy_in(&plan.initrd, &initrd.path)?;
-    vol.write_file(&entry.path(), entry.render().as_bytes())?;
-    // Read back what systemd-boot will read.
-    if vol.read_file(&entry.path())? != entry.render().as_bytes() {
-        return Err(Error::Invalid(format!("{}: the loader entry read back differs from what was written", plan.target.path.display())));
+    for entry in entries {
+        vol.write_file(&entry.path(), entry.render().as_bytes())?;
+        // Read back what systemd-boot will read.
+        if vol.read_file(&entry.path())? != entry.render().as_bytes() {
+            return Err(Error::Invalid(format!(
+                "{}: the loader entry read back differs from what was written",
+                plan.target.path.display()
+            )));
+        }
     }
     Ok(())
 }

@@ -112,7 +112,7 @@ fn commit_at(
 }
 
 /// Allocated bytes and inode count under `dir`, each inode once (hard links share).
-fn allocated(dir: &Path) -> Result<(u64, u64)> {
+pub fn allocated(dir: &Path) -> Result<(u64, u64)> {
     let mut seen = HashSet::new();
     let mut bytes = 0u64;
     let mut stack = vec![dir.to_owned()];

@@ -18,6 +18,8 @@
 //! - [`iso`]: the hybrid ISO install medium (xorriso, El Torito EFI image);
 //! - [`disks`]: the disks of the system and which may be targets;
 //! - [`live`]: installing from the install medium's live system (interactive or unattended);
+//! - [`config`]: the install configuration (first-boot settings, TOML) and its checks;
+//! - [`settings`]: writing those settings into a root file system tree;
 //! - [`repro`]: reproducible builds (SOURCE_DATE_EPOCH, seed-derived ids);
 //! - [`units`]: byte sizes.
 //!
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod build;
+pub mod config;
 pub mod disks;
 pub mod error;
 pub mod esp;
@@ -47,6 +50,7 @@ pub mod live;
 pub mod plan;
 pub mod repro;
 pub mod rootfs;
+pub mod settings;
 pub mod units;
 
 pub use error::{Error, Result};

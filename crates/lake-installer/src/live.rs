@@ -235,6 +235,8 @@ pub struct Outcome {
     pub generation: Option<u32>,
     pub timings: Vec<install::Timing>,
     pub log: Option<String>,
+    /// The install configuration used, if any.
+    pub config: Option<String>,
 }
 
 /// Waits for a device node (the target of an unattended install may appear late).
@@ -263,8 +265,123 @@ pub fn cmdline_target(cmdline: &str) -> (Option<String>, bool) {
     (target, auto)
 }
 
+/// File-system label of a second medium holding `lake-install.toml` (like cloud-init's NoCloud `cidata`).
+pub const CONFIG_LABEL: &str = "LAKECONFIG";
+/// Kernel command line key naming the install configuration (`none`: use none).
+pub const CONFIG_ARG: &str = "lake.install.config=";
+
+/// `lake.install.config=` of a kernel command line: None if absent, Some(None) for `none`.
+pub fn cmdline_config(cmdline: &str) -> Option<Option<PathBuf>> {
+    cmdline.split_whitespace().filter_map(|w| w.strip_prefix(CONFIG_ARG)).next_back().map(|v| (v != "none").then(|| PathBuf::from(v)))
+}
+
+/// Finds the install configuration, first of: `explicit` (--config); the kernel
+/// command line's `lake.install.config=PATH` (relative: on the medium) or
+/// `=none`; `lake-install.toml` on a medium labelled LAKECONFIG (mounted
+/// read-only under `scratch`, the file copied out); `lake-install.toml` at the
+/// install medium's root. Returns the file and where it was found.
+pub fn find_config(explicit: Option<&Path>, cmdline: &str, medium_root: &Path, scratch: &Path) -> Result<Option<(PathBuf, String)>> {
+    if let Some(p) = explicit {
+        return Ok(Some((p.to_owned(), "--config".into())));
+    }
+    match cmdline_config(cmdline) {
+        Some(None) => return Ok(None),
+        Some(Some(p)) => {
+            let p = if p.is_absolute() { p } else { medium_root.join(p) };
+            if !p.is_file() {
+                return Err(Error::Invalid(format!("{}: named by {CONFIG_ARG} on the kernel command line, but missing", p.display())));
+            }
+            return Ok(Some((p, "kernel command line".into())));
+        }
+        None => {}
+    }
+    let dev = std::process::Command::new("blkid").args(["-L", CONFIG_LABEL]).output().ok().filter(|o| o.status.success());
+    if let Some(o) = dev {
+        let dev = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        let mnt = scratch.join("lakeconfig");
+        std::fs::create_dir_all(&mnt).at(&mnt)?;
+        let m = std::process::Command::new("mount").args(["-o", "ro"]).arg(&dev).arg(&mnt).output();
+        if !m.as_ref().is_ok_and(|m| m.status.success()) {
+            return Err(Error::Invalid(format!("{dev} (label {CONFIG_LABEL}) cannot be mounted to read {}", crate::config::FILE_NAME)));
+        }
+        let copy = scratch.join(crate::config::FILE_NAME);
+        let r = std::fs::copy(mnt.join(crate::config::FILE_NAME), &copy);
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        return match r {
+            Ok(_) => Ok(Some((copy, format!("{dev} (label {CONFIG_LABEL})")))),
+            Err(e) => {
+                Err(Error::Invalid(format!("{dev} is labelled {CONFIG_LABEL} but has no {} at its root ({e})", crate::config::FILE_NAME)))
+            }
+        };
+    }
+    let on_medium = medium_root.join(crate::config::FILE_NAME);
+    Ok(on_medium.is_file().then(|| (on_medium, "install medium".into())))
+}
+
+/// Asks for the first-boot settings (defaults in brackets), checking each
+/// answer against the live system's root (which the install copies); None at end of input.
+pub fn ask_settings(root: &Path) -> Option<crate::config::InstallConfig> {
+    use crate::config::{self as c, InstallConfig, Keyboard, Root, User};
+    fn until(question: &str, default: &str, check: impl Fn(&str) -> std::result::Result<(), String>) -> Option<String> {
+        loop {
+            let a = ask(&format!("{question} [{default}]"))?;
+            let a = if a.is_empty() { default.to_owned() } else { a };
+            match check(&a) {
+                Ok(()) => return Some(a),
+                Err(e) => eprintln!("  {e}"),
+            }
+        }
+    }
+    fn password(who: &str) -> Option<String> {
+        loop {
+            let a = rpassword::prompt_password(format!("Password for {who}: ")).ok()?;
+            let b = rpassword::prompt_password("Again: ").ok()?;
+            if a.is_empty() || a != b {
+                eprintln!("  empty, or the two differ; again");
+                continue;
+            }
+            return c::hash_password(&a).ok();
+        }
+    }
+    eprintln!("\nFirst-boot settings (Enter takes the default):");
+    let hostname = until("Host name?", c::DEFAULT_HOSTNAME, c::check_hostname)?;
+    let timezone = until("Timezone?", c::DEFAULT_TIMEZONE, |t| c::check_timezone(t, root))?;
+    let locale = until("Locale?", c::DEFAULT_LOCALE, |l| c::check_locale(l, root))?;
+    let layout = until("Keyboard layout?", c::DEFAULT_KEYBOARD, |l| {
+        c::check_keyboard(&Keyboard { layout: l.into(), variant: String::new() }, root)
+    })?;
+    let name = until("First user's name (in group sudo; '-' for none, root password only)?", "-", |n| {
+        if n == "-" {
+            Ok(())
+        } else {
+            c::check_user_name(n, root)
+        }
+    })?;
+    let mut cfg = InstallConfig {
+        hostname: Some(hostname),
+        timezone: Some(timezone),
+        locale: Some(locale),
+        keyboard: Some(Keyboard { layout, variant: String::new() }),
+        root: None,
+        user: None,
+    };
+    if name == "-" {
+        cfg.root = Some(Root { password_hash: password("root")? });
+    } else {
+        let key = until("SSH public key for the user ('-' for none)?", "-", |k| if k == "-" { Ok(()) } else { c::check_ssh_key(k) })?;
+        cfg.user = Some(User {
+            password_hash: Some(password(&name)?),
+            name,
+            full_name: String::new(),
+            ssh_authorized_keys: if key == "-" { vec![] } else { vec![key] },
+            shell: "/bin/bash".into(),
+        });
+    }
+    Some(cfg)
+}
+
 /// The unattended install: never asks; returns the outcome (also on failure).
-pub fn unattended(medium_dir: Option<&Path>, target: &Path, scratch: &Path) -> Outcome {
+pub fn unattended(medium_dir: Option<&Path>, target: &Path, config: Option<&Path>, scratch: &Path) -> Outcome {
     let start = Instant::now();
     let obs = LogObserver::new(false);
     obs.log(&format!("lake-installer {}: unattended install onto {}", env!("CARGO_PKG_VERSION"), target.display()));
@@ -279,6 +396,7 @@ pub fn unattended(medium_dir: Option<&Path>, target: &Path, scratch: &Path) -> O
         generation: None,
         timings: vec![],
         log: None,
+        config: None,
     };
     let r = (|| -> Result<Report> {
         let medium = Medium::open(medium_dir)?;
@@ -292,7 +410,16 @@ pub fn unattended(medium_dir: Option<&Path>, target: &Path, scratch: &Path) -> O
             return Err(Error::Invalid(format!("refusing to install onto {why}")));
         }
         let boot = medium.extract_boot_files(scratch)?;
-        let plan = Plan::new(&options(&medium, target, &boot))?;
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let mut o = options(&medium, target, &boot);
+        if let Some((file, from)) = find_config(config, &cmdline, &medium.root, scratch)? {
+            obs.log(&format!("install configuration: {} (from the {from})", file.display()));
+            out.config = Some(file.display().to_string());
+            o.config = Some(file);
+        } else {
+            obs.log("no install configuration: the installed system keeps the profile's settings");
+        }
+        let plan = Plan::new(&o)?;
         obs.log(&plan.render());
         plan.check_allowed(true)?;
         install::run(&plan, &obs)
@@ -336,7 +463,13 @@ fn ask(question: &str) -> Option<String> {
 
 /// The interactive install: lists the disks, asks for the target (unless
 /// given) and for `yes` (unless `yes`), installs with progress bars.
-pub fn interactive(medium_dir: Option<&Path>, target: Option<&Path>, yes: bool, scratch: &Path) -> Result<Option<Report>> {
+pub fn interactive(
+    medium_dir: Option<&Path>,
+    target: Option<&Path>,
+    config: Option<&Path>,
+    yes: bool,
+    scratch: &Path,
+) -> Result<Option<Report>> {
     let medium = Medium::open(medium_dir)?;
     let m = &medium.manifest;
     eprintln!(
@@ -365,7 +498,22 @@ pub fn interactive(medium_dir: Option<&Path>, target: Option<&Path>, yes: bool, 
         return Err(Error::Invalid(format!("refusing to install onto {why}")));
     }
     let boot = medium.extract_boot_files(scratch)?;
-    let plan = Plan::new(&options(&medium, &target, &boot))?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mut o = options(&medium, &target, &boot);
+    let found = find_config(config, &cmdline, &medium.root, scratch)?;
+    if let Some((file, from)) = &found {
+        eprintln!("Install configuration: {} (from the {from})", file.display());
+        o.config = Some(file.clone());
+    }
+    let mut plan = Plan::new(&o)?;
+    // Asked on a terminal only: piped answers (scripts, tests) keep the profile's settings.
+    if found.is_none() && cmdline_config(&cmdline).is_none() && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let Some(c) = ask_settings(Path::new("/")) else { return Ok(None) };
+        plan.config = Some((PathBuf::from("<answers>"), c));
+    }
+    if let Some((file, c)) = &plan.config {
+        eprint!("\nSettings of the installed system:\n{}", c.validate(file, Path::new("/"))?.render());
+    }
     eprint!("\n{}", plan.render());
     if !yes {
         let d = disks.iter().find(|d| d.path == target);
@@ -396,5 +544,25 @@ mod tests {
         assert_eq!(cmdline_target("quiet lake.install=auto lake.target=/dev/vda lake.poweroff"), (Some("/dev/vda".into()), true));
         assert_eq!(cmdline_target("lake.target=/dev/sdb"), (Some("/dev/sdb".into()), false));
         assert_eq!(cmdline_target("quiet"), (None, false));
+    }
+
+    #[test]
+    fn finds_the_install_configuration() {
+        assert_eq!(cmdline_config("quiet lake.install.config=none"), Some(None));
+        assert_eq!(cmdline_config("lake.install.config=/run/x.toml"), Some(Some(PathBuf::from("/run/x.toml"))));
+        assert_eq!(cmdline_config("quiet"), None);
+        let d = tempfile::tempdir().unwrap();
+        let (medium, scratch) = (d.path().join("m"), d.path().join("s"));
+        std::fs::create_dir_all(&medium).unwrap();
+        // (No LAKECONFIG medium on a build host.)
+        assert!(find_config(None, "", &medium, &scratch).unwrap().is_none());
+        std::fs::write(medium.join("lake-install.toml"), "").unwrap();
+        assert_eq!(find_config(None, "", &medium, &scratch).unwrap().unwrap().0, medium.join("lake-install.toml"));
+        assert!(find_config(None, "lake.install.config=none", &medium, &scratch).unwrap().is_none());
+        std::fs::write(medium.join("other.toml"), "").unwrap();
+        assert_eq!(find_config(None, "lake.install.config=other.toml", &medium, &scratch).unwrap().unwrap().0, medium.join("other.toml"));
+        let e = find_config(None, "lake.install.config=/nope.toml", &medium, &scratch).unwrap_err().to_string();
+        assert!(e.contains("/nope.toml") && e.contains("kernel command line"), "{e}");
+        assert_eq!(find_config(Some(Path::new("/x")), "lake.install.config=none", &medium, &scratch).unwrap().unwrap().0, Path::new("/x"));
     }
 }

@@ -81,6 +81,29 @@ enum Cmd {
         (/lake/install.log), on failure to /run/lake-install.log. Exit status 0 installed, 1 not.\n\n\
         The boot medium, read-only and mounted disks are always refused.")]
     InstallLive(InstallLiveArgs),
+    /// Print a SHA-512 crypt hash of a password, for password_hash in an install config.
+    #[command(long_about = "Print a SHA-512 crypt hash ($6$, random salt) of a password, for `password_hash` in an \
+        install configuration (docs/install-config.md), which takes no plain-text passwords.\n\n\
+        On a terminal the password is asked for twice without echo; otherwise the first line of stdin is read.\n\n\
+        Example:\n  lake-installer hash-password\n  printf '%s\\n' \"$PW\" | lake-installer hash-password")]
+    HashPassword,
+    /// Check an install configuration against a root file system and print the settings.
+    #[command(long_about = "Check an install configuration (docs/install-config.md) against the root file system \
+        that will be installed (its zoneinfo, locales, keyboard layouts and accounts) and print the settings it gives, \
+        defaults filled in. Nothing is written. Exit status 0 valid, 1 not.")]
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckConfigArgs {
+    /// The install configuration (TOML).
+    #[arg(value_name = "FILE")]
+    config: PathBuf,
+    /// The root file system to check against.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +126,11 @@ struct InstallLiveArgs {
     /// Also write the LAKE-INSTALL line to this terminal (e.g. /dev/ttyS0).
     #[arg(long, value_name = "TTY")]
     console: Option<PathBuf>,
+    /// Install configuration (docs/install-config.md). Default: lake.install.config= of the kernel
+    /// command line, else lake-install.toml on a medium labelled LAKECONFIG, else on the install
+    /// medium; interactive installs without one ask for the settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The mounted install medium (default: the one this live system runs from, /run/lake-medium).
     #[arg(long, value_name = "DIR")]
     medium: Option<PathBuf>,
@@ -151,6 +179,10 @@ struct InstallArgs {
     /// instead of importing a rootfs: copied into the lake partition and grown to fill it.
     #[arg(long, value_name = "FILE")]
     lake_image: Option<PathBuf>,
+    /// Install configuration (docs/install-config.md): hostname, timezone, locale, keyboard,
+    /// accounts; checked before the disk is touched, committed as generation 2 (the default).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Kernel image to boot (stored on the ESP as /lake/<hash>/vmlinuz).
     #[arg(long, value_name = "VMLINUZ")]
     kernel: PathBuf,
@@ -175,7 +207,8 @@ struct InstallArgs {
     /// Title of the boot menu entry.
     #[arg(long, default_value = DEFAULT_TITLE)]
     title: String,
-    /// Root file system whose signed boot loaders go on the ESP (packages shim-signed,
+    /// Root file system whose signed boot loaders go on the ESP, and (with --lake-image) which
+    /// --config is checked against (packages shim-signed,
     /// shim-helpers-amd64-signed, systemd-boot-efi-amd64-signed). Default: --rootfs, or /
     /// with --lake-image.
     #[arg(long, value_name = "DIR")]
@@ -228,6 +261,8 @@ fn main() {
         Cmd::Build(a) => build_cmd(a),
         Cmd::Disks(a) => disks_cmd(a),
         Cmd::InstallLive(a) => install_live_cmd(a),
+        Cmd::HashPassword => hash_password_cmd(),
+        Cmd::CheckConfig(a) => check_config_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("lake-installer: error: {e:#}");
@@ -235,9 +270,40 @@ fn main() {
     }
 }
 
+fn hash_password_cmd() -> Result<()> {
+    use std::io::IsTerminal;
+    let pw = if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("Password: ").context("reading the password from the terminal")?;
+        let b = rpassword::prompt_password("Again: ").context("reading the password from the terminal")?;
+        anyhow::ensure!(a == b, "the two passwords differ; nothing printed");
+        a
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    anyhow::ensure!(!pw.is_empty(), "the password is empty; nothing printed");
+    let h = lake_installer::config::hash_password(&pw).map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    println!("{h}");
+    Ok(())
+}
+
+fn check_config_cmd(a: CheckConfigArgs) -> Result<()> {
+    let c = lake_installer::config::InstallConfig::load(&a.config)?;
+    let s = c.validate(&a.config, &a.root)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.render());
+    }
+    Ok(())
+}
+
 fn install_cmd(a: InstallArgs) -> Result<()> {
     let mut o = InstallOptions::new(a.target.clone(), a.rootfs.clone().unwrap_or_default(), a.kernel.clone(), a.initrd.clone());
     o.lake_image = a.lake_image.clone();
+    o.config = a.config.clone();
+    o.config_root = a.loader_root.clone();
     o.size = a.size;
     o.esp_size = a.esp_size;
     o.boot_size = a.boot_size;
@@ -404,7 +470,7 @@ fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
     }
     let _cleanup = Cleanup(scratch.clone());
     if !a.unattended {
-        return match live::interactive(a.medium.as_deref(), a.target.as_deref(), a.yes, &scratch)? {
+        return match live::interactive(a.medium.as_deref(), a.target.as_deref(), a.config.as_deref(), a.yes, &scratch)? {
             Some(r) => {
                 print_summary(&r);
                 println!("Done. Remove the install medium and reboot (`systemctl reboot`).");
@@ -418,7 +484,7 @@ fn install_live_cmd(a: InstallLiveArgs) -> Result<()> {
     let Some(target) = target else {
         anyhow::bail!("--unattended needs --target DEV or lake.target=DEV on the kernel command line");
     };
-    let outcome = live::unattended(a.medium.as_deref(), &target, &scratch);
+    let outcome = live::unattended(a.medium.as_deref(), &target, a.config.as_deref(), &scratch);
     let line = format!("LAKE-INSTALL {}", serde_json::to_string(&outcome)?);
     println!("{line}");
     if let Some(c) = &a.console {

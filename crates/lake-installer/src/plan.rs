@@ -50,6 +50,12 @@ pub struct InstallOptions {
     /// instead of importing `rootfs`: copied into the lake partition, grown with
     /// resize2fs. `lake.json` beside it, when present, describes it.
     pub lake_image: Option<PathBuf>,
+    /// The install configuration (docs/install-config.md): its settings become
+    /// the installed lake's own commit and default generation.
+    pub config: Option<PathBuf>,
+    /// The root file system the configuration is checked against with a lake
+    /// image (default `/`: the live system runs the medium's own root).
+    pub config_root: Option<PathBuf>,
 }
 
 impl InstallOptions {
@@ -69,6 +75,8 @@ impl InstallOptions {
             boot_chain: None,
             staging: None,
             keep_staging: false,
+            config: None,
+            config_root: None,
             lake_image: None,
         }
     }
@@ -248,6 +256,11 @@ pub struct Plan {
     /// Why this staging directory.
     pub staging_reason: String,
     pub keep_staging: bool,
+    /// The install configuration, parsed (checked against the rootfs in `install::run`).
+    #[serde(skip)]
+    pub config: Option<(PathBuf, crate::config::InstallConfig)>,
+    #[serde(skip)]
+    pub config_root: PathBuf,
 }
 
 /// Where staging goes when tmpfs has no room.
@@ -417,6 +430,11 @@ impl Plan {
             staging,
             staging_reason,
             keep_staging: o.keep_staging,
+            config_root: o.config_root.clone().unwrap_or_else(|| PathBuf::from("/")),
+            config: match &o.config {
+                None => None,
+                Some(p) => Some((p.clone(), crate::config::InstallConfig::load(p)?)),
+            },
         })
     }
 

@@ -504,3 +504,109 @@ fn installs_onto_a_block_device_only_with_yes() {
     let o = run(Command::new(fsck_lakefs()).arg("-q").arg(&p2));
     assert_eq!(o.status.code(), Some(0), "fsck-lakefs {p2}: {}", text(&o));
 }
+
+/// The fixture plus what an install configuration is checked against.
+fn config_fixture(f: &Fixture) -> PathBuf {
+    let r = &f.root;
+    for d in ["usr/share/zoneinfo/Europe", "usr/share/i18n", "usr/share/X11/xkb/symbols"] {
+        std::fs::create_dir_all(r.join(d)).expect("mkdir");
+    }
+    std::fs::write(r.join("usr/share/zoneinfo/Europe/Berlin"), b"TZif2 fake").expect("write");
+    std::fs::write(r.join("usr/share/i18n/SUPPORTED"), "en_US.UTF-8 UTF-8\n").expect("write");
+    std::fs::write(r.join("usr/share/X11/xkb/symbols/de"), "").expect("write");
+    std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+    std::fs::write(r.join("etc/shadow"), "root:*:20000:0:99999:7:::\n").expect("write");
+    std::fs::write(r.join("etc/group"), "root:x:0:\nshadow:x:42:\nsudo:x:27:\n").expect("write");
+    std::fs::write(r.join("etc/gshadow"), "root:*::\nshadow:*::\nsudo:*::\n").expect("write");
+    let o = run(Command::new("sh").arg("-c").arg(format!("printf 'pw\\n' | {} hash-password", s(&installer()))));
+    assert!(o.status.success(), "hash-password: {}", text(&o));
+    let hash = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let cfg = f.dir.join("lake-install.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hostname = \"lake-ci\"\ntimezone = \"Europe/Berlin\"\nlocale = \"en_US.UTF-8\"\n[keyboard]\nlayout = \"de\"\n\
+             [user]\nname = \"ada\"\npassword_hash = \"{hash}\"\n\
+             ssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHls+RGCoXxVHR+5V9QhQ0ycEirkpvaBbghoRYocatNX ada@laptop\"]\n"
+        ),
+    )
+    .expect("write");
+    cfg
+}
+
+#[test]
+fn install_config_lands_as_generation_2_on_a_loop_device() {
+    let f = fixture();
+    let cfg = config_fixture(&f);
+    let backing = f.dir.join("backing.raw");
+    std::fs::File::create(&backing).and_then(|fh| fh.set_len(1 << 30)).expect("backing file");
+    let o = run(Command::new("losetup").args(["--find", "--show"]).arg(&backing));
+    assert!(o.status.success(), "losetup: {}", text(&o));
+    let dev = Loop(String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let args = ["--target", &dev.0, "--rootfs", s(&f.root), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd), "--staging", s(&f.dir)];
+
+    // A bad config is refused before the disk is touched.
+    let bad = f.dir.join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&cfg).expect("read").replace("Europe/Berlin", "Mars/Olympus")).expect("write");
+    let o = install(&[&args[..], &["--yes", "-q", "--config", s(&bad)]].concat());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.toml") && err.contains("`timezone`") && err.contains("Mars/Olympus"), "{err}");
+    let o = run(Command::new("blkid").arg("-p").arg(&dev.0));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("PTTYPE"), "the disk was written: {}", text(&o));
+
+    let o = install(&[&args[..], &["--yes", "--json", "-q", "--config", s(&cfg)]].concat());
+    assert!(o.status.success(), "install onto {}: {}", dev.0, text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("report");
+    assert_eq!(r["settings"]["generation"], 2, "{r}");
+    assert_eq!(r["settings"]["base_generation"], 1);
+    assert_eq!(r["lake"]["generation"], 2);
+    assert_ne!(r["settings"]["commit"], r["settings"]["base"]);
+    assert_eq!(r["entry"], "/loader/entries/lake-2.conf");
+
+    // Read the lake back through the kernel: mount the partition.
+    let p2 = format!("{}p2", dev.0);
+    let mnt = f.dir.join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let o = run(Command::new("mount").arg(&p2).arg(&mnt));
+    assert!(o.status.success(), "mount {p2}: {}", text(&o));
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(mnt.clone());
+    let lake = lakefs::Lake::open(&mnt).expect("open the installed lake");
+    assert_eq!(lake_posix::generation::default(&lake).expect("default"), Some(2));
+    let g1 = lake_posix::generation::get(&lake, 1).expect("gen").expect("generation 1");
+    let g2 = lake_posix::generation::get(&lake, 2).expect("gen").expect("generation 2");
+    assert_eq!(g1.commit.to_string(), r["settings"]["base"].as_str().expect("base"));
+    let c2 = lake.read_commit(&g2.commit).expect("commit 2");
+    assert_eq!(c2.parents, vec![g1.commit], "the settings commit sits on the profile's commit");
+
+    let rd = |g: u32, p: &str| std::fs::read_to_string(mnt.join(format!("deploy/{g}/root/{p}"))).unwrap_or_default();
+    assert_eq!(rd(2, "etc/hostname"), "lake-ci\n");
+    assert_eq!(rd(2, "etc/timezone"), "Europe/Berlin\n");
+    assert_eq!(rd(2, "etc/default/locale"), "LANG=en_US.UTF-8\n");
+    assert!(rd(2, "etc/default/keyboard").contains("XKBLAYOUT=\"de\""));
+    assert_eq!(
+        std::fs::read_link(mnt.join("deploy/2/root/etc/localtime")).expect("localtime"),
+        Path::new("../usr/share/zoneinfo/Europe/Berlin")
+    );
+    assert!(rd(2, "etc/passwd").contains("ada:x:1000:1000::/home/ada:/bin/bash"));
+    assert!(rd(2, "etc/shadow").contains("ada:$6$"));
+    assert!(rd(2, "etc/group").contains("sudo:x:27:ada"));
+    assert!(rd(2, "var/lib/lake/first-boot/ada/authorized_keys").starts_with("ssh-ed25519 AAAA"));
+    // The published commit holds none of it.
+    assert_eq!(rd(1, "etc/hostname"), "lake\n");
+    assert!(!rd(1, "etc/passwd").contains("ada") && !rd(1, "etc/shadow").contains("$6$"));
+    assert!(!mnt.join("deploy/1/root/var/lib/lake/first-boot").exists());
+    assert!(!mnt.join("deploy/1/root/etc/timezone").exists());
+    // Both generations are bootable; systemd-boot's `default lake-*` picks the higher version.
+    let off = partition(&r, "ESP")["offset"].as_u64().expect("offset");
+    let e1 = mtools_read(&backing, off, "/loader/entries/lake-1.conf", &f.dir.join("e1"));
+    let e2 = mtools_read(&backing, off, "/loader/entries/lake-2.conf", &f.dir.join("e2"));
+    assert!(String::from_utf8_lossy(&e1).contains("lake.gen=1") && String::from_utf8_lossy(&e2).contains("lake.gen=2"));
+    drop(lake);
+}

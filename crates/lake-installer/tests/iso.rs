@@ -254,6 +254,38 @@ fn installs_from_the_lake_image_without_importing() {
     assert_eq!(blocks * 4096, size, "the lake was grown to fill its partition");
     assert_eq!(std::fs::metadata(&disk).expect("disk").len(), 1 << 30, "the image keeps its size (backup GPT)");
 
+    // With an install configuration: generation 2 on top of the image's lake, committed through a loop mount.
+    let root = b.join("rootfs");
+    std::fs::create_dir_all(root.join("usr/share/zoneinfo/Europe")).expect("mkdir");
+    std::fs::write(root.join("usr/share/zoneinfo/Europe/Berlin"), b"TZif2 fake").expect("write");
+    let cfg = r.dir.join("lake-install.toml");
+    std::fs::write(&cfg, "hostname = \"iso-ci\"\ntimezone = \"Europe/Berlin\"\n[user]\nname = \"ada\"\nssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHls+RGCoXxVHR+5V9QhQ0ycEirkpvaBbghoRYocatNX ada\"]\n").expect("write");
+    let disk_c = r.dir.join("disk-c.raw");
+    let o = ok(Command::new(installer())
+        .args(["install", "--target", s(&disk_c), "--size", "1G", "--json", "-q", "--esp-size", "64M", "--config", s(&cfg)])
+        .args([
+            "--lake-image",
+            s(&medium.join("lake/lake.img")),
+            "--kernel",
+            s(&b.join("vmlinuz")),
+            "--initrd",
+            s(&b.join("initrd.cpio.zst")),
+        ])
+        .args(["--loader-root", s(&root), "--staging", s(&r.dir)]));
+    let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(rep["settings"]["generation"], 2, "{rep}");
+    assert_eq!(rep["entry"], "/loader/entries/lake-2.conf");
+    let lake = rep["partitions"].as_array().expect("partitions").iter().find(|p| p["role"] == "lake").expect("lake").clone();
+    let off = lake["offset"].as_u64().expect("offset");
+    let cat = |p: &str| {
+        let o = ok(Command::new("debugfs").arg("-R").arg(format!("cat {p}")).arg(format!("{}?offset={off}", disk_c.display())));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(cat("/deploy/2/root/etc/hostname"), "iso-ci\n");
+    assert_eq!(cat("/deploy/1/root/etc/hostname"), "lake\n");
+    let fsck = ok(Command::new(fsck_lakefs()).arg("--offset").arg(off.to_string()).arg(&disk_c));
+    assert!(String::from_utf8_lossy(&fsck.stdout).contains("clean"), "{}", text(&fsck));
+
     // install-live from the extracted medium, no questions (--target, --yes).
     let disk2 = r.dir.join("disk2.raw");
     std::fs::File::create(&disk2).expect("create").set_len(1 << 30).expect("size");
