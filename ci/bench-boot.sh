@@ -13,12 +13,13 @@ prog=bench-boot
 
 usage() {
   cat <<'EOF'
-Usage: ci/bench-boot.sh [--runs N] [--json OUT] [--keep] [--timeout S] [-h|--help]
+Usage: ci/bench-boot.sh [--runs N] [--json OUT] [--image RAW] [--build-dir DIR]
+                        [--keep] [--timeout S] [-h|--help]
 
 Boot-time and size benchmark of the Lake OS image against a plain ext4 image
 holding the same root file system, kernel and initrd.
 
-1. Builds images/bench/plain.raw, as large as images/minimal.raw (sparse):
+1. Builds DIR(OUT)/plain.raw (images/bench/ by default), as large as the lake image (sparse):
    GPT (sgdisk) with partition 1 'ESP' (EF00, the same sectors as the lake
    image's ESP) and partition 2 'root' (8304, Linux root x86-64) filling the
    rest. The ESP is a FAT32 file made with mtools and dd'ed in: systemd-boot
@@ -30,7 +31,8 @@ holding the same root file system, kernel and initrd.
    `mke2fs -t ext4 -L root -d images/build/rootfs -E offset=...`.
    lake-initramfs steps aside when root= is given; systemd in the initrd
    mounts that root.
-2. Boots the images alternately (lake, plain, lake, plain, ...) N times each
+2. Boots the images in turn (run n: lake then plain for odd n, plain then lake
+   for even n) N times each
    with ci/qemu-boot.sh --json --snapshot --marker 'LAKE-BOOT-CHECK' and the
    harness's default QEMU settings (q35/TCG, OVMF, 2048 MiB, 2 vCPUs), so
    both see identical settings and neither image is written. Per run:
@@ -46,7 +48,9 @@ holding the same root file system, kernel and initrd.
 Options:
   --runs N       boots per image (default 2)
   --json OUT     JSON report (default images/bench/boot.json)
-  --keep         keep images/bench/plain.raw (removed by default)
+  --image RAW    the lake image (default images/minimal.raw; e.g. images/desktop.raw)
+  --build-dir DIR  the mkosi outputs it was built from (default images/build)
+  --keep         keep DIR(OUT)/plain.raw (removed by default)
   --timeout S    per-boot time limit passed to ci/qemu-boot.sh (default 600)
   -h, --help     this text
 
@@ -75,6 +79,8 @@ while (($#)); do
     -h|--help) usage; exit 0 ;;
     --runs) (($# >= 2)) || die "--runs needs a value"; runs=$2; shift ;;
     --json) (($# >= 2)) || die "--json needs a value"; json_out=$2; shift ;;
+    --image) (($# >= 2)) || die "--image needs a value"; LAKE_IMAGE=$2; shift ;;
+    --build-dir) (($# >= 2)) || die "--build-dir needs a value"; BUILD_DIR=$2; shift ;;
     --keep) keep=1 ;;
     --timeout) (($# >= 2)) || die "--timeout needs a value"; timeout=$2; shift ;;
     *) die "unknown argument: $opt (see --help)" ;;
@@ -90,9 +96,10 @@ rootfs=$build/rootfs
 kernel=$build/vmlinuz
 initrd=$build/initrd.cpio.zst
 sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
-bench_dir=$ROOT/images/bench
-plain_img=$bench_dir/plain.raw
 case "$json_out" in /*) ;; *) json_out="$PWD/$json_out" ;; esac
+# Beside the report, so benchmarks of two profiles do not share a plain image.
+bench_dir=$(dirname "$json_out")
+plain_img=$bench_dir/plain.raw
 logs_dir="$(dirname "$json_out")/boot-logs"
 
 ((EUID == 0)) || die "run as root (mke2fs -d must read every file of the rootfs with its owner)"

@@ -5,7 +5,8 @@ Usage:
   bench_boot.py --harness ci/qemu-boot.sh --lake IMG --plain IMG --out OUT.json
                 [--runs N] [--timeout S] [--logs DIR] [--info KEY=VALUE ...]
 
-Boots the two images alternately (lake, plain, lake, plain, ...) N times each
+Boots the two images in turn N times each (run n: lake then plain for odd n,
+plain then lake for even n)
 through the harness (--json --snapshot --marker 'LAKE-BOOT-CHECK', default
 QEMU settings), records per run the times from QEMU start to the kernel's
 "Linux version" line and to the LAKE-BOOT-CHECK line, the guest's uptime_s
@@ -213,7 +214,7 @@ def main(argv):
                    + (" --snapshot" if snapshot else "")
                    + " (defaults: q35 accel=tcg, OVMF, 2048 MiB, 2 vCPUs, virtio disk/NIC/RNG)",
         "runs_per_image": args.runs,
-        "order": "alternating: lake, plain, lake, plain, ...",
+        "order": "rotated: run n boots lake then plain for odd n, plain then lake for even n",
     }
     meta.update(info)
     meta.setdefault("loadavg_start", loadavg())
@@ -221,7 +222,8 @@ def main(argv):
     runs = []
     total = 2 * args.runs
     for n in range(1, args.runs + 1):
-        for label in ("lake", "plain"):
+        # Rotate which image goes first, so neither always follows the other.
+        for label in (("lake", "plain") if n % 2 else ("plain", "lake")):
             i = len(runs) + 1
             sys.stderr.write(f"==> boot {i}/{total}: {label} run {n} (load average {loadavg()})\n")
             sys.stderr.flush()

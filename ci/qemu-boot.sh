@@ -87,6 +87,18 @@
 #   --no-net               no network card
 #   --wait-poweroff SECS   after a pass, let the guest power off by itself for
 #                          up to SECS before QEMU is killed (default 0)
+#   --screendump FILE      a graphical guest (a desktop profile): boot with a
+#                          virtio-vga display (no window: -display none) and a
+#                          QMP socket; after the boot check passes, take a QMP
+#                          screendump every 5 s (the console still logged)
+#                          until the screen has at least --min-colours
+#                          distinct colours (the display manager's login is up;
+#                          a text console has a handful), and save the next
+#                          one as PNG in FILE; not within
+#                          --screendump-timeout fails the run. The JSON's
+#                          "screendump" says file, size, colours, wait_s
+#   --screendump-timeout SECS  (default 300)
+#   --min-colours N        (default 64)
 #   --qemu-arg ARG         extra QEMU argument (repeatable)
 #   -v, --verbose          echo the console to stderr as it arrives
 #   --dry-run              print the QEMU command line and exit
@@ -130,6 +142,9 @@ extra=()
 images=()
 expect_end=()
 credentials=()
+screendump=
+screendump_timeout=300
+min_colours=64
 
 need_arg() { (($# >= 2)) || die_usage "$1 needs a value"; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
@@ -163,6 +178,9 @@ while (($#)); do
         --secure-boot) secure_boot=1 ;;
         --no-net) net=0 ;;
         --wait-poweroff) need_arg "$@"; wait_poweroff=$2; shift ;;
+        --screendump) need_arg "$@"; screendump=$2; shift ;;
+        --screendump-timeout) need_arg "$@"; screendump_timeout=$2; shift ;;
+        --min-colours) need_arg "$@"; min_colours=$2; shift ;;
         --qemu-arg) need_arg "$@"; extra+=("$2"); shift ;;
         -v|--verbose) verbose=1 ;;
         --dry-run) dry_run=1 ;;
@@ -178,6 +196,12 @@ if ! is_num "$timeout" || [[ $timeout =~ ^0*([.]0*)?$ ]]; then
 fi
 is_int "$memory" || die_usage "--memory must be a positive integer (MiB)"
 is_int "$cpus" || die_usage "--cpus must be a positive integer"
+is_num "$screendump_timeout" || die_usage "--screendump-timeout must be a number of seconds"
+is_int "$min_colours" || die_usage "--min-colours must be a positive integer"
+if [[ -n $screendump ]]; then
+    [[ -z $marker && ${#expect_end[@]} == 0 ]] || die_usage "--screendump goes with the boot check, not --marker/--expect-*"
+    [[ -d $(dirname -- "$screendump") ]] || die_usage "--screendump: no directory $(dirname -- "$screendump")"
+fi
 is_num "$wait_poweroff" || die_usage "--wait-poweroff must be a number of seconds"
 [[ -n $generation ]] || die_usage "--expect-generation needs a value"
 if [[ -n $marker ]]; then
@@ -307,6 +331,10 @@ for c in "${credentials[@]}"; do
     cmd+=(-smbios "type=11,value=io.systemd.credential:$(qv "$c")")
 done
 ((snapshot)) && cmd+=(-snapshot)
+if [[ -n $screendump ]]; then
+    # -nographic already means -display none; the card replaces the default VGA.
+    cmd+=(-vga none -device virtio-vga -qmp "unix:$(qv "$workdir/qmp.sock"),server=on,wait=off")
+fi
 cmd+=("${extra[@]}")
 
 if ((dry_run)); then
@@ -325,6 +353,8 @@ helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
 ((secure_boot)) && helper+=(--expect-secure-boot)
 [[ -n $marker ]] && helper+=(--marker "$marker")
 for e in "${expect_end[@]}"; do helper+=(--expect-end "$e"); done
+[[ -n $screendump ]] && helper+=(--qmp "$workdir/qmp.sock" --screendump "$screendump"
+    --screendump-timeout "$screendump_timeout" --min-colours "$min_colours")
 
 # The helper owns QEMU from here: it runs it in its own process group (with
 # a parent-death signal), kills it on every exit path, and removes $workdir.

@@ -109,6 +109,78 @@ END_PATTERNS = [
 MAX_PARTIAL = 64 * 1024  # force a line break after this many bytes without one
 
 
+# -- screendump (QMP) ----------------------------------------------------
+def qmp_screendump(sock_path, filename, timeout=30.0):
+    """Asks QEMU over its QMP socket for a PPM screendump into `filename`."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        f = s.makefile("rwb")
+
+        def reply():
+            # Skip the greeting and asynchronous events; return the answer.
+            while True:
+                line = f.readline()
+                if not line:
+                    raise OSError("QMP socket closed")
+                msg = json.loads(line)
+                if "return" in msg or "error" in msg:
+                    return msg
+        greeting = json.loads(f.readline() or b"{}")
+        if "QMP" not in greeting:
+            raise OSError(f"no QMP greeting on {sock_path}")
+        for cmd in ({"execute": "qmp_capabilities"},
+                    {"execute": "screendump", "arguments": {"filename": filename}}):
+            f.write(json.dumps(cmd).encode() + b"\n")
+            f.flush()
+            msg = reply()
+            if "error" in msg:
+                raise OSError(f"QMP {cmd['execute']}: {msg['error'].get('desc', msg['error'])}")
+    finally:
+        s.close()
+
+
+def read_ppm(path):
+    """(width, height, RGB bytes) of a binary P6 PPM with maxval 255 (QEMU's)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    # Header: P6 <ws> width <ws> height <ws> maxval <one ws> pixels; QEMU writes
+    # no comments.
+    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+    if not m or int(m.group(3)) != 255:
+        raise ValueError(f"{path}: not a P6 PPM with maxval 255")
+    w, h = int(m.group(1)), int(m.group(2))
+    pixels = data[m.end():m.end() + 3 * w * h]
+    if len(pixels) != 3 * w * h:
+        raise ValueError(f"{path}: truncated PPM ({len(pixels)} of {3 * w * h} bytes)")
+    return w, h, pixels
+
+
+def distinct_colours(pixels):
+    return len({pixels[i:i + 3] for i in range(0, len(pixels), 3)})
+
+
+def write_png(path, w, h, pixels):
+    """8-bit RGB PNG, no filtering (the stdlib has zlib; no imaging library needed)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    stride = 3 * w
+    raw = b"".join(b"\x00" + pixels[y * stride:(y + 1) * stride] for y in range(h))
+    png = (b"\x89PNG\r\n\x1a\n"
+           + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(png)
+    os.replace(tmp, path)
+
+
 class Interrupted(Exception):
     def __init__(self, signum):
         super().__init__(signum)
@@ -260,6 +332,7 @@ class Watcher:
         self.oops = False          # a kernel Oops was printed
         self.early_panic = False   # ... and it panicked the kernel before init ran
         self.retries = []          # why earlier boots of this run were retried
+        self.screendump = None     # the --screendump report (dict) once tried
 
     # -- console ---------------------------------------------------------
     def now(self):
@@ -440,6 +513,8 @@ class Watcher:
             self.failures = self.judge_end() if self.expect_end else [self.exit_reason()]
             self.verdict = "fail" if self.failures else "pass"
         self.total = self.now()
+        if self.verdict == "pass" and self.args.screendump and not eof:
+            self.take_screendump(sel, fd)
         if self.verdict == "pass" and self.args.wait_poweroff > 0 and not eof:
             # Let the guest shut down cleanly (disk state matters to a later
             # boot), logging what it prints meanwhile.
@@ -457,6 +532,54 @@ class Watcher:
             except subprocess.TimeoutExpired:
                 pass
         sel.close()
+
+    def take_screendump(self, sel, fd):
+        """After the boot check passed: screendumps every few seconds (the
+        console still read and logged) until the screen has at least
+        --min-colours distinct colours (the display manager has drawn its
+        login screen; a text console or a blank screen has a handful), then
+        saves it as PNG. Not reaching that in --screendump-timeout fails the run."""
+        a = self.args
+        ppm = os.path.join(a.workdir or os.path.dirname(os.path.abspath(a.screendump)), "screen.ppm")
+        start = self.now()
+        end = start + a.screendump_timeout
+        rep = {"file": os.path.abspath(a.screendump), "min_colours": a.min_colours,
+               "colours": None, "width": None, "height": None, "wait_s": None,
+               "tries": 0, "error": None}
+        self.screendump = rep
+        next_try = self.now() + a.screendump_delay
+        good_since = None
+        while self.now() < end:
+            if self.now() >= next_try:
+                next_try = self.now() + 5.0
+                rep["tries"] += 1
+                try:
+                    qmp_screendump(a.qmp, ppm)
+                    w, h, px = read_ppm(ppm)
+                    rep.update(width=w, height=h, colours=distinct_colours(px), error=None)
+                except (OSError, ValueError) as exc:
+                    rep["error"] = str(exc)
+                    continue
+                if rep["colours"] >= a.min_colours:
+                    # Take the one after the first good one: the greeter may
+                    # still be drawing its widgets.
+                    if good_since is not None:
+                        write_png(a.screendump, w, h, px)
+                        rep["wait_s"] = round(self.now() - start, 3)
+                        return
+                    good_since = self.now()
+            if not sel.select(1.0):
+                self.peek_partial()
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                rep["error"] = "QEMU exited before the screen showed a login"
+                break
+            self.feed(data, self.now())
+        self.verdict = "fail"
+        self.failures = [f"screendump: the screen did not reach {a.min_colours} distinct colours "
+                         f"in {a.screendump_timeout:g}s (last: {rep['colours']} colours"
+                         + (f"; {rep['error']}" if rep["error"] else "") + ")"]
 
     def stage_summary(self):
         seen = []
@@ -531,6 +654,7 @@ class Watcher:
             "failures": self.failures,
             "log": os.path.abspath(self.args.log),
             "retries": self.retries,
+            "screendump": self.screendump,
         }
         if isinstance(self.check, dict):
             up = self.check.get("uptime_s")
@@ -582,6 +706,10 @@ class Watcher:
                     out.write(f"  {'guest uptime_s':<36} {fmt(res['guest_uptime_s'])}\n")
                 for why in self.retries:
                     out.write(f"  retried: {why}\n")
+                if self.screendump:
+                    d = self.screendump
+                    out.write(f"  screendump: {d['file']} ({d['width']}x{d['height']}, "
+                              f"{d['colours']} colours, {d['wait_s']}s after the check)\n")
                 out.write(f"  console log: {log}\n")
         else:
             err = sys.stderr
@@ -618,11 +746,18 @@ def main(argv):
     ap.add_argument("--workdir")
     ap.add_argument("--fresh-copy", nargs=2, action="append", default=[], metavar=("SRC", "DST"))
     ap.add_argument("--early-panic-retries", type=int, default=1)
+    ap.add_argument("--qmp", help="QEMU's QMP unix socket (for --screendump)")
+    ap.add_argument("--screendump", metavar="PNG")
+    ap.add_argument("--screendump-timeout", type=float, default=300.0)
+    ap.add_argument("--screendump-delay", type=float, default=5.0)
+    ap.add_argument("--min-colours", type=int, default=64)
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.qemu[1:] if args.qemu[:1] == ["--"] else args.qemu
     if not cmd:
         ap.error("no QEMU command given (after --)")
+    if args.screendump and not args.qmp:
+        ap.error("--screendump needs --qmp")
     if args.marker:
         try:
             re.compile(args.marker)

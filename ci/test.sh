@@ -5,7 +5,9 @@
 #
 # --full adds the longer matrix after everything below (what .ci/run leaves
 # out to stay under an hour on 2 cores): the installed disk booted on NVMe,
-# SATA (AHCI) and USB (ci/boot-matrix.sh, about 10 minutes).
+# SATA (AHCI) and USB (ci/boot-matrix.sh, about 10 minutes), and the desktop
+# profile built and booted to its graphical login with a screenshot checked to
+# be non-blank (ci/boot-desktop.sh: docs/images/desktop-login.png, about 15 minutes).
 #
 # Installs missing Debian packages (ci/setup.sh), checks formatting
 # (`cargo fmt --check`) and lints (`cargo clippy -D warnings`, the workspace's
@@ -49,5 +51,6 @@ if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
     fi
     if ((full)); then
         bash ci/boot-matrix.sh
+        bash ci/boot-desktop.sh
     fi
 fi

@@ -20,6 +20,10 @@ pub struct Profile {
     /// The Debian release of the root file system and the initramfs (`trixie`):
     /// the next Debian is a profile change.
     pub release: String,
+    /// `networkd` (DHCP on every wired interface) or `networkmanager` (desktops);
+    /// mkosi.postinst.chroot enables one and disables the other.
+    #[serde(default = "default_network")]
+    pub network: String,
     #[serde(default)]
     pub image: ImageCfg,
     #[serde(default)]
@@ -62,6 +66,13 @@ pub struct PackagesCfg {
     pub components: Vec<String>,
 }
 
+fn default_network() -> String {
+    "networkd".into()
+}
+
+/// The network stacks mkosi.postinst.chroot knows how to set up.
+const NETWORKS: &[&str] = &["networkd", "networkmanager"];
+
 /// Debian archive components a profile may add to `main`.
 const COMPONENTS: &[&str] = &["contrib", "non-free", "non-free-firmware"];
 
@@ -82,6 +93,14 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
             "profile {}: release = '{}' must be a Debian release code name such as \"trixie\"",
             path.display(),
             p.release
+        )));
+    }
+    if !NETWORKS.contains(&p.network.as_str()) {
+        return Err(Error::Invalid(format!(
+            "profile {}: network = '{}' must be one of: {}",
+            path.display(),
+            p.network,
+            NETWORKS.join(", ")
         )));
     }
     if let Some(bad) = p.packages.components.iter().find(|c| !COMPONENTS.contains(&c.as_str())) {
@@ -126,6 +145,7 @@ pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built
             std::iter::once("main").chain(profile.packages.components.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
         )
         .env("LAKE_EXTRA_PACKAGES", profile.packages.extra.join(","))
+        .env("LAKE_NETWORK", &profile.network)
         .current_dir(repo)
         .status()
         .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", script.display())))?;
@@ -194,5 +214,15 @@ mod tests {
         assert_eq!(p.packages.components, ["non-free-firmware"]);
         let e = load("name = \"x\"\nrelease = \"trixie\"\n[packages]\ncomponents = [\"main contrib\"]\n").unwrap_err().to_string();
         assert!(e.contains("packages.components has 'main contrib'"), "{e}");
+    }
+
+    #[test]
+    fn network_defaults_to_networkd_and_is_checked() {
+        let p = load("name = \"x\"\nrelease = \"trixie\"\n").unwrap();
+        assert_eq!(p.network, "networkd");
+        let p = load("name = \"x\"\nrelease = \"trixie\"\nnetwork = \"networkmanager\"\n").unwrap();
+        assert_eq!(p.network, "networkmanager");
+        let e = load("name = \"x\"\nrelease = \"trixie\"\nnetwork = \"wicd\"\n").unwrap_err().to_string();
+        assert!(e.contains("network = 'wicd' must be one of: networkd, networkmanager"), "{e}");
     }
 }
