@@ -2,9 +2,29 @@
 //! mkosi builds (root file system, initramfs) through `ci/build-images.sh`, which
 //! runs Debian trixie's mkosi 25 on the build host, then installs the result into
 //! `images/<name>.raw`. The profile format is documented in docs/profiles.md.
+//!
+//! # The script boundary ([`run_mkosi`])
+//! What the library passes: `bash ci/build-images.sh --bin-dir DIR --json`, run in
+//! the repository, with the profile's choices in the environment ([`script_env`]:
+//! `LAKE_RELEASE`, `LAKE_COMPONENTS`, `LAKE_EXTRA_PACKAGES`). Nothing else.
+//! What it expects back: exit status 0 (1: a build or check failed, 2: a usage
+//! error — [`Error::ImageScript`] tells them apart), stderr left to the user
+//! (progress), and on stdout one JSON line ([`ScriptReport`]) naming the kernel
+//! version and the outputs under `images/build/`, which must exist
+//! ([`Error::ImageScriptOutput`] otherwise).
+//!
+//! # Why the script stays
+//! It is the mkosi boundary: mkosi is a Python program run from Debian's unpacked
+//! .deb (ci/mkosi-env.sh installs host packages and fetches it), the steps are
+//! command pipelines (mkosi runs, cpio/zstd listings of the initramfs, the
+//! bzImage's version string, apt sources files), and CI and people run it without
+//! the installer (`ci/build-images.sh --rootfs-only`, ci/boot-*.sh). Rewritten in
+//! Rust it would be the same commands wrapped in `Command`; what Rust owns is
+//! the profile (checked here before anything runs) and the image made from the
+//! outputs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
 
 use serde::Deserialize;
 
@@ -120,46 +140,91 @@ pub fn load_profile(path: &Path) -> Result<Profile> {
 }
 
 /// Outputs of the mkosi builds, as ci/build-images.sh leaves them.
+#[derive(Debug)]
 pub struct Built {
     pub rootfs: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
 }
 
-/// Runs both mkosi builds with the workspace binaries from `bin_dir` copied in.
-pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<Built> {
-    let script = repo.join("ci/build-images.sh");
-    if !script.exists() {
-        return Err(Error::Invalid(format!(
-            "{} not found: run lake-installer build from the repository root (or pass --repo)",
-            script.display()
-        )));
+impl Built {
+    /// The outputs in the script's output directory (`images/build`).
+    pub fn at(dir: &Path) -> Self {
+        Built { rootfs: dir.join("rootfs"), kernel: dir.join("vmlinuz"), initrd: dir.join("initrd.cpio.zst") }
     }
-    let st = Command::new("bash")
+}
+
+/// The script, relative to the repository.
+pub const IMAGE_SCRIPT: &str = "ci/build-images.sh";
+
+/// The JSON line `ci/build-images.sh --json` prints last on stdout (the fields
+/// the installer reads; the script prints more).
+#[derive(Debug, Deserialize)]
+pub struct ScriptReport {
+    pub kernel_version: String,
+    pub rootfs: ScriptOutput,
+    pub initrd: ScriptOutput,
+    pub vmlinuz: ScriptOutput,
+    pub total_seconds: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScriptOutput {
+    pub path: PathBuf,
+    pub bytes: Option<u64>,
+}
+
+/// The environment the script reads the profile's choices from (its --help lists them).
+pub fn script_env(profile: &Profile) -> Vec<(&'static str, String)> {
+    let components = std::iter::once("main").chain(profile.packages.components.iter().map(String::as_str));
+    vec![
+        ("LAKE_RELEASE", profile.release.clone()),
+        ("LAKE_COMPONENTS", components.collect::<Vec<_>>().join(",")),
+        ("LAKE_EXTRA_PACKAGES", profile.packages.extra.join(",")),
+        ("LAKE_NETWORK", profile.network.clone()),
+    ]
+}
+
+/// Runs both mkosi builds with the workspace binaries from `bin_dir` copied in
+/// (the boundary: module doc).
+pub fn run_mkosi(repo: &Path, bin_dir: &Path, profile: &Profile) -> Result<(Built, ScriptReport)> {
+    let script = repo.join(IMAGE_SCRIPT);
+    if !script.exists() {
+        return Err(Error::ImageScriptMissing { script });
+    }
+    let out = Command::new("bash")
         .arg(&script)
         .arg("--bin-dir")
         .arg(bin_dir)
-        .env("LAKE_RELEASE", &profile.release)
-        .env(
-            "LAKE_COMPONENTS",
-            std::iter::once("main").chain(profile.packages.components.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
-        )
-        .env("LAKE_EXTRA_PACKAGES", profile.packages.extra.join(","))
-        .env("LAKE_NETWORK", &profile.network)
+        .arg("--json")
+        .envs(script_env(profile))
         .current_dir(repo)
-        .status()
-        .map_err(|e| Error::Invalid(format!("cannot run {}: {e}", script.display())))?;
-    if !st.success() {
-        return Err(Error::Invalid(format!("the mkosi builds failed ({st}); see images/build/logs/ for the full mkosi output")));
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|error| Error::Spawn { program: "bash".into(), package: "bash", error })?;
+    read_report(repo, &script, &out.status, &out.stdout)
+}
+
+/// Checks what the script gave back: its status, its report, the outputs it names.
+fn read_report(repo: &Path, script: &Path, status: &ExitStatus, stdout: &[u8]) -> Result<(Built, ScriptReport)> {
+    if !status.success() {
+        let logs = repo.join("images/build/logs");
+        return Err(Error::ImageScript { script: script.to_owned(), code: status.code(), logs });
     }
-    let out = repo.join("images/build");
-    let built = Built { rootfs: out.join("rootfs"), kernel: out.join("vmlinuz"), initrd: out.join("initrd.cpio.zst") };
-    for p in [&built.rootfs, &built.kernel, &built.initrd] {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
+    let report: ScriptReport = serde_json::from_str(line).map_err(|e| Error::ImageScriptReport {
+        script: script.to_owned(),
+        error: if line.is_empty() { "no JSON line on stdout".to_owned() } else { e.to_string() },
+    })?;
+    let built = Built { rootfs: report.rootfs.path.clone(), kernel: report.vmlinuz.path.clone(), initrd: report.initrd.path.clone() };
+    for (what, p) in [("rootfs", &built.rootfs), ("vmlinuz", &built.kernel), ("initrd", &built.initrd)] {
         if !p.exists() {
-            return Err(Error::Invalid(format!("the mkosi builds finished but {} is missing", p.display())));
+            return Err(Error::ImageScriptOutput { script: script.to_owned(), what, path: p.clone() });
         }
     }
-    Ok(built)
+    Ok((built, report))
 }
 
 #[cfg(test)]
@@ -224,5 +289,68 @@ mod tests {
         assert_eq!(p.network, "networkmanager");
         let e = load("name = \"x\"\nrelease = \"trixie\"\nnetwork = \"wicd\"\n").unwrap_err().to_string();
         assert!(e.contains("network = 'wicd' must be one of: networkd, networkmanager"), "{e}");
+    }
+
+    /// A repository whose ci/build-images.sh is `body` (a stand-in for mkosi).
+    fn fake_repo(body: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ci")).unwrap();
+        std::fs::write(dir.path().join(IMAGE_SCRIPT), format!("set -eu\n{body}\n")).unwrap();
+        dir
+    }
+
+    /// Writes the outputs and prints a report as the real script does.
+    const GOOD: &str = r#"
+echo "$*" >args; env | grep ^LAKE_ | sort >env
+out=$PWD/images/build; mkdir -p "$out/rootfs"; echo k >"$out/vmlinuz"; echo i >"$out/initrd.cpio.zst"
+echo "build-images: progress" >&2
+echo "a stray line"
+printf '{"kernel_version":"6.12","rootfs":{"built":true,"seconds":3,"path":"%s","bytes":10,"entries":2},' "$out/rootfs"
+printf '"initrd":{"built":true,"seconds":1,"path":"%s","bytes":2,"program":"x"},' "$out/initrd.cpio.zst"
+printf '"vmlinuz":{"path":"%s","bytes":2},"total_seconds":4}\n' "$out/vmlinuz""#;
+
+    fn profile(extra: &str) -> Profile {
+        load(&format!("name = \"x\"\nrelease = \"trixie\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn the_script_gets_the_profile_and_its_report_names_the_outputs() {
+        let repo = fake_repo(GOOD);
+        let p = profile("[packages]\nextra = [\"htop\", \"jq\"]\ncomponents = [\"non-free-firmware\"]\n");
+        let (built, report) = run_mkosi(repo.path(), Path::new("/bins"), &p).unwrap();
+        assert_eq!(std::fs::read_to_string(repo.path().join("args")).unwrap(), "--bin-dir /bins --json\n");
+        let env = std::fs::read_to_string(repo.path().join("env")).unwrap();
+        assert!(env.contains("LAKE_RELEASE=trixie\n"), "{env}");
+        assert!(env.contains("LAKE_COMPONENTS=main,non-free-firmware\n"), "{env}");
+        assert!(env.contains("LAKE_EXTRA_PACKAGES=htop,jq\n"), "{env}");
+        assert!(env.contains("LAKE_NETWORK=networkd\n"), "{env}");
+        assert_eq!(report.kernel_version, "6.12");
+        assert_eq!(report.rootfs.bytes, Some(10));
+        assert_eq!(built.rootfs, repo.path().join("images/build/rootfs"));
+        assert_eq!(built.initrd, repo.path().join("images/build/initrd.cpio.zst"));
+    }
+
+    #[test]
+    fn a_failed_or_misused_script_is_told_apart() {
+        let repo = fake_repo("exit 1");
+        let e = run_mkosi(repo.path(), Path::new("/b"), &profile("")).unwrap_err();
+        assert!(matches!(e, Error::ImageScript { code: Some(1), .. }), "{e:?}");
+        assert!(e.to_string().contains("images/build/logs"), "{e}");
+        let repo = fake_repo("exit 2");
+        let e = run_mkosi(repo.path(), Path::new("/b"), &profile("")).unwrap_err();
+        assert!(e.to_string().contains("usage error, exit 2"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_script_report_or_output_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = run_mkosi(dir.path(), Path::new("/b"), &profile("")).unwrap_err();
+        assert!(matches!(e, Error::ImageScriptMissing { .. }), "{e:?}");
+        let repo = fake_repo("echo done");
+        let e = run_mkosi(repo.path(), Path::new("/b"), &profile("")).unwrap_err();
+        assert!(e.to_string().contains("no JSON line on stdout"), "{e}");
+        let repo = fake_repo(&format!("{GOOD}\nrm images/build/vmlinuz"));
+        let e = run_mkosi(repo.path(), Path::new("/b"), &profile("")).unwrap_err();
+        assert!(matches!(e, Error::ImageScriptOutput { what: "vmlinuz", .. }), "{e:?}");
     }
 }

@@ -29,6 +29,18 @@ pub enum Error {
     Command { what: String, status: String, stderr: String },
     #[error("cannot run {program}: {error}; is it installed ({package})?")]
     Spawn { program: String, package: &'static str, error: std::io::Error },
+    /// ci/build-images.sh is not in the repository given.
+    #[error("{} not found: run lake-installer build from the repository root (or pass --repo)", script.display())]
+    ImageScriptMissing { script: PathBuf },
+    /// The script exited non-zero: 1 a build or check failed, 2 a usage error.
+    #[error("{} failed ({}); see {} for the full mkosi output", script.display(), match code { Some(2) => "usage error, exit 2".to_owned(), Some(c) => format!("exit {c}"), None => "killed by a signal".to_owned() }, logs.display())]
+    ImageScript { script: PathBuf, code: Option<i32>, logs: PathBuf },
+    /// The script succeeded but its stdout has no report the installer can read.
+    #[error("{} --json gave no report the installer can read: {error}", script.display())]
+    ImageScriptReport { script: PathBuf, error: String },
+    /// The script's report names an output that is not there.
+    #[error("{} finished but its {what} ({}) is missing", script.display(), path.display())]
+    ImageScriptOutput { script: PathBuf, what: &'static str, path: PathBuf },
     #[error(transparent)]
     Boot(#[from] lake_boot::Error),
     #[error(transparent)]

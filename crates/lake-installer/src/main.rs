@@ -349,13 +349,22 @@ fn build_cmd(a: BuildArgs) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| a.repo.join("images").join(default_name));
     let t = std::time::Instant::now();
     let built = if a.skip_mkosi {
-        let b = a.repo.join("images/build");
-        build::Built { rootfs: b.join("rootfs"), kernel: b.join("vmlinuz"), initrd: b.join("initrd.cpio.zst") }
+        build::Built::at(&a.repo.join("images/build"))
     } else {
         let exe = std::env::current_exe().context("locating this binary (its directory holds the other workspace binaries)")?;
         let bin_dir = exe.parent().context("the binary has no directory")?;
         eprintln!("==> mkosi builds (root file system, initramfs) for profile '{}'", profile.name);
-        build::run_mkosi(&a.repo, bin_dir, &profile)?
+        let (built, report) = build::run_mkosi(&a.repo, bin_dir, &profile)?;
+        let mib = |b: Option<u64>| b.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
+        eprintln!(
+            "==> kernel {}; rootfs {}, initramfs {}, vmlinuz {} (mkosi builds: {} s)",
+            report.kernel_version,
+            mib(report.rootfs.bytes),
+            mib(report.initrd.bytes),
+            mib(report.vmlinuz.bytes),
+            report.total_seconds.map_or_else(|| "-".to_owned(), |s| s.to_string())
+        );
+        built
     };
     let mkosi_s = t.elapsed().as_secs_f64();
     if a.iso {
