@@ -137,17 +137,12 @@ pub fn esp_need(esp: &Esp, files: &[&BootFile]) -> Result<u64> {
     Ok(need)
 }
 
-const LAKE_HINT: &str = "remove old generations with `lakectl generation prune` (or keep fewer: `lakectl generation keep N`), \
-                         then drop what nothing uses with `lakectl gc`, and retry";
-const ESP_HINT: &str = "remove old generations with `lakectl generation prune` (their kernels and initrds go with them) \
-                        or free space on the ESP, then retry";
-
 fn check_space(lake: &Lake, esp: &Esp, need: &LakeNeed, boot: &[&BootFile], pruned: &[u32]) -> Result<()> {
     let after = if pruned.is_empty() { String::new() } else { format!(", even after pruning generations {pruned:?}") };
     let free = esp::free_space(lake.root())?;
     if free < need.bytes {
         return Err(Error::NoSpace {
-            what: "lake file system",
+            what: crate::error::LAKE_FS,
             path: lake.root().to_owned(),
             free: human(free),
             need: human(need.bytes),
@@ -157,18 +152,16 @@ fn check_space(lake: &Lake, esp: &Esp, need: &LakeNeed, boot: &[&BootFile], prun
                 need.entries,
                 human(need.content_bytes)
             ),
-            hint: LAKE_HINT.into(),
         });
     }
     if let Some(inodes) = esp::free_inodes(lake.root())? {
         if inodes < need.inodes {
             return Err(Error::NoSpace {
-                what: "lake file system",
+                what: crate::error::LAKE_FS,
                 path: lake.root().to_owned(),
                 free: format!("{inodes} inodes"),
                 need: format!("{} inodes", need.inodes),
                 detail: format!("directories, symlinks and special files of the checkout{after}"),
-                hint: LAKE_HINT.into(),
             });
         }
     }
@@ -178,7 +171,7 @@ fn check_space(lake: &Lake, esp: &Esp, need: &LakeNeed, boot: &[&BootFile], prun
         let missing: Vec<String> =
             boot.iter().filter(|f| !esp.has_boot_file(f).unwrap_or(false)).map(|f| format!("{} ({})", f.path, human(f.size))).collect();
         return Err(Error::NoSpace {
-            what: "ESP",
+            what: crate::error::ESP,
             path: esp.root().to_owned(),
             free: human(free),
             need: human(esp_bytes),
@@ -187,7 +180,6 @@ fn check_space(lake: &Lake, esp: &Esp, need: &LakeNeed, boot: &[&BootFile], prun
             } else {
                 format!("{} and the boot entry{after}", missing.join(" and "))
             },
-            hint: ESP_HINT.into(),
         });
     }
     Ok(())

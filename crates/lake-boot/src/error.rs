@@ -1,9 +1,19 @@
-//! Typed errors of lake-boot. Every variant names the file, directory or
-//! generation it concerns and, where there is one, what to do about it.
+//! Typed errors of lake-boot.
+//!
+//! Rules: a variant for each thing a caller branches on or a user acts on (no
+//! ESP, not enough space on the lake or the ESP); the store's errors are kept
+//! with what was being done ([`Error::Lake`]). Messages name the file, directory
+//! or generation they concern; which lakectl command frees space (`lakectl
+//! generation prune`, `lakectl gc`) is the binaries' to say.
 
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::NoSpace`] on the lake's file system.
+pub const LAKE_FS: &str = "lake file system";
+/// [`Error::NoSpace`] on the ESP.
+pub const ESP: &str = "ESP";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,8 +28,9 @@ pub enum Error {
     NoEsp { tried: String },
     #[error("--esp {path}: not a directory; give the directory the ESP is mounted on")]
     NotADirectory { path: PathBuf },
-    #[error("not enough space on the {what} at {path}: {free} free, {need} needed ({detail}); {hint}")]
-    NoSpace { what: &'static str, path: PathBuf, free: String, need: String, detail: String, hint: String },
+    /// `what`: [`LAKE_FS`] or [`ESP`]; the binaries say what to free or prune.
+    #[error("not enough space on the {what} at {path}: {free} free, {need} needed ({detail})")]
+    NoSpace { what: &'static str, path: PathBuf, free: String, need: String, detail: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -328,7 +328,8 @@ fn a_full_lake_is_refused_before_anything_is_written() {
     let msg = e.to_string();
     assert!(matches!(e, Error::NoSpace { what: "lake file system", .. }), "{msg}");
     assert!(msg.contains("203 directories"), "200 + etc, usr, usr/bin: {msg}");
-    assert!(msg.contains("lakectl gc") && msg.contains("lakectl generation prune"), "{msg}");
+    // What to run about it is lakectl's hint, not the library's message.
+    assert!(!msg.contains("lakectl"), "{msg}");
     assert!(numbers(&lake).is_empty());
     assert!(!root.join("deploy").exists() || deploy_dirs(&lake).is_empty());
     assert!(files_under(&esp_dir).is_empty());

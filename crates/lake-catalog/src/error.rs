@@ -3,7 +3,8 @@
 //! Rules: a variant for each thing a caller branches on or a user acts on (a bad
 //! view name, a view that exists, a query that does not parse, an empty search);
 //! the store's errors pass through unchanged ([`Error::Store`]). Messages name
-//! the view, volume or query they concern.
+//! the view, volume or query they concern; which command or option to use about
+//! it (`--replace`) is the CLI's to say.
 
 use crate::query::QueryError;
 
@@ -18,7 +19,7 @@ pub enum Error {
     BadQuery(#[from] QueryError),
     #[error("invalid view name '{name}': it becomes a directory name under views/, so no '/', not '.' or '..', at most 255 bytes")]
     BadViewName { name: String },
-    #[error("view '{name}' already exists in volume '{volume}' (query: {query}); delete it first or use --replace")]
+    #[error("view '{name}' already exists in volume '{volume}' (query: {query})")]
     ViewExists { volume: String, name: String, query: String },
     #[error("search: give at least one word to look for")]
     EmptySearch,

@@ -1,5 +1,10 @@
-//! Typed errors of the installer library. Every variant names the device, image
-//! or file it concerns and, where there is one, what to do about it.
+//! Typed errors of the installer library.
+//!
+//! Rules: a variant for each thing a caller branches on or a user acts on (a
+//! target that needs --yes or --size, a lake partition too small); the store's
+//! and lake-boot's errors are kept with what was being done. Messages name the
+//! device, image or file they concern. The installer is one binary over this
+//! library, so its options may be named here; other tools' commands are not.
 
 use std::path::PathBuf;
 

@@ -85,7 +85,7 @@ pub fn default(lake: &Lake) -> Result<Option<u32>> {
 pub fn set_default(lake: &Lake, n: u32) -> Result<()> {
     let _lock = lake.lock_for_cleanup()?;
     if get(lake, n)?.is_none() {
-        return Err(Error::Invalid(format!("generation {n} does not exist (see `lakectl status`)")));
+        return Err(no_such(n));
     }
     let db = lake.db();
     db.conn
@@ -169,7 +169,12 @@ pub fn set_keep(lake: &Lake, n: u32) -> Result<()> {
 }
 
 fn must_get(lake: &Lake, n: u32) -> Result<Generation> {
-    get(lake, n)?.ok_or_else(|| Error::Invalid(format!("generation {n} does not exist (see `lakectl generation list`)")))
+    get(lake, n)?.ok_or_else(|| no_such(n))
+}
+
+/// `generation N does not exist`, typed so the CLI can say where to list them.
+pub fn no_such(n: u32) -> Error {
+    Error::NotFound { what: "generation", name: n.to_string() }
 }
 
 /// Drops the gc pin of `commit` that generations hold, unless another pinned

@@ -20,13 +20,13 @@ fn names(lake: &Lake, rev: &str, default_ref: &str) -> Result<Option<ObjectId>> 
         let n: u32 = n.trim().parse().map_err(|_| Error::UnknownRevision(rev.to_owned()))?;
         return crate::generation::get(lake, n)?
             .map(|g| Some(g.commit))
-            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no generation {n}; see `lakectl generation list`)")));
+            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no generation {n})")));
     }
     if rev == "before:last-apt-upgrade" || rev == "last-apt-upgrade" {
         let head =
             lake.get_ref(default_ref)?.ok_or_else(|| Error::UnknownRevision(format!("{rev} (ref '{default_ref}' does not exist)")))?;
         let (pre, post) = crate::posix::last_package_run(lake, head)?
-            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no apt or dpkg run recorded on '{default_ref}'; use --zone posix)")))?;
+            .ok_or_else(|| Error::UnknownRevision(format!("{rev} (no apt or dpkg run recorded on '{default_ref}')")))?;
         return Ok(Some(if rev.starts_with("before:") { pre } else { post }));
     }
     Ok(None)

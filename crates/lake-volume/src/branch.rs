@@ -515,11 +515,7 @@ pub fn delete(lake: &Lake, volume: &str, name: &str) -> Result<Branch> {
     }
     let b = find(lake, volume, name, None)?;
     if b.current {
-        return Err(Error::Invalid(format!(
-            "branch '{name}' is the current branch of '{}'; switch away first (`lakectl branch switch main --path {}`)",
-            b.scope,
-            if b.scope.is_empty() { "." } else { &b.scope }
-        )));
+        return Err(Error::CurrentBranch { name: name.to_owned(), scope: b.scope });
     }
     if let Some(m) = pending_merge(lake, volume, &b.scope)? {
         if m.theirs == name {
@@ -547,12 +543,7 @@ pub fn switch(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &m
     let scope = target.scope.clone();
     if let Some(m) = pending_merge(lake, volume, &scope)? {
         let open: Vec<String> = conflicts(lake, volume)?.into_iter().filter(|c| c.scope == scope).map(|c| c.path).collect();
-        return Err(Error::Invalid(format!(
-            "'{scope}' is merging '{}' into '{}' with unresolved conflicts ({}); fix them and `lakectl commit` them, or `lakectl merge --abort`",
-            m.theirs,
-            m.ours,
-            open.join(", ")
-        )));
+        return Err(Error::UnresolvedMerge { scope, theirs: m.theirs, ours: m.ours, paths: open });
     }
     let from = current_branch(lake, volume, &scope)?;
     if from == target.name {

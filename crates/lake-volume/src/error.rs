@@ -1,9 +1,10 @@
 //! Typed errors of the volume layer (branches and merges first).
 //!
 //! Rules: a variant for each thing a caller branches on or a user acts on
-//! (no such branch, a path outside every branch scope, a busy volume); the
-//! store's errors pass through unchanged ([`Error::Store`]). Messages name the
-//! volume, branch or path; what to run about it (`lakectl branch list`) is the
+//! (no such branch, a path outside every branch scope, a busy volume, a merge
+//! in the way); the store's errors pass through unchanged ([`Error::Store`]).
+//! Messages name the volume, branch or path; what to run about it (`lakectl
+//! branch list`, `lakectl merge --abort`) is the
 //! CLI's to say, not the library's. Where the volume speaks the store's error
 //! (the FUSE hooks, control replies), it converts into it.
 
@@ -21,6 +22,12 @@ pub enum Error {
     NoBranchScope { path: String },
     #[error("another branch or merge operation is running on volume '{volume}' ({}); retry when it is done", .lock.display())]
     Busy { volume: String, lock: PathBuf },
+    #[error("branch '{name}' is the current branch of '{}'", if .scope.is_empty() { "/" } else { .scope.as_str() })]
+    CurrentBranch { name: String, scope: String },
+    #[error("'{scope}' is already merging '{theirs}' into '{ours}'")]
+    MergeInProgress { scope: String, theirs: String, ours: String },
+    #[error("'{scope}' is merging '{theirs}' into '{ours}' with unresolved conflicts ({})", .paths.join(", "))]
+    UnresolvedMerge { scope: String, theirs: String, ours: String, paths: Vec<String> },
     #[error("{0}")]
     Invalid(String),
 }

@@ -10,6 +10,8 @@
 //! - [`zones`]: which paths are LAKE, HYBRID or POSIX (`zones.toml`);
 //! - [`branch`], [`merge`]: branches of a volume and merging them;
 //! - [`recovery`]: bringing a volume back after a crash;
+//! - [`restore`]: planning and applying `lakectl restore` (a path back to a
+//!   past version, through the mount);
 //! - [`serve`]: the mount daemon of `lakefs mount` and `mount.lakefs` (serving,
 //!   stop signals, daemonizing);
 //! - [`file_log`]: the versions of one file; [`locate`] and [`control`]: how
@@ -32,6 +34,7 @@ pub mod locate;
 pub mod merge;
 mod priority;
 pub mod recovery;
+pub mod restore;
 pub mod serve;
 mod visible;
 pub mod zones;

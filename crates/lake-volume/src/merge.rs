@@ -74,10 +74,7 @@ pub fn merge(lake: &Lake, volume: &str, name: &str, scope: Option<&str>, wd: &mu
         return Err(Error::Invalid(format!("'{name}' is the current branch of '{scope}'; switch to the branch to merge into first")));
     }
     if let Some(m) = branch::pending_merge(lake, volume, &scope)? {
-        return Err(Error::Invalid(format!(
-            "'{scope}' is already merging '{}' into '{}'; commit the conflicted files or `lakectl merge --abort` first",
-            m.theirs, m.ours
-        )));
+        return Err(Error::MergeInProgress { scope, theirs: m.theirs, ours: m.ours });
     }
     let theirs_tip = theirs_b.tip.ok_or_else(|| Error::Invalid(format!("branch '{name}' has no commit")))?;
     let head = (wd.flush)()?;

@@ -25,7 +25,7 @@ pub enum MountError {
     /// A `-o` option that is unknown or has a bad value.
     #[error("{0}")]
     BadOption(String),
-    #[error("{} is not a lake (no superblock file); create one with `lakectl init` or mkfs.lakefs", .0.display())]
+    #[error("{} is not a lake (no superblock file)", .0.display())]
     NotALake(PathBuf),
     #[error("mount point {} is inside a dead mount: {hint}", .mountpoint.display())]
     InsideDeadMount { mountpoint: PathBuf, hint: String },

@@ -252,22 +252,72 @@ fn main() {
     lake_cli_docs::maybe_generate(Cli::command(), lake_cli_docs::Section::Commands);
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("lakectl: error: {e:#}");
-        let damaged = e.chain().any(|c| {
-            matches!(c.downcast_ref::<lakefs::Error>(), Some(lakefs::Error::CorruptObject { .. } | lakefs::Error::MissingObject(_)))
-        });
-        if damaged {
-            eprintln!("hint: run `lakectl verify` to list every damaged object and the paths it affects");
-        }
-        // The libraries name what is wrong; what to run about it is said here.
-        use lake_volume::error::Error as VolumeError;
-        if e.chain()
-            .any(|c| matches!(c.downcast_ref::<VolumeError>(), Some(VolumeError::NoSuchBranch { .. } | VolumeError::NoBranchScope { .. })))
-        {
-            eprintln!("hint: see `lakectl branch list`");
+        // One line, the hint at its end: scripts and tests read errors by the line.
+        match hint(&e) {
+            Some(h) => eprintln!("lakectl: error: {e:#} (hint: {h})"),
+            None => eprintln!("lakectl: error: {e:#}"),
         }
         std::process::exit(2);
     }
+}
+
+/// What to run about an error. The libraries name what is wrong (typed errors);
+/// which lakectl command or option helps is said here, from the first error in
+/// the chain that has a hint.
+fn hint(e: &anyhow::Error) -> Option<String> {
+    use lake_catalog::error::Error as C;
+    use lake_volume::error::Error as V;
+    e.chain().find_map(|c| {
+        if let Some(s) = c.downcast_ref::<lakefs::Error>() {
+            return store_hint(s);
+        }
+        match c.downcast_ref::<V>() {
+            Some(V::Store(s)) => return store_hint(s),
+            Some(V::NoSuchBranch { .. } | V::NoBranchScope { .. }) => return Some("see `lakectl branch list`".into()),
+            Some(V::CurrentBranch { scope, .. }) => {
+                return Some(format!(
+                    "switch away first (`lakectl branch switch main --path {}`)",
+                    if scope.is_empty() { "." } else { scope }
+                ))
+            }
+            Some(V::MergeInProgress { .. }) => return Some("commit the conflicted files or run `lakectl merge --abort` first".into()),
+            Some(V::UnresolvedMerge { .. }) => return Some("fix them and `lakectl commit` them, or run `lakectl merge --abort`".into()),
+            _ => {}
+        }
+        if let Some(lake_boot::error::Error::NoSpace { what, .. }) = c.downcast_ref() {
+            return Some(if *what == lake_boot::error::LAKE_FS {
+                "remove old generations with `lakectl generation prune` (or keep fewer: `lakectl generation keep N`), \
+                 then drop what nothing uses with `lakectl gc`, and retry"
+                    .into()
+            } else {
+                "remove old generations with `lakectl generation prune` (their kernels and initrds go with them) \
+                 or free space on the ESP, then retry"
+                    .into()
+            });
+        }
+        match c.downcast_ref::<C>() {
+            Some(C::Store(s)) => store_hint(s),
+            Some(C::ViewExists { .. }) => Some("delete it first or use --replace".into()),
+            _ => None,
+        }
+    })
+}
+
+fn store_hint(e: &lakefs::Error) -> Option<String> {
+    use lakefs::Error as S;
+    Some(match e {
+        S::CorruptObject { .. } | S::MissingObject(_) => {
+            "run `lakectl verify` to list every damaged object and the paths it affects".into()
+        }
+        S::NotALake { path, .. } => format!("create one with `lakectl init {}` or `mkfs.lakefs`", path.display()),
+        S::DiskFull { .. } => "free space or run `lakectl gc`, then retry".into(),
+        // The POSIX zone's names (lake-posix::rev) are checked first: their hints too.
+        S::UnknownRevision(r) if r.starts_with("gen:") || r.starts_with("generation:") => "see `lakectl generation list`".into(),
+        S::UnknownRevision(r) if r.contains("last-apt-upgrade") => "use --zone posix".into(),
+        S::UnknownRevision(_) => "`lakectl log` lists commit ids".into(),
+        S::NotFound { what: "generation", .. } => "see `lakectl generation list`".into(),
+        _ => return None,
+    })
 }
 
 fn open(cli: &Cli) -> Result<Lake> {

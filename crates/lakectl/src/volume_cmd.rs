@@ -9,13 +9,12 @@
 //! (`lakefs::names::escape`: `caf\xe9.txt`); in JSON a path that is not UTF-8
 //! is `{"bytes": "<escaped>"}`.
 
-use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use lake_volume::restore::{self, Past, Step};
 use lake_volume::zones::{VolumeZones, Zone, ZonesFile};
 use lake_volume::{control, locate, Located};
 use lakefs::names::{self, escape};
@@ -142,174 +141,6 @@ pub fn log_file(loc: &Located, max: Option<usize>, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One step of a restore (mount-relative paths as bytes).
-#[derive(Debug, serde::Serialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-enum Step {
-    Write {
-        #[serde(with = "names::json")]
-        path: Vec<u8>,
-        size: u64,
-    },
-    Symlink {
-        #[serde(with = "names::json")]
-        path: Vec<u8>,
-        #[serde(with = "names::json")]
-        target: Vec<u8>,
-    },
-    Mkdir {
-        #[serde(with = "names::json")]
-        path: Vec<u8>,
-    },
-    Remove {
-        #[serde(with = "names::json")]
-        path: Vec<u8>,
-    },
-}
-
-/// The version being restored: the daemon's description of it (`tree` request: only
-/// what the caller could read then), its bytes read through `<mount>/.lake/at/<commit>/`
-/// as the caller, so the kernel checks every read too.
-struct Past {
-    at: PathBuf,
-}
-
-impl Past {
-    fn path(&self, rel: &[u8]) -> PathBuf {
-        self.at.join(names::path(rel))
-    }
-}
-
-/// A path or name in the daemon's reply (JSON form: `lakefs::names::to_json`).
-fn reply_path(v: &serde_json::Value) -> Result<Vec<u8>> {
-    names::from_json(v).context("a path in the daemon's reply")
-}
-
-/// True if the file at `path` holds exactly the version's file `node` (at `rel`),
-/// compared as they stream; holes that both have are not read.
-fn same_file(past: &Past, rel: &[u8], path: &Path, node: &serde_json::Value) -> Result<bool> {
-    let Ok(md) = std::fs::symlink_metadata(path) else { return Ok(false) };
-    if !md.is_file() || Some(md.len()) != node["size"].as_u64() {
-        return Ok(false);
-    }
-    if node["chunked"].as_bool() == Some(false) {
-        // A whole object is a small file (large ones are chunked); its id hashes its bytes.
-        let id: ObjectId = node["content"].as_str().unwrap_or_default().parse().context("a content id from the daemon")?;
-        return Ok(ObjectId::hash(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?) == id);
-    }
-    let then = past.path(rel);
-    let open = |p: &Path| std::fs::File::open(p).with_context(|| format!("reading {}", p.display()));
-    lakefs::sparse::same_bytes(&open(path)?, &open(&then)?, md.len())
-        .with_context(|| format!("comparing {} with {}", path.display(), then.display()))
-}
-
-/// Plans making mount-relative `rel` (at `abs`) equal to the version's `node`.
-fn plan(past: &Past, rel: &[u8], abs: &Path, node: &serde_json::Value, steps: &mut Vec<Step>) -> Result<()> {
-    let cur = std::fs::symlink_metadata(abs).ok();
-    match node["kind"].as_str().unwrap_or_default() {
-        "file" if !same_file(past, rel, abs, node)? => {
-            if cur.as_ref().is_some_and(|m| m.is_dir()) {
-                steps.push(Step::Remove { path: rel.to_owned() });
-            }
-            steps.push(Step::Write { path: rel.to_owned(), size: node["size"].as_u64().unwrap_or_default() });
-        }
-        "symlink" => {
-            let target = reply_path(&node["target"])?;
-            let same = std::fs::read_link(abs).is_ok_and(|t| t.as_os_str().as_bytes() == target.as_slice());
-            if !same {
-                if cur.is_some() {
-                    steps.push(Step::Remove { path: rel.to_owned() });
-                }
-                steps.push(Step::Symlink { path: rel.to_owned(), target });
-            }
-        }
-        "dir" => {
-            match &cur {
-                Some(m) if m.is_dir() => {}
-                Some(_) => {
-                    steps.push(Step::Remove { path: rel.to_owned() });
-                    steps.push(Step::Mkdir { path: rel.to_owned() });
-                }
-                None => steps.push(Step::Mkdir { path: rel.to_owned() }),
-            }
-            let entries: Vec<(Vec<u8>, &serde_json::Value)> =
-                node["entries"].as_array().into_iter().flatten().map(|e| Ok((reply_path(&e["name"])?, e))).collect::<Result<_>>()?;
-            // Entries the caller could not read then are among them: left alone, not removed.
-            let wanted: std::collections::HashSet<&[u8]> = entries.iter().map(|(n, _)| n.as_slice()).collect();
-            if cur.as_ref().is_some_and(|m| m.is_dir()) {
-                let mut present: Vec<OsString> = std::fs::read_dir(abs)
-                    .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect())
-                    .with_context(|| format!("listing {}", abs.display()))?;
-                present.sort();
-                for n in present {
-                    // `.lake` and `views` are the driver's.
-                    if !wanted.contains(n.as_bytes()) && !(rel.is_empty() && (n == ".lake" || n == "views")) {
-                        steps.push(Step::Remove { path: names::join(rel, n.as_bytes()) });
-                    }
-                }
-            }
-            for (name, e) in &entries {
-                plan(past, &names::join(rel, name), &abs.join(OsStr::from_bytes(name)), e, steps)?;
-            }
-        }
-        // What the caller could not read then ("hidden"), and devices, fifos and
-        // sockets ("other"), are left as they are.
-        _ => {}
-    }
-    Ok(())
-}
-
-fn remove(path: &Path) -> Result<()> {
-    let md = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(_) => return Ok(()),
-    };
-    if md.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
-        .with_context(|| format!("removing {}", path.display()))
-}
-
-/// The node at mount-relative `rel` below the version's `node` (`rel` starts at `base`).
-fn node_at<'a>(node: &'a serde_json::Value, base: &[u8], rel: &[u8]) -> Option<&'a serde_json::Value> {
-    let below = rel.strip_prefix(base)?;
-    names::components(below)
-        .try_fold(node, |n, c| n["entries"].as_array()?.iter().find(|e| names::from_json(&e["name"]).is_ok_and(|name| name == c)))
-}
-
-/// Writes the version's bytes through the mount: a temp file beside it, renamed over.
-fn write_version(past: &Past, root: &Path, rel: &[u8], node: &serde_json::Value) -> Result<()> {
-    let dest = root.join(names::path(rel));
-    let dir = dest.parent().context("a file has a parent directory")?;
-    let mut tmp_name = b".".to_vec();
-    tmp_name.extend_from_slice(names::file_name(rel));
-    tmp_name.extend_from_slice(format!(".lake-restore-{}", std::process::id()).as_bytes());
-    let tmp = dir.join(OsString::from_vec(tmp_name));
-    let src = past.path(rel);
-    let (mode, uid, gid) = (node["meta"]["mode"].as_u64(), node["meta"]["uid"].as_u64(), node["meta"]["gid"].as_u64());
-    let r = (|| -> Result<()> {
-        let mut from = std::fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
-        let size = from.metadata().with_context(|| format!("stat {}", src.display()))?.len();
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        // The holes of a sparse file stay holes (`.lake/at` reports them to SEEK_DATA).
-        lakefs::sparse::copy(&mut from, size, &mut f, |_| {}).with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
-        if let Some(mode) = mode {
-            f.set_permissions(std::fs::Permissions::from_mode(mode as u32)).with_context(|| format!("chmod {}", tmp.display()))?;
-        }
-        f.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
-        // Owner as recorded when we may set it (root restoring someone's file).
-        let md = f.metadata().with_context(|| format!("stat {}", tmp.display()))?;
-        if let (Some(uid), Some(gid)) = (uid, gid) {
-            if u64::from(md.uid()) != uid || u64::from(md.gid()) != gid {
-                let _ = std::os::unix::fs::fchown(&f, Some(uid as u32), Some(gid as u32));
-            }
-        }
-        std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {} over {}", tmp.display(), dest.display()))
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
-}
-
 pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     let loc = find(&a.path)?;
     // Zones are the daemon's answer: its zone files are in the lake, which only root may read.
@@ -331,16 +162,14 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
     if node.is_null() {
         bail!("{} did not exist at {} (commit {commit}, {})", escape(&loc.rel), a.to, local_time(time));
     }
-    let past = Past { at: loc.root.join(".lake").join("at").join(&commit) };
-    let mut steps = Vec::new();
+    let past = Past::at_commit(&loc.root, &commit);
     let abs = loc.root.join(names::path(&loc.rel));
-    plan(&past, &loc.rel, &abs, node, &mut steps)?;
+    let mut steps = restore::plan(&past, &loc.rel, &abs, node)?;
     // POSIX-zone paths have no history: never removed.
-    let removals: Vec<&[u8]> =
-        steps.iter().filter_map(|s| if let Step::Remove { path } = s { Some(path.as_slice()) } else { None }).collect();
+    let removals = restore::removals(&steps);
     let posix: std::collections::HashSet<Vec<u8>> =
         removals.iter().zip(zones(&removals)?).filter(|(_, z)| z == "posix").map(|(p, _)| p.to_vec()).collect();
-    steps.retain(|s| !matches!(s, Step::Remove { path } if posix.contains(path)));
+    restore::keep_paths(&mut steps, &posix);
     let what = if loc.rel.is_empty() { "the whole volume".to_owned() } else { escape(&loc.rel) };
     if !json || a.dry_run {
         if json {
@@ -372,20 +201,7 @@ pub fn restore(a: &RestoreArgs, json: bool) -> Result<()> {
         }
         return Ok(());
     }
-    for s in &steps {
-        match s {
-            Step::Write { path, .. } => {
-                let n = node_at(node, &loc.rel, path).with_context(|| format!("{} is not in the version's description", escape(path)))?;
-                write_version(&past, &loc.root, path, n)?
-            }
-            Step::Symlink { path, target } => std::os::unix::fs::symlink(OsStr::from_bytes(target), loc.root.join(names::path(path)))
-                .with_context(|| format!("creating symlink {}", escape(path)))?,
-            Step::Mkdir { path } => {
-                std::fs::create_dir_all(loc.root.join(names::path(path))).with_context(|| format!("creating {}", escape(path)))?
-            }
-            Step::Remove { path } => remove(&loc.root.join(names::path(path)))?,
-        }
-    }
+    restore::apply(&past, &loc.root, &loc.rel, node, &steps)?;
     let reply = control::request(
         &loc.root,
         &serde_json::json!({"op": "flush", "trigger": "restore", "message": format!("restore {what} to {} ({short})", a.to)}),

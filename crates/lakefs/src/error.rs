@@ -1,5 +1,10 @@
-//! Typed errors of the lake library. Every variant names the thing that is wrong and,
-//! where there is one, what to do about it.
+//! Typed errors of the lake library.
+//!
+//! Rules: a variant for each thing a caller branches on or a user acts on (not a
+//! lake, a full disk, a missing or corrupt object, an unknown revision); `Invalid`
+//! only for what nobody branches on. Messages name the path, object or revision
+//! that is wrong; which command to run about it (`lakectl gc`, `lakectl init`) is
+//! the binaries' to say: each renders its hints from these variants.
 
 use std::path::PathBuf;
 
@@ -15,7 +20,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a lake (no superblock file {superblock}); create one with `lakectl init {path}` or `mkfs.lakefs`")]
+    #[error("{path} is not a lake (no superblock file {superblock})")]
     NotALake { path: PathBuf, superblock: &'static str },
     #[error("{path}: bad lake superblock: {why}")]
     BadSuperblock { path: PathBuf, why: String },
@@ -29,7 +34,7 @@ pub enum Error {
     PermissionDenied { path: PathBuf, why: String },
     #[error("{path} already holds a lake; refusing to overwrite it")]
     AlreadyALake { path: PathBuf },
-    #[error("the lake at {path} is full (no space left on device) while {during}; nothing was committed. Free space or run `lakectl gc`, then retry")]
+    #[error("the lake at {path} is full (no space left on device) while {during}; nothing was committed")]
     DiskFull { path: PathBuf, during: String },
     #[error("metadata database {path}: {source}")]
     Db {
@@ -45,7 +50,7 @@ pub enum Error {
     CorruptPack { path: PathBuf, why: String },
     #[error("cannot decode {what}: {why}")]
     Decode { what: &'static str, why: String },
-    #[error("unknown revision '{0}': not a ref, a commit id, nor a time (try `lakectl log` for ids, or e.g. 'yesterday', '2h ago', 'tuesday', '2025-06-01T10:00:00Z', 'before:2025-06-01')")]
+    #[error("unknown revision '{0}': not a ref, a commit id, nor a time (e.g. 'yesterday', '2h ago', 'tuesday', '2025-06-01T10:00:00Z', 'before:2025-06-01')")]
     UnknownRevision(String),
     #[error("revision '{rev}' is ambiguous: {why}")]
     AmbiguousRevision { rev: String, why: String },
@@ -64,6 +69,13 @@ pub enum Error {
     UnsafeTree { path: String, why: String },
     #[error("checkout target {path} is not empty; choose an empty or new directory")]
     TargetNotEmpty { path: PathBuf },
+    /// A named thing of a layer above the store that is not there (`what`:
+    /// "generation"); the binaries say where to list what there is.
+    #[error("{what} {name} does not exist")]
+    NotFound { what: &'static str, name: String },
+    /// meta.db is gone while the packs remain: the lake is damaged.
+    #[error("{path}: metadata database is missing; the lake is damaged")]
+    MissingDb { path: PathBuf },
     #[error("{0}")]
     Invalid(String),
 }

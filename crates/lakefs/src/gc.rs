@@ -36,9 +36,8 @@ pub fn gc(lake: &Lake, dry_run: bool, progress: &dyn Progress) -> Result<GcRepor
     let mut unreadable = std::collections::HashMap::new();
     let reach = crate::reach::mark(lake, &roots, &mut unreadable)?;
     if let Some((id, why)) = unreadable.into_iter().next() {
-        return Err(crate::error::Error::Invalid(format!(
-            "gc stopped: reachable object {id} cannot be read ({why}); nothing was deleted. Run `lakectl verify`."
-        )));
+        // A corrupt object: the binaries point at `lakectl verify`.
+        return Err(crate::error::Error::CorruptObject { id, why: format!("{why}; gc stopped, nothing was deleted") });
     }
     let (locations, loose, commits, packs) = {
         let db = lake.db();

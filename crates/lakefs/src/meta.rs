@@ -77,10 +77,7 @@ impl Db {
     fn open_mode(lake_root: &Path, create: bool, read_only: Option<bool>) -> Result<Db> {
         let path = lake_root.join(FILE_NAME);
         if !create && !path.exists() {
-            return Err(Error::Invalid(format!(
-                "{}: metadata database is missing; the lake is damaged (run `lakectl repair` once it exists, or restore it)",
-                path.display()
-            )));
+            return Err(Error::MissingDb { path });
         }
         let conn = match read_only {
             Some(immutable) => {
