@@ -44,18 +44,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-fn pseudo_random(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 struct Fixture {
     _t: tempfile::TempDir,
     dir: PathBuf,
@@ -76,7 +64,7 @@ fn fixture() -> Fixture {
     }
     std::fs::write(root.join("etc/hostname"), b"lake\n").expect("write");
     std::fs::write(root.join("etc/os-release"), b"NAME=\"Lake OS\"\n").expect("write");
-    std::fs::write(root.join("usr/bin/tool"), pseudo_random(700_000, 1)).expect("write");
+    std::fs::write(root.join("usr/bin/tool"), lake_testkit::bytes(1, 700_000)).expect("write");
     std::fs::hard_link(root.join("usr/bin/tool"), root.join("usr/bin/tool-alias")).expect("link");
     std::fs::write(root.join("usr/bin/su"), b"#!/bin/sh\n").expect("write");
     std::fs::set_permissions(root.join("usr/bin/su"), std::fs::Permissions::from_mode(0o4755)).expect("chmod");
@@ -87,7 +75,7 @@ fn fixture() -> Fixture {
     // Distinct contents, so a loader in the wrong place shows (nothing boots them here).
     for (i, (src, _)) in LOADERS.iter().enumerate() {
         std::fs::create_dir_all(root.join(src).parent().expect("parent")).expect("mkdir");
-        std::fs::write(root.join(src), pseudo_random(40_000 + i, 20 + i as u32)).expect("write");
+        std::fs::write(root.join(src), lake_testkit::bytes(20 + i as u64, 40_000 + i)).expect("write");
     }
     let st = run(Command::new("mknod").arg(root.join("dev/null")).args(["c", "1", "3"]));
     assert!(st.status.success(), "mknod (tests need root): {}", text(&st));
@@ -95,8 +83,8 @@ fn fixture() -> Fixture {
     assert!(st.status.success());
     let kernel = dir.join("vmlinuz");
     let initrd = dir.join("initrd.img");
-    std::fs::write(&kernel, pseudo_random(3 << 20, 2)).expect("write");
-    std::fs::write(&initrd, pseudo_random(1 << 20, 3)).expect("write");
+    std::fs::write(&kernel, lake_testkit::bytes(2, 3 << 20)).expect("write");
+    std::fs::write(&initrd, lake_testkit::bytes(3, 1 << 20)).expect("write");
     Fixture { _t: t, dir, root, kernel, initrd }
 }
 
@@ -413,7 +401,7 @@ fn explains_bad_input() {
     assert!(run_with(&["--size", "8G", "--esp-size", "16M"], &new, &f.kernel).contains("too small for FAT32"));
     assert!(!new.exists(), "a failed plan created the image");
     // A lake partition too small for the rootfs is found before anything is written.
-    std::fs::write(f.root.join("usr/lib/big"), pseudo_random(150 << 20, 9)).expect("write");
+    std::fs::write(f.root.join("usr/lib/big"), lake_testkit::bytes(9, 150 << 20)).expect("write");
     let err = run_with(&["--size", "700M", "--staging", s(&f.dir)], &new, &f.kernel);
     assert!(err.contains("too small for the staged lake") && err.contains("--size"), "{err}");
     assert!(!new.exists(), "a failed install left the image it created");
@@ -475,14 +463,19 @@ impl Drop for Loop {
     }
 }
 
-#[test]
-fn installs_onto_a_block_device_only_with_yes() {
-    let f = fixture();
-    let backing = f.dir.join("backing.raw");
+/// A 1 GiB loop device over a file in `dir`, detached when dropped.
+fn loop_device(dir: &Path) -> Loop {
+    let backing = dir.join("backing.raw");
     std::fs::File::create(&backing).and_then(|fh| fh.set_len(1 << 30)).expect("backing file");
     let o = run(Command::new("losetup").args(["--find", "--show"]).arg(&backing));
     assert!(o.status.success(), "losetup: {}", text(&o));
-    let dev = Loop(String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    Loop(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+#[test]
+fn installs_onto_a_block_device_only_with_yes() {
+    let f = fixture();
+    let dev = loop_device(&f.dir);
     let args = ["--target", &dev.0, "--rootfs", s(&f.root), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd), "--staging", s(&f.dir)];
     let o = install(&args);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -538,11 +531,7 @@ fn config_fixture(f: &Fixture) -> PathBuf {
 fn install_config_lands_as_generation_2_on_a_loop_device() {
     let f = fixture();
     let cfg = config_fixture(&f);
-    let backing = f.dir.join("backing.raw");
-    std::fs::File::create(&backing).and_then(|fh| fh.set_len(1 << 30)).expect("backing file");
-    let o = run(Command::new("losetup").args(["--find", "--show"]).arg(&backing));
-    assert!(o.status.success(), "losetup: {}", text(&o));
-    let dev = Loop(String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let dev = loop_device(&f.dir);
     let args = ["--target", &dev.0, "--rootfs", s(&f.root), "--kernel", s(&f.kernel), "--initrd", s(&f.initrd), "--staging", s(&f.dir)];
 
     // A bad config is refused before the disk is touched.
@@ -605,6 +594,7 @@ fn install_config_lands_as_generation_2_on_a_loop_device() {
     assert!(!mnt.join("deploy/1/root/etc/timezone").exists());
     // Both generations are bootable; systemd-boot's `default lake-*` picks the higher version.
     let off = partition(&r, "ESP")["offset"].as_u64().expect("offset");
+    let backing = f.dir.join("backing.raw");
     let e1 = mtools_read(&backing, off, "/loader/entries/lake-1.conf", &f.dir.join("e1"));
     let e2 = mtools_read(&backing, off, "/loader/entries/lake-2.conf", &f.dir.join("e2"));
     assert!(String::from_utf8_lossy(&e1).contains("lake.gen=1") && String::from_utf8_lossy(&e2).contains("lake.gen=2"));

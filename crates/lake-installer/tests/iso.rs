@@ -229,18 +229,16 @@ fn installs_from_the_lake_image_without_importing() {
 
     // install --lake-image: copy, grow, check.
     let disk = r.dir.join("disk.raw");
-    let o =
-        ok(Command::new(installer()).args(["install", "--target", s(&disk), "--size", "1G", "--json", "-q", "--esp-size", "64M"]).args([
-            "--lake-image",
-            s(&medium.join("lake/lake.img")),
-            "--kernel",
-            s(&b.join("vmlinuz")),
-            "--initrd",
-            s(&b.join("initrd.cpio.zst")),
-            // The host has no signed loaders; the image's rootfs has (default: /).
-            "--loader-root",
-            s(&b.join("rootfs")),
-        ]));
+    // `install --lake-image` of the medium's lake onto `disk`, with `extra` arguments.
+    let install_image = |disk: &Path, extra: &[&str]| {
+        ok(Command::new(installer())
+            .args(["install", "--target", s(disk), "--size", "1G", "--json", "-q", "--esp-size", "64M"])
+            .args(["--lake-image", s(&medium.join("lake/lake.img"))])
+            .args(["--kernel", s(&b.join("vmlinuz")), "--initrd", s(&b.join("initrd.cpio.zst"))])
+            .args(extra))
+    };
+    // The host has no signed loaders; the image's rootfs has (default: /).
+    let o = install_image(&disk, &["--loader-root", s(&b.join("rootfs"))]);
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
     let lake = rep["partitions"].as_array().expect("partitions").iter().find(|p| p["role"] == "lake").expect("lake partition").clone();
     let (off, size) = (lake["offset"].as_u64().expect("offset"), lake["size"].as_u64().expect("size"));
@@ -261,17 +259,7 @@ fn installs_from_the_lake_image_without_importing() {
     let cfg = r.dir.join("lake-install.toml");
     std::fs::write(&cfg, "hostname = \"iso-ci\"\ntimezone = \"Europe/Berlin\"\n[user]\nname = \"ada\"\nssh_authorized_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHls+RGCoXxVHR+5V9QhQ0ycEirkpvaBbghoRYocatNX ada\"]\n").expect("write");
     let disk_c = r.dir.join("disk-c.raw");
-    let o = ok(Command::new(installer())
-        .args(["install", "--target", s(&disk_c), "--size", "1G", "--json", "-q", "--esp-size", "64M", "--config", s(&cfg)])
-        .args([
-            "--lake-image",
-            s(&medium.join("lake/lake.img")),
-            "--kernel",
-            s(&b.join("vmlinuz")),
-            "--initrd",
-            s(&b.join("initrd.cpio.zst")),
-        ])
-        .args(["--loader-root", s(&root), "--staging", s(&r.dir)]));
+    let o = install_image(&disk_c, &["--config", s(&cfg), "--loader-root", s(&root), "--staging", s(&r.dir)]);
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(rep["settings"]["generation"], 2, "{rep}");
     assert_eq!(rep["entry"], "/loader/entries/lake-2.conf");

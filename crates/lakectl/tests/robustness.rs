@@ -795,7 +795,7 @@ fn failed_commit_gives_its_space_back() {
 }
 
 /// A lake whose file system is completely full must still open: reading it needs no
-/// space, and the DiskFull message itself recommends `lakectl gc`.
+/// space, and the DiskFull error comes with lakectl's hint to run `lakectl gc`.
 ///
 /// Known lakefs bug (see the robustness report): `Db::open` (crates/lakefs/src/meta.rs)
 /// opens SQLite in WAL mode, which must create the 32 KiB `meta.db-shm` WAL index on

@@ -49,22 +49,10 @@ fn main() {
         Ok(Outcome::Corrected) => std::process::exit(1),
         Ok(Outcome::Problems) => std::process::exit(4),
         Err(e) => {
-            match hint(&e) {
-                Some(h) => eprintln!("fsck.lakefs: error: {e:#} (hint: {h})"),
-                None => eprintln!("fsck.lakefs: error: {e:#}"),
-            }
+            eprintln!("{}", lake_tools::error_line("fsck.lakefs", "error: ", &e));
             std::process::exit(8);
         }
     }
-}
-
-/// What to do about an error (the library names only what is wrong).
-fn hint(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| match c.downcast_ref::<lakefs::Error>() {
-        Some(lakefs::Error::NotALake { .. }) => Some("give the lake's directory (mkfs.lakefs creates one)".into()),
-        Some(lakefs::Error::DiskFull { .. }) => Some("free space or run `lakectl gc`, then retry".into()),
-        _ => None,
-    })
 }
 
 enum Outcome {

@@ -63,21 +63,7 @@ fn main() {
         }
     };
     if let Err(e) = r {
-        match hint(&e) {
-            Some(h) => eprintln!("lakefs: error: {e:#} (hint: {h})"),
-            None => eprintln!("lakefs: error: {e:#}"),
-        }
+        eprintln!("{}", lake_tools::error_line("lakefs", "error: ", &e));
         std::process::exit(1);
     }
-}
-
-/// What to run about an error (the libraries name only what is wrong).
-fn hint(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| match c.downcast_ref::<serve::MountError>() {
-        Some(serve::MountError::NotALake(p)) => Some(format!("create one with `lakectl init {}` or mkfs.lakefs", p.display())),
-        _ => match c.downcast_ref::<lakefs::Error>() {
-            Some(lakefs::Error::DiskFull { .. }) => Some("free space or run `lakectl gc`, then retry".into()),
-            _ => None,
-        },
-    })
 }

@@ -48,23 +48,9 @@ fn main() {
     let r = serve::Request { foreground: false, name: None, options, lake, mountpoint };
     if let Err(e) = serve::mount(r).map_err(anyhow::Error::from) {
         // One line: mount(8) shows the helper's last line.
-        match hint(&e) {
-            Some(h) => eprintln!("mount.lakefs: {e:#} (hint: {h})"),
-            None => eprintln!("mount.lakefs: {e:#}"),
-        }
+        eprintln!("{}", lake_tools::error_line("mount.lakefs", "", &e));
         std::process::exit(32);
     }
-}
-
-/// What to run about an error (the libraries name only what is wrong).
-fn hint(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| match c.downcast_ref::<serve::MountError>() {
-        Some(serve::MountError::NotALake(p)) => Some(format!("create one with `lakectl init {}` or mkfs.lakefs", p.display())),
-        _ => match c.downcast_ref::<lakefs::Error>() {
-            Some(lakefs::Error::DiskFull { .. }) => Some("free space or run `lakectl gc`, then retry".into()),
-            _ => None,
-        },
-    })
 }
 
 /// The arguments above as a clap command, for the man page and completions only:
