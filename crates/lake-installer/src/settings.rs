@@ -219,18 +219,8 @@ pub fn commit(lake_dir: &Path, s: &Settings) -> Result<SettingsCommit> {
         .map_err(err("reading the generations"))?
         .ok_or_else(|| Error::Invalid(format!("{}: the lake has no generation {base_generation}", lake_dir.display())))?;
     let scratch = crate::install::Scratch { dir: lake_dir.join(format!(".settings-{}", lakefs::util::random_hex(4))), keep: false };
-    let out = Command::new("cp").arg("-a").arg("--link").arg(generation::root_dir(lake_dir, base_generation)).arg(&scratch.dir).output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return Err(Error::Command {
-                what: format!("cp -a --link of generation {base_generation}'s root"),
-                status: o.status.to_string(),
-                stderr: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-            })
-        }
-        Err(error) => return Err(Error::Spawn { program: "cp".into(), package: "coreutils", error }),
-    }
+    let base_root = generation::root_dir(lake_dir, base_generation);
+    run("cp", "coreutils", &["-a".as_ref(), "--link".as_ref(), base_root.as_os_str(), scratch.dir.as_os_str()])?;
     let applied = apply(s, &scratch.dir)?;
     let changed: Vec<Vec<u8>> = applied.files.iter().map(|f| f.trim_start_matches('/').as_bytes().to_vec()).collect();
     let req = lakefs::ops::CommitRequest {
