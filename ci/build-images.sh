@@ -246,6 +246,10 @@ if ((do_rootfs)); then
         [[ -f $out/rootfs/usr/share/bash-completion/bash_completion ]] \
             || die "the image has no bash-completion (mkosi.conf Packages): the lake tools' completions would not load"
     fi
+    # agetty runs /bin/login; trixie's login is no longer Essential, so
+    # without it the console's login prompt cannot log anybody in.
+    [[ -x $out/rootfs/usr/bin/login ]] \
+        || die "the image has no /usr/bin/login (package login in mkosi.conf Packages): nobody could log in on a console"
     echo "$kver" >"$out/kernel-version"
 elif [[ -f "$out/kernel-version" ]]; then
     kver=$(<"$out/kernel-version")

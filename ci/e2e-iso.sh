@@ -2,7 +2,8 @@
 # ci/e2e-iso.sh — the install medium end to end in QEMU/OVMF (docs/install-media.md).
 #
 # Usage: ci/e2e-iso.sh [--profile FILE] [--workdir DIR] [--boot-timeout S] [--no-boot] [-h|--help]
-#   --profile FILE    image profile (default profiles/minimal.toml)
+#   --profile FILE    image profile (default profiles/minimal.toml; it must be
+#                     the profile images/build/ was built with)
 #   --workdir DIR     scratch ISOs, disks, console logs (default images/e2e-iso;
 #                     emptied first, kept afterwards)
 #   --boot-timeout S  limit per QEMU run (default 600)
@@ -21,10 +22,21 @@
 # Microsoft's keys enrolled), so the medium (USB and CD) and the installed disk
 # must carry the signed chain; each console must show the kernel's "Secure boot
 # enabled".
-#   4. QEMU: the unattended ISO as USB storage plus a blank 4 GiB virtio disk:
-#      the guest must print `LAKE-INSTALL {"result":"ok",...}` and power off
+#   4. QEMU: the unattended ISO as USB storage, a second USB stick labelled
+#      LAKECONFIG with an install configuration (lake-install.toml: host name
+#      lake-ci, timezone Europe/Berlin, a user `ada` in sudo with a password
+#      made for this run and an SSH key of DIR/id_ed25519), and a blank 4 GiB
+#      virtio disk: the guest must print `LAKE-INSTALL {"result":"ok",...}`
+#      naming that configuration, and power off
 #   5. QEMU: that disk alone boots to the multi-user marker (LAKE-BOOT-CHECK,
-#      ci/qemu-boot.sh's default check, with secure_boot == true)
+#      ci/qemu-boot.sh's default check, with secure_boot == true, at
+#      generation 2: the settings' own commit). When the profile installs
+#      openssh-server (profiles/server.toml, what ci/test.sh builds), the
+#      guest's sshd is reached through QEMU user networking on a free port of
+#      127.0.0.1 and `ada` logs in with the key and runs `id`, `hostnamectl`,
+#      `timedatectl` and `lakectl status` (in her lakefs home): each output
+#      is checked (DIR/ssh.out); then `ada` logs in with the password on the
+#      serial console (ci/qemu-boot.sh --serial-login)
 #   6. QEMU: the ISO as a CD (plus a blank disk) boots the live system to its
 #      installer: the `LAKE-LIVE {...}` line lists the disks with the CD marked
 #      as boot medium and the blank disk as a possible target, and the
@@ -140,23 +152,78 @@ if ((boot)); then
     # 4. Unattended install from USB onto a blank disk.
     disk=$workdir/disk.raw
     truncate -s 4G "$disk"
+    # The install configuration, on a stick of its own (docs/install-config.md).
+    ssh-keygen -q -t ed25519 -N '' -C "lake-ci@$(hostname)" -f "$workdir/id_ed25519"
+    password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+    hash=$(printf '%s\n' "$password" | "$inst" hash-password) || die "lake-installer hash-password failed"
+    cat >"$workdir/lake-install.toml" <<TOML
+hostname = "lake-ci"
+timezone = "Europe/Berlin"
+[user]
+name = "ada"
+full_name = "Ada CI"
+password_hash = "$hash"
+ssh_authorized_keys = ["$(cat "$workdir/id_ed25519.pub")"]
+TOML
+    "$inst" check-config "$workdir/lake-install.toml" --root images/build/rootfs >/dev/null \
+        || die "the test's install configuration is refused by check-config ($workdir/lake-install.toml)"
+    cfgimg=$workdir/lakeconfig.img
+    truncate -s 8M "$cfgimg"
+    mkfs.vfat -n LAKECONFIG "$cfgimg" >/dev/null
+    mcopy -i "$cfgimg" "$workdir/lake-install.toml" ::/lake-install.toml
     wait_load
-    log "QEMU: $auto as USB storage + blank virtio disk: unattended install, power off"
+    log "QEMU: $auto + a LAKECONFIG stick as USB storage + blank virtio disk: unattended install, power off"
     bash ci/qemu-boot.sh --json --secure-boot --no-net --timeout "$boot_timeout" --log "$workdir/usb-install.log" \
-        --usb "$auto" --marker 'LAKE-INSTALL \{"result":"ok"' --expect-poweroff "$disk" >"$workdir/usb-install.json" \
+        --usb "$auto" --usb "$cfgimg" --marker 'LAKE-INSTALL \{"result":"ok"' --expect-poweroff "$disk" >"$workdir/usb-install.json" \
         || die "unattended install from USB (console: $workdir/usb-install.log)"
     secure "$workdir/usb-install.log"
     line=$(grep -a -m1 -o 'LAKE-INSTALL {.*}' "$workdir/usb-install.log")
+    python3 - "$line" <<'EOF' || die "the install did not use the LAKECONFIG stick's configuration: $line"
+import json, sys
+v = json.loads(sys.argv[1][len("LAKE-INSTALL "):])
+assert "lake-install.toml" in (v.get("config") or ""), v.get("config")
+EOF
     install_s=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1][13:])["seconds"],1))' "$line")
     usb_s=$(json_get "$workdir/usb-install.json" total_s)
     log "installed in $install_s s (whole run $usb_s s): $line"
     # 5. The disk alone.
+    login=()
+    if grep -q '"openssh-server"' "$profile"; then
+        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        ssh=(ssh -i "$workdir/id_ed25519" -p "$port" -o BatchMode=yes -o ConnectTimeout=20
+             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR ada@127.0.0.1)
+        # sshd may still be starting when multi-user is reported: retry the connection.
+        printf -v then 'for i in $(seq 30); do %s true && break; sleep 5; done; %s %q' \
+            "${ssh[*]@Q}" "${ssh[*]@Q}" 'id; echo ==; hostnamectl; echo ==; timedatectl; echo ==; lakectl status'
+        login=(--hostfwd "$port:22" --then "$then >${workdir@Q}/ssh.out"
+               --serial-login ada --serial-password "$password")
+        log "QEMU: the installed disk to multi-user (generation 2), then ssh ada@127.0.0.1:$port and a serial-console login"
+    else
+        login=(--no-net)
+        log "QEMU: the installed disk to multi-user (generation 2); no openssh-server in $profile: no SSH login"
+    fi
     wait_load
-    log "QEMU: the installed disk alone to the multi-user marker"
-    bash ci/qemu-boot.sh --json --secure-boot --no-net --timeout "$boot_timeout" --log "$workdir/disk-boot.log" "$disk" >"$workdir/disk-boot.json" \
-        || die "the installed disk does not boot to multi-user (console: $workdir/disk-boot.log)"
+    bash ci/qemu-boot.sh --json --secure-boot "${login[@]}" --expect-generation 2 --timeout "$boot_timeout" \
+        --log "$workdir/disk-boot.log" "$disk" >"$workdir/disk-boot.json" \
+        || die "the installed disk does not boot to multi-user with the login (console: $workdir/disk-boot.log; ssh: $workdir/ssh.out)"
     secure "$workdir/disk-boot.log"
     disk_s=$(json_get "$workdir/disk-boot.json" marker_s)
+    if [[ -f $workdir/ssh.out ]]; then
+        python3 - "$workdir/ssh.out" "$workdir/disk-boot.json" <<'EOF' || die "the SSH session's output is wrong ($workdir/ssh.out)"
+import json, re, sys
+parts = open(sys.argv[1]).read().split("==\n")
+assert len(parts) == 4, f"expected the output of 4 commands, got {len(parts)}"
+ident, host, clock, status = parts
+assert re.search(r"uid=\d+\(ada\)", ident) and "(sudo)" in ident, ident
+assert re.search(r"Static hostname: lake-ci\b", host), host
+assert re.search(r"Time zone: Europe/Berlin\b", clock), clock
+assert "/home" in status and "passthrough" in status.lower(), status
+serial = json.load(open(sys.argv[2]))["serial_login"]
+assert serial["user"] == "ada" and "sudo" in serial["groups"], serial
+print("ssh: " + ident.strip().splitlines()[0])
+print("serial console: ada (groups " + ",".join(serial["groups"]) + ")")
+EOF
+    fi
     # 6. The ISO as a CD, to the installer.
     wait_load
     log "QEMU: $iso as a CD-ROM to the live installer"
@@ -193,5 +260,5 @@ if s["install_s"] is not None:
           % (s["install_s"], s["usb_install_run_s"], s["disk_boot_marker_s"], s["cd_live_marker_s"]))
 EOF
 # The big scratch files (the logs and JSON stay): only images/<name>.iso is a product.
-rm -f -- "$again" "$auto" "$changed_iso" "$changed_iso.objects" "$workdir/disk.raw" "$workdir/cd-disk.raw"
+rm -f -- "$again" "$auto" "$changed_iso" "$changed_iso.objects" "$workdir/disk.raw" "$workdir/cd-disk.raw" "$workdir/lakeconfig.img" "$workdir/id_ed25519"
 log "PASS (summary: $workdir/summary.json)"

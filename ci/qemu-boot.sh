@@ -85,6 +85,19 @@
 #                          secure_boot == true (the guest's SecureBoot variable)
 #   --snapshot             do not write to the images (QEMU -snapshot)
 #   --no-net               no network card
+#   --hostfwd HOST:GUEST   forward TCP port HOST on the host's 127.0.0.1 to
+#                          port GUEST of the guest (QEMU user networking's
+#                          hostfwd; e.g. 2222:22 for its sshd); repeatable
+#   --then CMD             after the boot check passed, with the guest still
+#                          running, run CMD on the host (bash -c; e.g. ssh
+#                          through a --hostfwd port); a non-zero exit fails
+#                          the run (output kept in LOG.then)
+#   --serial-login USER    then log in as USER on the serial console with
+#                          --serial-password (prompts login:, Password:, a
+#                          shell), and check `id -un` says USER; the JSON's
+#                          serial_login lists the user's groups
+#   --serial-password PW   the password for --serial-login
+#   --then-timeout SECS    limit for each of --then and --serial-login (default 300)
 #   --wait-poweroff SECS   after a pass, let the guest power off by itself for
 #                          up to SECS before QEMU is killed (default 0)
 #   --screendump FILE      a graphical guest (a desktop profile): boot with a
@@ -145,6 +158,11 @@ credentials=()
 screendump=
 screendump_timeout=300
 min_colours=64
+hostfwds=()
+then_cmd=
+then_timeout=300
+serial_user=
+serial_password=
 
 need_arg() { (($# >= 2)) || die_usage "$1 needs a value"; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
@@ -177,6 +195,11 @@ while (($#)); do
         --snapshot) snapshot=1 ;;
         --secure-boot) secure_boot=1 ;;
         --no-net) net=0 ;;
+        --hostfwd) need_arg "$@"; hostfwds+=("$2"); shift ;;
+        --then) need_arg "$@"; then_cmd=$2; shift ;;
+        --then-timeout) need_arg "$@"; then_timeout=$2; shift ;;
+        --serial-login) need_arg "$@"; serial_user=$2; shift ;;
+        --serial-password) need_arg "$@"; serial_password=$2; shift ;;
         --wait-poweroff) need_arg "$@"; wait_poweroff=$2; shift ;;
         --screendump) need_arg "$@"; screendump=$2; shift ;;
         --screendump-timeout) need_arg "$@"; screendump_timeout=$2; shift ;;
@@ -202,6 +225,14 @@ if [[ -n $screendump ]]; then
     [[ -z $marker && ${#expect_end[@]} == 0 ]] || die_usage "--screendump goes with the boot check, not --marker/--expect-*"
     [[ -d $(dirname -- "$screendump") ]] || die_usage "--screendump: no directory $(dirname -- "$screendump")"
 fi
+if [[ -n $then_cmd || -n $serial_user ]]; then
+    [[ -z $marker && ${#expect_end[@]} == 0 ]] || die_usage "--then and --serial-login go with the boot check, not --marker/--expect-*"
+fi
+is_num "$then_timeout" || die_usage "--then-timeout must be a number of seconds"
+for f in "${hostfwds[@]}"; do
+    [[ $f =~ ^[0-9]+:[0-9]+$ ]] || die_usage "--hostfwd needs HOSTPORT:GUESTPORT, got: $f"
+done
+((net || ${#hostfwds[@]} == 0)) || die_usage "--hostfwd needs the network card (not --no-net)"
 is_num "$wait_poweroff" || die_usage "--wait-poweroff must be a number of seconds"
 [[ -n $generation ]] || die_usage "--expect-generation needs a value"
 if [[ -n $marker ]]; then
@@ -282,7 +313,9 @@ cmd=(
 )
 ((secure_boot)) && cmd+=(-global driver=cfi.pflash01,property=secure,value=on)
 if ((net)); then
-    cmd+=(-nic "user,model=virtio-net-pci")
+    nic=user,model=virtio-net-pci
+    for f in "${hostfwds[@]}"; do nic+=",hostfwd=tcp:127.0.0.1:${f%%:*}-:${f#*:}"; done
+    cmd+=(-nic "$nic")
 else
     cmd+=(-nic none)
 fi
@@ -353,6 +386,9 @@ helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
 ((secure_boot)) && helper+=(--expect-secure-boot)
 [[ -n $marker ]] && helper+=(--marker "$marker")
 for e in "${expect_end[@]}"; do helper+=(--expect-end "$e"); done
+[[ -n $then_cmd ]] && helper+=(--then "$then_cmd")
+[[ -n $serial_user ]] && helper+=(--serial-login "$serial_user" --serial-password "$serial_password")
+helper+=(--then-timeout "$then_timeout")
 [[ -n $screendump ]] && helper+=(--qmp "$workdir/qmp.sock" --screendump "$screendump"
     --screendump-timeout "$screendump_timeout" --min-colours "$min_colours")
 

@@ -56,6 +56,20 @@ Options:
   --fresh-copy SRC DST   copy SRC to DST again before a retried boot (the
                          OVMF variable store); repeatable
   --early-panic-retries N  boots run again after an early Oops (default 1)
+  --then CMD             after a pass, with the guest still running (its
+                         console still read and logged), run CMD on the host
+                         (bash -c; e.g. an ssh into the guest through a
+                         forwarded port); a non-zero exit fails the run, and
+                         its output (kept in LOG.then) is shown
+  --then-timeout S       limit for CMD (default 300)
+  --serial-login USER    after a pass (and --then), log in on the serial
+                         console as USER: a fresh `login:` prompt, USER, the
+                         `Password:` prompt, --serial-password, a shell
+                         prompt, then `id -un` and `id -Gn` printed on a
+                         marker line; fails on "Login incorrect", on another
+                         user, or after --then-timeout. The JSON's
+                         "serial_login" says user, groups and seconds
+  --serial-password PW   the password typed for --serial-login
 
 Exit status: 0 pass, 1 fail or timeout, 2 usage or QEMU could not start,
 128+N when interrupted by signal N.
@@ -106,6 +120,7 @@ END_PATTERNS = [
     (re.compile(r"reboot: Power down"), "poweroff"),
     (re.compile(r"reboot: System halted"), "halt"),
 ]
+PROMPT_TIMEOUT = 90.0    # --serial-login: seconds for each prompt to appear
 MAX_PARTIAL = 64 * 1024  # force a line break after this many bytes without one
 
 
@@ -333,6 +348,9 @@ class Watcher:
         self.early_panic = False   # ... and it panicked the kernel before init ran
         self.retries = []          # why earlier boots of this run were retried
         self.screendump = None     # the --screendump report (dict) once tried
+        self.then = None           # the --then report (dict) once run
+        self.serial_login = None   # the --serial-login report (dict) once tried
+        self.captured = None       # console lines since the last expect(), when capturing
 
     # -- console ---------------------------------------------------------
     def now(self):
@@ -341,6 +359,8 @@ class Watcher:
     def emit(self, text, t):
         self.log.write(text + "\n")
         self.tail.append(text)
+        if self.captured is not None:
+            self.captured.append(text)
         if self.args.verbose:
             sys.stderr.write(f"[{t:8.3f}] {text}\n")
 
@@ -425,7 +445,7 @@ class Watcher:
         stderr_dir = self.args.workdir or os.path.dirname(os.path.abspath(self.args.log))
         self.stderr_path = os.path.join(stderr_dir, f".qemu-stderr.{os.getpid()}")
         stderr_f = open(self.stderr_path, "wb")
-        stdin_r, self.stdin_w = os.pipe()   # held open, never written: no monitor input
+        stdin_r, self.stdin_w = os.pipe()   # the serial console's input (--serial-login); held open
         self.t0 = time.monotonic()
         try:
             self.proc = subprocess.Popen(
@@ -515,6 +535,10 @@ class Watcher:
         self.total = self.now()
         if self.verdict == "pass" and self.args.screendump and not eof:
             self.take_screendump(sel, fd)
+        if self.verdict == "pass" and self.args.then and not eof:
+            self.run_then(sel, fd)
+        if self.verdict == "pass" and self.args.serial_login and not eof:
+            self.login_on_serial(sel, fd)
         if self.verdict == "pass" and self.args.wait_poweroff > 0 and not eof:
             # Let the guest shut down cleanly (disk state matters to a later
             # boot), logging what it prints meanwhile.
@@ -580,6 +604,120 @@ class Watcher:
         self.failures = [f"screendump: the screen did not reach {a.min_colours} distinct colours "
                          f"in {a.screendump_timeout:g}s (last: {rep['colours']} colours"
                          + (f"; {rep['error']}" if rep["error"] else "") + ")"]
+
+    def pump(self, sel, fd, wait=1.0):
+        """Reads and logs what the console printed within `wait` seconds;
+        False once QEMU has closed it."""
+        if not sel.select(wait):
+            return True
+        data = os.read(fd, 65536)
+        if not data:
+            return False
+        self.feed(data, self.now())
+        return True
+
+    def run_then(self, sel, fd):
+        """--then: a host command against the running guest. The console is
+        read meanwhile (a full pipe would stall the guest)."""
+        a = self.args
+        out_path = os.path.abspath(a.log) + ".then"
+        rep = {"command": a.then, "status": None, "seconds": None, "output": out_path}
+        self.then = rep
+        start = self.now()
+        with open(out_path, "wb") as out:
+            p = subprocess.Popen(["bash", "-c", a.then], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            alive = True
+            while p.poll() is None and self.now() - start < a.then_timeout:
+                alive = self.pump(sel, fd, 0.5) and alive
+                if not alive:
+                    time.sleep(0.5)
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+                why = f"--then did not finish within {a.then_timeout:g}s"
+            else:
+                why = None if p.returncode == 0 else f"--then exited with status {p.returncode}"
+        rep["status"] = p.returncode
+        rep["seconds"] = round(self.now() - start, 3)
+        if why:
+            try:
+                with open(out_path, "rb") as f:
+                    tail = f.read().decode("utf-8", "replace").strip().splitlines()[-40:]
+            except OSError:
+                tail = []
+            self.verdict = "fail"
+            self.failures = [f"{why}: {a.then}"] + [f"  | {l}" for l in tail]
+
+    def expect(self, sel, fd, rx, deadline):
+        """Reads the console until `rx` matches a line printed since the last
+        call or the unfinished line (a prompt); the match, or None at the
+        deadline or when QEMU closes the console."""
+        if self.captured is None:
+            self.captured = []
+        while True:
+            while self.captured:
+                m = rx.search(self.captured.pop(0))
+                if m:
+                    return m
+            if self.partial:
+                for frag in clean(self.partial.decode("utf-8", "replace")):
+                    m = rx.search(frag)
+                    if m:
+                        # The prompt is consumed: log it as its own line.
+                        self.flush_partial(self.now())
+                        self.captured = []
+                        return m
+            if self.now() >= deadline or not self.pump(sel, fd, min(1.0, max(0.05, deadline - self.now()))):
+                return None
+
+    def send(self, text):
+        os.write(self.stdin_w, text.encode())
+
+    def login_on_serial(self, sel, fd):
+        """--serial-login: what a person at the serial console does. Types
+        the user name at a fresh `login:` prompt, the password at
+        `Password:`, then a command whose expanded output (not its echo)
+        is the marker line."""
+        a = self.args
+        start = self.now()
+        deadline = start + a.then_timeout
+        rep = {"user": a.serial_login, "groups": None, "seconds": None, "error": None}
+        self.serial_login = rep
+        bad = re.compile(r"Login incorrect|Authentication failure|Permission denied")
+        steps = [("\r", re.compile(r"login:\s*$"), "login: prompt"),
+                 (a.serial_login + "\r", re.compile(r"Password:\s*$"), "Password: prompt"),
+                 (a.serial_password + "\r", re.compile(r"[$#] ?$|" + bad.pattern), "shell prompt")]
+        for text, rx, what in steps:
+            self.send(text)
+            # Each prompt comes within seconds when all is well (a missing
+            # /bin/login shows as no Password: prompt at all).
+            step_end = min(deadline, self.now() + PROMPT_TIMEOUT)
+            m = self.expect(sel, fd, rx, step_end)
+            if m is None or bad.search(m.group(0)):
+                rep["error"] = (f"{m.group(0)} after the password" if m is not None
+                                else f"no {what} within {step_end - start:.0f}s of the first keystroke")
+                break
+        else:
+            # $((6*7)) is expanded by the shell only: the echoed command line never matches.
+            self.send('echo LAKE-SERIAL-LOGIN "$(id -un)" "$(id -Gn | tr \' \' ,)" $((6*7))\r')
+            m = self.expect(sel, fd, re.compile(r"LAKE-SERIAL-LOGIN (\S+) (\S+) 42"), deadline)
+            if m is None:
+                rep["error"] = "the shell did not run the check command"
+            else:
+                rep["groups"] = m.group(2).split(",")
+                if m.group(1) != a.serial_login:
+                    rep["error"] = f"logged in as {m.group(1)}, not {a.serial_login}"
+                else:
+                    self.send("exit\r")
+        self.captured = None
+        rep["seconds"] = round(self.now() - start, 3)
+        if rep["error"]:
+            self.verdict = "fail"
+            self.failures = [f"serial-console login as {a.serial_login}: {rep['error']}"]
 
     def stage_summary(self):
         seen = []
@@ -655,6 +793,8 @@ class Watcher:
             "log": os.path.abspath(self.args.log),
             "retries": self.retries,
             "screendump": self.screendump,
+            "then": self.then,
+            "serial_login": self.serial_login,
         }
         if isinstance(self.check, dict):
             up = self.check.get("uptime_s")
@@ -706,6 +846,13 @@ class Watcher:
                     out.write(f"  {'guest uptime_s':<36} {fmt(res['guest_uptime_s'])}\n")
                 for why in self.retries:
                     out.write(f"  retried: {why}\n")
+                if self.then:
+                    out.write(f"  --then: exit {self.then['status']} after {self.then['seconds']}s"
+                              f" (output: {self.then['output']})\n")
+                if self.serial_login:
+                    d = self.serial_login
+                    out.write(f"  serial-console login: {d['user']} (groups {','.join(d['groups'] or [])})"
+                              f" in {d['seconds']}s\n")
                 if self.screendump:
                     d = self.screendump
                     out.write(f"  screendump: {d['file']} ({d['width']}x{d['height']}, "
@@ -751,6 +898,10 @@ def main(argv):
     ap.add_argument("--screendump-timeout", type=float, default=300.0)
     ap.add_argument("--screendump-delay", type=float, default=5.0)
     ap.add_argument("--min-colours", type=int, default=64)
+    ap.add_argument("--then", metavar="CMD")
+    ap.add_argument("--then-timeout", type=float, default=300.0)
+    ap.add_argument("--serial-login", metavar="USER")
+    ap.add_argument("--serial-password", metavar="PW", default="")
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.qemu[1:] if args.qemu[:1] == ["--"] else args.qemu
@@ -758,6 +909,8 @@ def main(argv):
         ap.error("no QEMU command given (after --)")
     if args.screendump and not args.qmp:
         ap.error("--screendump needs --qmp")
+    if (args.then or args.serial_login) and (args.marker or args.expect_end):
+        ap.error("--then and --serial-login go with the boot check, not --marker/--expect-end")
     if args.marker:
         try:
             re.compile(args.marker)

@@ -14,14 +14,18 @@
 # [workspace.lints]), builds the workspace in release mode, runs
 # `cargo test --release --workspace`, then the .deb of the
 # tools (ci/test-deb.sh, about a minute: lintian, man pages against --help,
-# installed and used in a bookworm chroot; skip with LAKE_SKIP_DEB=1), then builds the default
+# installed and used in a bookworm chroot; skip with LAKE_SKIP_DEB=1), then builds an
 # image and boots it in QEMU/OVMF (ci/boot.sh; skip with LAKE_SKIP_BOOT=1 while
 # iterating on the store), then runs the POSIX-zone end-to-end scenario on that
 # image (ci/e2e-posix.sh, about 10 minutes: package hooks, rollback, boot
 # counting and fallback; skip with LAKE_SKIP_E2E=1), then the install medium
-# end to end (ci/e2e-iso.sh, about 7 minutes: ISO built twice with one
-# checksum, unattended install from USB, the installed disk and the ISO as a
-# CD booted; skip with LAKE_SKIP_ISO=1). Tests need root
+# end to end (ci/e2e-iso.sh, about 9 minutes: ISO built twice with one
+# checksum, unattended install from USB with an install configuration on a
+# LAKECONFIG stick, the installed disk booted and logged into over SSH and on
+# the serial console, the ISO as a CD booted; skip with LAKE_SKIP_ISO=1).
+# The image these use is the server profile's (profiles/server.toml: the
+# minimal one plus sshd, sudo, curl), so one mkosi build serves the SSH
+# login too. Tests need root
 # (device nodes, chown, loop devices, tmpfs mounts) and build or reuse a cached
 # Debian bookworm rootfs (ci/debian-rootfs.sh, about 2 minutes the first time).
 # Extra arguments go to `cargo test` (e.g. `ci/test.sh -- crash`).
@@ -42,15 +46,17 @@ if [[ ${LAKE_SKIP_DEB:-0} != 1 ]]; then
     bash ci/test-deb.sh
 fi
 if [[ ${LAKE_SKIP_BOOT:-0} != 1 ]]; then
-    bash ci/boot.sh
+    # The server profile: the minimal system plus sshd and sudo, so the one
+    # mkosi build also serves the SSH login of the installed system.
+    bash ci/boot.sh --profile profiles/server.toml
     if [[ ${LAKE_SKIP_E2E:-0} != 1 ]]; then
-        bash ci/e2e-posix.sh
+        bash ci/e2e-posix.sh --image images/server.raw
     fi
     if [[ ${LAKE_SKIP_ISO:-0} != 1 ]]; then
-        bash ci/e2e-iso.sh
+        bash ci/e2e-iso.sh --profile profiles/server.toml
     fi
     if ((full)); then
-        bash ci/boot-matrix.sh
+        bash ci/boot-matrix.sh images/server.raw
         bash ci/boot-desktop.sh
     fi
 fi
