@@ -40,7 +40,14 @@
 #   6. QEMU: the ISO as a CD (plus a blank disk) boots the live system to its
 #      installer: the `LAKE-LIVE {...}` line lists the disks with the CD marked
 #      as boot medium and the blank disk as a possible target, and the
-#      installer on the serial console asks `Install onto which disk? [/dev/vda]`
+#      installer on the serial console asks `Install onto which disk? [/dev/vda]`;
+#      then a person's answers are typed on that console (a real terminal:
+#      ci/qemu-boot.sh --dialog DIR/cd-dialog.json): Enter for /dev/vda, a bad
+#      host name and a zone that does not exist (each refused with its
+#      reason, then asked again), good ones, the defaults, a user `grace`
+#      and her password twice (no echo); the settings must be shown back
+#      before `Type 'yes' to install:`, and `yes` must end in the installer's
+#      `Done.` (the disk is a --snapshot: nothing is kept)
 # Before each QEMU run it waits (up to 10 min) for the 1-minute load average
 # to drop below LAKE_MAX_LOAD (default 3): the CPU is shared with other jobs.
 # Prints a summary (ISO size, checksums, build/rebuild/install times, object
@@ -228,9 +235,36 @@ EOF
     wait_load
     log "QEMU: $iso as a CD-ROM to the live installer"
     truncate -s 4G "$workdir/cd-disk.raw"
+    python3 - "$workdir/cd-dialog.json" "$password" <<'EOF'
+import json, sys
+pw = sys.argv[2] + "\r"
+steps = [
+    ("\r", r"Host name\? \[lake\]", "the host name question"),
+    ("bad_host!\r", r"is not a valid host name", "the refusal of bad_host!"),
+    ("", r"Host name\? \[lake\]", "the host name question again"),
+    ("lake-cd\r", r"Timezone\? \[Etc/UTC\]", "the timezone question"),
+    ("Mars/Olympus\r", r"is not a zone under /usr/share/zoneinfo", "the refusal of Mars/Olympus"),
+    ("", r"Timezone\?", "the timezone question again"),
+    ("Europe/Paris\r", r"Locale\? \[C\.UTF-8\]", "the locale question"),
+    ("\r", r"Keyboard layout\? \[us\]", "the keyboard question"),
+    ("\r", r"First user's name", "the user question"),
+    ("grace\r", r"SSH public key", "the SSH key question"),
+    ("\r", r"Password for grace: *$", "the password prompt"),
+    (pw, r"Again: *$", "the second password prompt"),
+    (pw, r"hostname +lake-cd", "the settings shown back"),
+    ("", r"timezone +Europe/Paris", "the timezone shown back"),
+    ("", r"user +grace \(group sudo; password set, 0 SSH key", "the user shown back"),
+    ("", r"Type 'yes' to install:", "the confirmation question"),
+]
+d = [{"send": t, "expect": e, "what": w, "fail": r"lake-installer: error"} for t, e, w in steps]
+d.append({"send": "yes\r", "expect": r"Done\. Remove the install medium", "what": "the end of the install",
+          "fail": r"lake-installer: error", "timeout": 420})
+json.dump(d, open(sys.argv[1], "w"), indent=1)
+EOF
     bash ci/qemu-boot.sh --json --secure-boot --no-net --snapshot --timeout "$boot_timeout" --log "$workdir/cd-live.log" \
-        --cdrom "$iso" --marker 'Install onto which disk\? \[/dev/vda\]' "$workdir/cd-disk.raw" >"$workdir/cd-live.json" \
-        || die "the ISO does not boot as a CD to the installer's question (console: $workdir/cd-live.log)"
+        --cdrom "$iso" --marker 'Install onto which disk\? \[/dev/vda\]' --dialog "$workdir/cd-dialog.json" --then-timeout 540 \
+        "$workdir/cd-disk.raw" >"$workdir/cd-live.json" \
+        || die "the ISO does not boot as a CD to the installer, or the interactive install failed (console: $workdir/cd-live.log)"
     secure "$workdir/cd-live.log"
     cd_s=$(json_get "$workdir/cd-live.json" marker_s)
     live=$(grep -a -m1 -o 'LAKE-LIVE {.*}' "$workdir/cd-live.log")

@@ -88,7 +88,7 @@
 #   --hostfwd HOST:GUEST   forward TCP port HOST on the host's 127.0.0.1 to
 #                          port GUEST of the guest (QEMU user networking's
 #                          hostfwd; e.g. 2222:22 for its sshd); repeatable
-#   --then CMD             after the boot check passed, with the guest still
+#   --then CMD             after the pass (the boot check or --marker), with the guest still
 #                          running, run CMD on the host (bash -c; e.g. ssh
 #                          through a --hostfwd port); a non-zero exit fails
 #                          the run (output kept in LOG.then)
@@ -97,7 +97,11 @@
 #                          shell), and check `id -un` says USER; the JSON's
 #                          serial_login lists the user's groups
 #   --serial-password PW   the password for --serial-login
-#   --then-timeout SECS    limit for each of --then and --serial-login (default 300)
+#   --dialog FILE          then a conversation on the serial console (e.g. an
+#                          installer's questions): FILE is a JSON list of
+#                          {"send": TEXT, "expect": REGEX, "fail": REGEX,
+#                          "what": LABEL, "timeout": S} steps (ci/qemu_console.py)
+#   --then-timeout SECS    limit for each of --then, --serial-login, --dialog (default 300)
 #   --wait-poweroff SECS   after a pass, let the guest power off by itself for
 #                          up to SECS before QEMU is killed (default 0)
 #   --screendump FILE      a graphical guest (a desktop profile): boot with a
@@ -163,6 +167,7 @@ then_cmd=
 then_timeout=300
 serial_user=
 serial_password=
+dialog=
 
 need_arg() { (($# >= 2)) || die_usage "$1 needs a value"; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
@@ -200,6 +205,7 @@ while (($#)); do
         --then-timeout) need_arg "$@"; then_timeout=$2; shift ;;
         --serial-login) need_arg "$@"; serial_user=$2; shift ;;
         --serial-password) need_arg "$@"; serial_password=$2; shift ;;
+        --dialog) need_arg "$@"; dialog=$2; shift ;;
         --wait-poweroff) need_arg "$@"; wait_poweroff=$2; shift ;;
         --screendump) need_arg "$@"; screendump=$2; shift ;;
         --screendump-timeout) need_arg "$@"; screendump_timeout=$2; shift ;;
@@ -225,9 +231,10 @@ if [[ -n $screendump ]]; then
     [[ -z $marker && ${#expect_end[@]} == 0 ]] || die_usage "--screendump goes with the boot check, not --marker/--expect-*"
     [[ -d $(dirname -- "$screendump") ]] || die_usage "--screendump: no directory $(dirname -- "$screendump")"
 fi
-if [[ -n $then_cmd || -n $serial_user ]]; then
-    [[ -z $marker && ${#expect_end[@]} == 0 ]] || die_usage "--then and --serial-login go with the boot check, not --marker/--expect-*"
+if [[ -n $then_cmd || -n $serial_user || -n $dialog ]]; then
+    ((${#expect_end[@]} == 0)) || die_usage "--then, --serial-login and --dialog need a running guest, not --expect-*"
 fi
+[[ -z $dialog || -r $dialog ]] || die_usage "--dialog: cannot read $dialog"
 is_num "$then_timeout" || die_usage "--then-timeout must be a number of seconds"
 for f in "${hostfwds[@]}"; do
     [[ $f =~ ^[0-9]+:[0-9]+$ ]] || die_usage "--hostfwd needs HOSTPORT:GUESTPORT, got: $f"
@@ -388,6 +395,7 @@ helper=(python3 "$here/qemu_console.py" --timeout "$timeout" --log "$log"
 for e in "${expect_end[@]}"; do helper+=(--expect-end "$e"); done
 [[ -n $then_cmd ]] && helper+=(--then "$then_cmd")
 [[ -n $serial_user ]] && helper+=(--serial-login "$serial_user" --serial-password "$serial_password")
+[[ -n $dialog ]] && helper+=(--dialog "$dialog")
 helper+=(--then-timeout "$then_timeout")
 [[ -n $screendump ]] && helper+=(--qmp "$workdir/qmp.sock" --screendump "$screendump"
     --screendump-timeout "$screendump_timeout" --min-colours "$min_colours")

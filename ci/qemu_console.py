@@ -70,6 +70,14 @@ Options:
                          user, or after --then-timeout. The JSON's
                          "serial_login" says user, groups and seconds
   --serial-password PW   the password typed for --serial-login
+  --dialog FILE          after a pass (and the above), a conversation on the
+                         serial console: FILE is a JSON list of steps
+                         {"send": TEXT, "expect": REGEX, "fail": REGEX,
+                         "what": LABEL, "timeout": S}; each sends TEXT (if
+                         any; "\r" is Enter) and waits up to S (default 90)
+                         for a console line, or an unfinished line such as a
+                         prompt, matching REGEX; matching "fail" fails it.
+                         All steps within --then-timeout
 
 Exit status: 0 pass, 1 fail or timeout, 2 usage or QEMU could not start,
 128+N when interrupted by signal N.
@@ -350,6 +358,7 @@ class Watcher:
         self.screendump = None     # the --screendump report (dict) once tried
         self.then = None           # the --then report (dict) once run
         self.serial_login = None   # the --serial-login report (dict) once tried
+        self.dialog = None         # the --dialog report (dict) once tried
         self.captured = None       # console lines since the last expect(), when capturing
 
     # -- console ---------------------------------------------------------
@@ -539,6 +548,8 @@ class Watcher:
             self.run_then(sel, fd)
         if self.verdict == "pass" and self.args.serial_login and not eof:
             self.login_on_serial(sel, fd)
+        if self.verdict == "pass" and self.args.dialog and not eof:
+            self.run_dialog(sel, fd)
         if self.verdict == "pass" and self.args.wait_poweroff > 0 and not eof:
             # Let the guest shut down cleanly (disk state matters to a later
             # boot), logging what it prints meanwhile.
@@ -677,6 +688,55 @@ class Watcher:
     def send(self, text):
         os.write(self.stdin_w, text.encode())
 
+    def converse(self, sel, fd, steps, deadline):
+        """Types on the serial console and waits for the answer, step by
+        step: each step is (text to send or "", regex to wait for, regex that
+        fails the step or None, what is awaited, seconds or None). Returns
+        (None, last match) or (error, None)."""
+        start = self.now()
+        last = None
+        for i, (text, rx, bad, what, secs) in enumerate(steps, 1):
+            if text:
+                self.send(text)
+            # Each prompt comes within seconds when all is well (a missing
+            # /bin/login shows as no Password: prompt at all).
+            t = self.now()
+            step_end = min(deadline, t + (secs or PROMPT_TIMEOUT))
+            both = re.compile(rx.pattern + ("|" + bad.pattern if bad else ""))
+            m = self.expect(sel, fd, both, step_end)
+            if m is None:
+                return (f"step {i}: no {what} within {step_end - t:.0f}s"
+                        f" ({self.now() - start:.0f}s into the conversation)", None)
+            if bad and bad.search(m.group(0)):
+                return (f"step {i}: {m.string.strip()[:200]!r} instead of {what}", None)
+            last = rx.search(m.group(0))
+        return (None, last)
+
+    def run_dialog(self, sel, fd):
+        """--dialog FILE: a JSON list of {"send", "expect", "fail", "what",
+        "timeout"} steps typed and awaited on the serial console after the
+        pass (an installer's questions)."""
+        a = self.args
+        start = self.now()
+        rep = {"file": os.path.abspath(a.dialog), "steps": None, "seconds": None, "error": None}
+        self.dialog = rep
+        try:
+            raw = json.load(open(a.dialog, encoding="utf-8"))
+            steps = [(st.get("send", ""), re.compile(st["expect"]),
+                      re.compile(st["fail"]) if st.get("fail") else None,
+                      st.get("what") or f"console line matching {st['expect']!r}", st.get("timeout"))
+                     for st in raw]
+        except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
+            steps, rep["error"] = None, f"cannot read the dialog {a.dialog}: {exc}"
+        if steps is not None:
+            rep["steps"] = len(steps)
+            rep["error"], _ = self.converse(sel, fd, steps, start + a.then_timeout)
+        self.captured = None
+        rep["seconds"] = round(self.now() - start, 3)
+        if rep["error"]:
+            self.verdict = "fail"
+            self.failures = [f"dialog {a.dialog}: {rep['error']}"]
+
     def login_on_serial(self, sel, fd):
         """--serial-login: what a person at the serial console does. Types
         the user name at a fresh `login:` prompt, the password at
@@ -684,35 +744,22 @@ class Watcher:
         is the marker line."""
         a = self.args
         start = self.now()
-        deadline = start + a.then_timeout
         rep = {"user": a.serial_login, "groups": None, "seconds": None, "error": None}
         self.serial_login = rep
         bad = re.compile(r"Login incorrect|Authentication failure|Permission denied")
-        steps = [("\r", re.compile(r"login:\s*$"), "login: prompt"),
-                 (a.serial_login + "\r", re.compile(r"Password:\s*$"), "Password: prompt"),
-                 (a.serial_password + "\r", re.compile(r"[$#] ?$|" + bad.pattern), "shell prompt")]
-        for text, rx, what in steps:
-            self.send(text)
-            # Each prompt comes within seconds when all is well (a missing
-            # /bin/login shows as no Password: prompt at all).
-            step_end = min(deadline, self.now() + PROMPT_TIMEOUT)
-            m = self.expect(sel, fd, rx, step_end)
-            if m is None or bad.search(m.group(0)):
-                rep["error"] = (f"{m.group(0)} after the password" if m is not None
-                                else f"no {what} within {step_end - start:.0f}s of the first keystroke")
-                break
-        else:
-            # $((6*7)) is expanded by the shell only: the echoed command line never matches.
-            self.send('echo LAKE-SERIAL-LOGIN "$(id -un)" "$(id -Gn | tr \' \' ,)" $((6*7))\r')
-            m = self.expect(sel, fd, re.compile(r"LAKE-SERIAL-LOGIN (\S+) (\S+) 42"), deadline)
-            if m is None:
-                rep["error"] = "the shell did not run the check command"
+        # $((6*7)) is expanded by the shell only: the echoed command line never matches.
+        check = 'echo LAKE-SERIAL-LOGIN "$(id -un)" "$(id -Gn | tr \' \' ,)" $((6*7))\r'
+        steps = [("\r", re.compile(r"login:\s*$"), None, "login: prompt", None),
+                 (a.serial_login + "\r", re.compile(r"Password:\s*$"), None, "Password: prompt", None),
+                 (a.serial_password + "\r", re.compile(r"[$#] ?$"), bad, "shell prompt", None),
+                 (check, re.compile(r"LAKE-SERIAL-LOGIN (\S+) (\S+) 42"), None, "output of the check command", None)]
+        rep["error"], m = self.converse(sel, fd, steps, start + a.then_timeout)
+        if m is not None:
+            rep["groups"] = m.group(2).split(",")
+            if m.group(1) != a.serial_login:
+                rep["error"] = f"logged in as {m.group(1)}, not {a.serial_login}"
             else:
-                rep["groups"] = m.group(2).split(",")
-                if m.group(1) != a.serial_login:
-                    rep["error"] = f"logged in as {m.group(1)}, not {a.serial_login}"
-                else:
-                    self.send("exit\r")
+                self.send("exit\r")
         self.captured = None
         rep["seconds"] = round(self.now() - start, 3)
         if rep["error"]:
@@ -795,6 +842,7 @@ class Watcher:
             "screendump": self.screendump,
             "then": self.then,
             "serial_login": self.serial_login,
+            "dialog": self.dialog,
         }
         if isinstance(self.check, dict):
             up = self.check.get("uptime_s")
@@ -853,6 +901,8 @@ class Watcher:
                     d = self.serial_login
                     out.write(f"  serial-console login: {d['user']} (groups {','.join(d['groups'] or [])})"
                               f" in {d['seconds']}s\n")
+                if self.dialog:
+                    out.write(f"  dialog: {self.dialog['steps']} steps in {self.dialog['seconds']}s\n")
                 if self.screendump:
                     d = self.screendump
                     out.write(f"  screendump: {d['file']} ({d['width']}x{d['height']}, "
@@ -902,6 +952,7 @@ def main(argv):
     ap.add_argument("--then-timeout", type=float, default=300.0)
     ap.add_argument("--serial-login", metavar="USER")
     ap.add_argument("--serial-password", metavar="PW", default="")
+    ap.add_argument("--dialog", metavar="FILE")
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     cmd = args.qemu[1:] if args.qemu[:1] == ["--"] else args.qemu
@@ -909,8 +960,8 @@ def main(argv):
         ap.error("no QEMU command given (after --)")
     if args.screendump and not args.qmp:
         ap.error("--screendump needs --qmp")
-    if (args.then or args.serial_login) and (args.marker or args.expect_end):
-        ap.error("--then and --serial-login go with the boot check, not --marker/--expect-end")
+    if (args.then or args.serial_login or args.dialog) and args.expect_end:
+        ap.error("--then, --serial-login and --dialog need a running guest: not with --expect-end")
     if args.marker:
         try:
             re.compile(args.marker)
