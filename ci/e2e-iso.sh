@@ -45,7 +45,7 @@
 #      ci/qemu-boot.sh --dialog DIR/cd-dialog.json): Enter for /dev/vda, a bad
 #      host name and a zone that does not exist (each refused with its
 #      reason, then asked again), good ones, the defaults, a user `grace`
-#      and her password twice (no echo); the settings must be shown back
+#      and her password twice (it must never show on the console); the settings must be shown back
 #      before `Type 'yes' to install:`, and `yes` must end in the installer's
 #      `Done.` (the disk is a --snapshot: nothing is kept)
 # Before each QEMU run it waits (up to 10 min) for the 1-minute load average
@@ -236,7 +236,7 @@ EOF
     log "QEMU: $iso as a CD-ROM to the live installer"
     truncate -s 4G "$workdir/cd-disk.raw"
     python3 - "$workdir/cd-dialog.json" "$password" <<'EOF'
-import json, sys
+import json, re, sys
 pw = sys.argv[2] + "\r"
 steps = [
     ("\r", r"Host name\? \[lake\]", "the host name question"),
@@ -256,9 +256,11 @@ steps = [
     ("", r"user +grace \(group sudo; password set, 0 SSH key", "the user shown back"),
     ("", r"Type 'yes' to install:", "the confirmation question"),
 ]
-d = [{"send": t, "expect": e, "what": w, "fail": r"lake-installer: error"} for t, e, w in steps]
+# The password must never show on the console (echo goes off before its prompt).
+fail = r"lake-installer: error|" + re.escape(sys.argv[2])
+d = [{"send": t, "expect": e, "what": w, "fail": fail} for t, e, w in steps]
 d.append({"send": "yes\r", "expect": r"Done\. Remove the install medium", "what": "the end of the install",
-          "fail": r"lake-installer: error", "timeout": 420})
+          "fail": fail, "timeout": 420})
 json.dump(d, open(sys.argv[1], "w"), indent=1)
 EOF
     bash ci/qemu-boot.sh --json --secure-boot --no-net --snapshot --timeout "$boot_timeout" --log "$workdir/cd-live.log" \

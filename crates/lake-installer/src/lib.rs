@@ -18,6 +18,7 @@
 //! - [`iso`]: the hybrid ISO install medium (xorriso, El Torito EFI image);
 //! - [`disks`]: the disks of the system and which may be targets;
 //! - [`live`]: installing from the install medium's live system (interactive or unattended);
+//! - [`password_prompt`]: reading a password on the terminal, echo off before the prompt;
 //! - [`config`]: the install configuration (first-boot settings, TOML) and its checks;
 //! - [`settings`]: writing those settings into a root file system tree;
 //! - [`repro`]: reproducible builds (SOURCE_DATE_EPOCH, seed-derived ids);
@@ -47,6 +48,7 @@ pub mod lake_copy;
 pub mod lake_image;
 pub mod lake_partition;
 pub mod live;
+pub mod password_prompt;
 pub mod plan;
 pub mod repro;
 pub mod rootfs;

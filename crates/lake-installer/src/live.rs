@@ -334,8 +334,8 @@ pub fn ask_settings(root: &Path) -> Option<crate::config::InstallConfig> {
     }
     fn password(who: &str) -> Option<String> {
         loop {
-            let a = rpassword::prompt_password(format!("Password for {who}: ")).ok()?;
-            let b = rpassword::prompt_password("Again: ").ok()?;
+            let a = crate::password_prompt::read_password(&format!("Password for {who}: ")).ok()?;
+            let b = crate::password_prompt::read_password("Again: ").ok()?;
             if a.is_empty() || a != b {
                 eprintln!("  empty, or the two differ; again");
                 continue;

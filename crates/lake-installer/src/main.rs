@@ -273,8 +273,8 @@ fn main() {
 fn hash_password_cmd() -> Result<()> {
     use std::io::IsTerminal;
     let pw = if std::io::stdin().is_terminal() {
-        let a = rpassword::prompt_password("Password: ").context("reading the password from the terminal")?;
-        let b = rpassword::prompt_password("Again: ").context("reading the password from the terminal")?;
+        let a = lake_installer::password_prompt::read_password("Password: ").context("reading the password from the terminal")?;
+        let b = lake_installer::password_prompt::read_password("Again: ").context("reading the password from the terminal")?;
         anyhow::ensure!(a == b, "the two passwords differ; nothing printed");
         a
     } else {
