@@ -88,7 +88,7 @@ text = open(src).read()
 m = re.search(r'^extra\s*=\s*\[(.*?)\]', text, re.M | re.S)
 if m is None:
     sys.exit(f"{src}: no packages.extra list")
-items = m.group(1).strip()
+items = m.group(1).strip().rstrip(",").rstrip()  # a multi-line list may end in a comma
 if f'"{pkg}"' in items:
     sys.exit(f"{src} already installs {pkg}: pick another with --package")
 new = f'extra = [{items + ", " if items else ""}"{pkg}"]'
